@@ -1,0 +1,70 @@
+"""The `Adapter` protocol every database adapter implements, and the settings they all share.
+
+An adapter is async at its surface and never blocks the event loop: blocking drivers run on
+the adapter's own bounded thread pool (see `adapters.pooled`). Results come back in batches
+so callers can stream them with back-pressure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters.dialects import Dialect
+from adapters.types import TableInfo, TableRef
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """What the config says about one source, after validation and secret substitution."""
+
+    name: str
+    adapter: str
+    target: str = field(repr=False)
+    """The adapter's own address: an ODBC connection string or a SQLite file path."""
+    pool_size: int = 4
+    query_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path()
+
+
+class Adapter(Protocol):
+    """One database source. Every method may raise `adapters.errors.SourceError`."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def open(self) -> None:
+        """Connect once to learn the DBMS (and fail early if it is unreachable)."""
+
+    async def probe(self) -> None:
+        """Round-trip to the database; raises if it does not answer."""
+
+    async def describe(self, table: TableRef) -> TableInfo | None:
+        """The table's columns, types and primary key; None if it does not exist."""
+
+    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+        """Run a statement and return up to `max_rows` rows."""
+
+    def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int
+    ) -> AbstractAsyncContextManager[AsyncIterator[list[Row]]]:
+        """Run a statement and yield its rows in batches, holding one connection meanwhile."""
+
+    async def close(self) -> None:
+        """Close every connection and stop the thread pool."""
+
+
+class AdapterFactory(Protocol):
+    """What the registry loads by name: builds an adapter for a source."""
+
+    def __call__(self, settings: SourceSettings) -> Adapter: ...

@@ -1,0 +1,31 @@
+"""The dialects Bridgehead knows, chosen from the connection's `SQL_DBMS_NAME`."""
+
+from __future__ import annotations
+
+from adapters.dialects.access import AccessDialect
+from adapters.dialects.base import Dialect, pick
+from adapters.dialects.db2 import DB2Dialect
+from adapters.dialects.mssql import SQLServerDialect
+from adapters.dialects.mysql import MySQLDialect
+from adapters.dialects.oracle import OracleDialect
+from adapters.dialects.postgresql import PostgreSQLDialect
+from adapters.dialects.sqlite import SQLiteDialect
+
+DIALECTS: tuple[type[Dialect], ...] = (
+    PostgreSQLDialect,
+    MySQLDialect,
+    SQLiteDialect,
+    SQLServerDialect,
+    OracleDialect,
+    DB2Dialect,
+    AccessDialect,
+)
+
+
+def for_dbms(dbms_name: str) -> Dialect:
+    """The dialect for a DBMS name; unknown DBMSs get the ANSI defaults."""
+    found = pick(dbms_name, DIALECTS)
+    return (found or Dialect)()
+
+
+__all__ = ["DIALECTS", "Dialect", "for_dbms"]

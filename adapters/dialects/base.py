@@ -1,0 +1,297 @@
+"""What differs between DBMSs, in one place per DBMS: quoting, paging, types, error classes.
+
+`Dialect` holds the portable defaults (ANSI quoting, `LIMIT`, ODBC type codes, SQLSTATE
+classes); each DBMS overrides only what it does differently. Dialects are pure: they turn
+statement models into SQL text and driver facts into Bridgehead facts, and do no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from adapters import errors
+from adapters.sql import And, Compare, Condition, In, IsNull, Not, Or, OrderBy, Rendered, Select
+from adapters.types import ColumnType, Kind, TableRef
+
+Decoder = Callable[[Any], Any]
+
+_NAME_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(
+        [
+            "int",
+            "integer",
+            "smallint",
+            "tinyint",
+            "bigint",
+            "mediumint",
+            "int2",
+            "int4",
+            "int8",
+            "serial",
+            "bigserial",
+            "smallserial",
+            "serial4",
+            "serial8",
+        ],
+        Kind.INTEGER,
+    ),
+    **dict.fromkeys(["decimal", "numeric", "dec", "money", "smallmoney"], Kind.DECIMAL),
+    **dict.fromkeys(
+        ["real", "float", "double", "double precision", "float4", "float8"], Kind.FLOAT
+    ),
+    **dict.fromkeys(["boolean", "bool"], Kind.BOOLEAN),
+    **dict.fromkeys(
+        [
+            "char",
+            "varchar",
+            "nchar",
+            "nvarchar",
+            "text",
+            "ntext",
+            "character",
+            "bpchar",
+            "character varying",
+            "national character varying",
+            "clob",
+            "nclob",
+            "citext",
+            "name",
+            "json",
+            "jsonb",
+            "xml",
+            "longtext",
+            "mediumtext",
+            "tinytext",
+            "string",
+        ],
+        Kind.STRING,
+    ),
+    "date": Kind.DATE,
+    **dict.fromkeys(["time", "time without time zone"], Kind.TIME),
+    **dict.fromkeys(["timestamp", "datetime", "timestamp without time zone"], Kind.TIMESTAMP),
+    **dict.fromkeys(["timestamptz", "timestamp with time zone"], Kind.TIMESTAMPTZ),
+    **dict.fromkeys(["uuid", "uniqueidentifier", "guid"], Kind.UUID),
+    **dict.fromkeys(
+        ["binary", "varbinary", "blob", "bytea", "longblob", "mediumblob", "tinyblob", "image"],
+        Kind.BINARY,
+    ),
+}
+
+# ODBC SQL type codes (sql.h / sqlext.h), the fallback when a type name is not known.
+_CODE_KINDS: dict[int, Kind] = {
+    **dict.fromkeys((4, 5, -5, -6), Kind.INTEGER),
+    **dict.fromkeys((2, 3), Kind.DECIMAL),
+    **dict.fromkeys((6, 7, 8), Kind.FLOAT),
+    -7: Kind.BOOLEAN,
+    **dict.fromkeys((1, 12, -1, -8, -9, -10), Kind.STRING),
+    91: Kind.DATE,
+    92: Kind.TIME,
+    93: Kind.TIMESTAMP,
+    -11: Kind.UUID,
+    **dict.fromkeys((-2, -3, -4), Kind.BINARY),
+}
+
+_UNAVAILABLE_SQLSTATES = ("08", "28", "HYT01", "57P01", "57P02", "57P03")
+_TIMEOUT_SQLSTATES = ("HYT00", "57014", "HY008", "HY018")
+
+
+def base_type_name(db_type: str) -> str:
+    """`NUMERIC(12, 2)` → `numeric`; `timestamp(3) with time zone` → `timestamp with time zone`."""
+    return re.sub(r"\s*\([^)]*\)", "", db_type).strip().lower()
+
+
+def _utc_naive(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _as_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _as_uuid_text(value: Any) -> Any:
+    """GUIDs as lower-case text, whatever case or type the driver hands back."""
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray) and len(value) == 16:
+        return str(uuid.UUID(bytes_le=bytes(value)))
+    return value
+
+
+def _as_bytes(value: Any) -> Any:
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return value
+
+
+class Dialect:
+    """ANSI defaults; subclasses override what their DBMS does differently."""
+
+    name: ClassVar[str] = "ansi"
+    dbms_names: ClassVar[tuple[str, ...]] = ()
+    """Prefixes of `SQL_DBMS_NAME` (lower case) that select this dialect."""
+    quote_open: ClassVar[str] = '"'
+    quote_close: ClassVar[str] = '"'
+    name_kinds: ClassVar[dict[str, Kind]] = {}
+    lost_connection_markers: ClassVar[tuple[str, ...]] = ()
+    session_setup: ClassVar[tuple[str, ...]] = ()
+    """Statements run on every new connection (time zone, encoding)."""
+    probe_sql: ClassVar[str] = "SELECT 1"
+    """The cheapest statement that proves the database answers."""
+
+    # -- identifiers -------------------------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        escaped = identifier.replace(self.quote_close, self.quote_close * 2)
+        return f"{self.quote_open}{escaped}{self.quote_close}"
+
+    def table(self, ref: TableRef) -> str:
+        name = self.quote(ref.name)
+        return f"{self.quote(ref.schema)}.{name}" if ref.schema else name
+
+    # -- statements --------------------------------------------------------------------------
+
+    def render_select(self, select: Select) -> Rendered:
+        out = Rendered("")
+        cols = ", ".join(self.quote(c) for c in select.columns)
+        parts = [
+            "SELECT ",
+            self.limit_prefix(select.limit),
+            cols,
+            " FROM ",
+            self.table(select.table),
+        ]
+        if select.where is not None:
+            parts += [" WHERE ", self.condition(select.where, out.params)]
+        if select.order:
+            parts += [" ORDER BY ", ", ".join(self.order_term(o) for o in select.order)]
+        parts.append(self.limit_suffix(select.limit))
+        out.sql = "".join(parts)
+        return out
+
+    def limit_prefix(self, limit: int | None) -> str:
+        return ""
+
+    def limit_suffix(self, limit: int | None) -> str:
+        return "" if limit is None else f" LIMIT {int(limit)}"
+
+    def null_rank(self, quoted: str) -> str:
+        """An expression that is 1 for NULL and 0 otherwise, for portable NULL ordering."""
+        return f"CASE WHEN {quoted} IS NULL THEN 1 ELSE 0 END"
+
+    def order_term(self, order: OrderBy) -> str:
+        direction = " DESC" if order.descending else " ASC"
+        quoted = self.quote(order.column)
+        if not order.nullable:
+            return quoted + direction
+        return f"{self.null_rank(quoted)}{direction}, {quoted}{direction}"
+
+    def condition(self, cond: Condition, params: list[Any]) -> str:
+        match cond:
+            case Compare(column, op, value):
+                params.append(self.bind(value))
+                return f"{self.quote(column)} {op.value} ?"
+            case In(column, values):
+                params.extend(self.bind(v) for v in values)
+                return f"{self.quote(column)} IN ({', '.join('?' * len(values))})"
+            case IsNull(column):
+                return f"{self.quote(column)} IS NULL"
+            case Not(IsNull(column)):
+                return f"{self.quote(column)} IS NOT NULL"
+            case Not(operand):
+                return f"NOT ({self.condition(operand, params)})"
+            case And(operands) | Or(operands):
+                joiner = " AND " if isinstance(cond, And) else " OR "
+                return "(" + joiner.join(self.condition(c, params) for c in operands) + ")"
+        raise TypeError(f"not a condition: {cond!r}")
+
+    # -- values ------------------------------------------------------------------------------
+
+    def bind(self, value: Any) -> Any:
+        """A canonical Python value, ready for the driver's `?` placeholder."""
+        if isinstance(value, dt.datetime):
+            return _utc_naive(value)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return value
+
+    def column_type(
+        self,
+        db_type: str,
+        *,
+        sql_type: int | None = None,
+        precision: int | None = None,
+        scale: int | None = None,
+    ) -> ColumnType:
+        base = base_type_name(db_type)
+        kind = self.name_kinds.get(base) or _NAME_KINDS.get(base)
+        if kind is None:
+            kind = _CODE_KINDS.get(sql_type, Kind.UNKNOWN) if sql_type is not None else Kind.UNKNOWN
+        if kind is Kind.DECIMAL and precision is None:
+            precision, scale = _declared_precision(db_type)
+        return ColumnType(kind=kind, db_type=db_type, precision=precision, scale=scale)
+
+    def decoder(self, column_type: ColumnType) -> Decoder | None:
+        """Turns what the driver returns into the canonical value for the column's kind."""
+        match column_type.kind:
+            case Kind.TIMESTAMPTZ:
+                return _as_utc
+            case Kind.UUID:
+                return _as_uuid_text
+            case Kind.BINARY:
+                return _as_bytes
+        return None
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:
+        lowered = message.lower()
+        if any(marker in lowered for marker in self.lost_connection_markers):
+            return errors.SourceUnavailable
+        if sqlstate.startswith("23"):
+            return errors.ConstraintViolated
+        if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return errors.SourceUnavailable
+        if sqlstate in _TIMEOUT_SQLSTATES:
+            return errors.QueryTimedOut
+        if sqlstate.startswith("22"):
+            return errors.ValueRejected
+        return errors.SourceError
+
+
+def _declared_precision(db_type: str) -> tuple[int | None, int | None]:
+    match = re.search(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", db_type)
+    if not match:
+        return None, None
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def quantizer(scale: int | None) -> Decoder:
+    """Decimal decoder for drivers that may hand back floats or text for DECIMAL columns."""
+    exponent = Decimal(1).scaleb(-scale) if scale is not None else None
+
+    def decode(value: Any) -> Any:
+        if value is None or (isinstance(value, Decimal) and exponent is None):
+            return value
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        return number.quantize(exponent) if exponent is not None else number
+
+    return decode
+
+
+def pick(dbms_name: str, dialects: Sequence[type[Dialect]]) -> type[Dialect] | None:
+    lowered = dbms_name.lower()
+    for dialect in dialects:
+        if lowered.startswith(dialect.dbms_names):
+            return dialect
+    return None

@@ -1,0 +1,27 @@
+"""IBM Db2 (LUW, z/OS and i): `FETCH FIRST n ROWS ONLY`; SQL_DBMS_NAME starts with `DB2`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from adapters.dialects.base import Dialect
+from adapters.types import Kind
+
+
+class DB2Dialect(Dialect):
+    name = "db2"
+    dbms_names = ("db2",)
+    probe_sql = "SELECT 1 FROM SYSIBM.SYSDUMMY1"
+    name_kinds: ClassVar[dict[str, Kind]] = {
+        "graphic": Kind.STRING,
+        "vargraphic": Kind.STRING,
+        "long varchar": Kind.STRING,
+        "dbclob": Kind.STRING,
+        "decfloat": Kind.DECIMAL,
+        "char for bit data": Kind.BINARY,
+        "varchar for bit data": Kind.BINARY,
+    }
+    lost_connection_markers = ("sql30081n", "sql1224n")
+
+    def limit_suffix(self, limit: int | None) -> str:
+        return "" if limit is None else f" FETCH FIRST {int(limit)} ROWS ONLY"

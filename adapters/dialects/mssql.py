@@ -1,0 +1,31 @@
+"""Microsoft SQL Server: bracket quoting, `OFFSET 0 ROWS FETCH NEXT n ROWS ONLY` paging."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from adapters.dialects.base import Dialect
+from adapters.types import Kind
+
+
+class SQLServerDialect(Dialect):
+    name = "mssql"
+    dbms_names = ("microsoft sql server",)
+    quote_open = "["
+    quote_close = "]"
+    name_kinds: ClassVar[dict[str, Kind]] = {
+        "bit": Kind.BOOLEAN,
+        "datetime2": Kind.TIMESTAMP,
+        "smalldatetime": Kind.TIMESTAMP,
+        "datetimeoffset": Kind.TIMESTAMPTZ,
+        "rowversion": Kind.BINARY,
+        "timestamp": Kind.BINARY,  # SQL Server's TIMESTAMP is a row version, not a time
+        "sql_variant": Kind.UNKNOWN,
+        "int identity": Kind.INTEGER,
+        "bigint identity": Kind.INTEGER,
+        "numeric identity": Kind.DECIMAL,
+    }
+    lost_connection_markers = ("communication link failure", "tcp provider")
+
+    def limit_suffix(self, limit: int | None) -> str:
+        return "" if limit is None else f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"

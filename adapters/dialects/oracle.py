@@ -1,0 +1,43 @@
+"""Oracle 12c and later: `FETCH FIRST n ROWS ONLY`; NUMBER with scale 0 is an integer."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from adapters.dialects.base import Dialect
+from adapters.types import ColumnType, Kind
+
+
+class OracleDialect(Dialect):
+    name = "oracle"
+    dbms_names = ("oracle",)
+    session_setup = ("ALTER SESSION SET TIME_ZONE = 'UTC'",)
+    probe_sql = "SELECT 1 FROM DUAL"
+    name_kinds: ClassVar[dict[str, Kind]] = {
+        "varchar2": Kind.STRING,
+        "nvarchar2": Kind.STRING,
+        "long": Kind.STRING,
+        "date": Kind.TIMESTAMP,  # an Oracle DATE carries a time of day
+        "binary_float": Kind.FLOAT,
+        "binary_double": Kind.FLOAT,
+        "raw": Kind.BINARY,
+        "long raw": Kind.BINARY,
+        "timestamp with local time zone": Kind.TIMESTAMPTZ,
+    }
+    lost_connection_markers = ("ora-03113", "ora-03114", "ora-03135", "ora-12541")
+
+    def column_type(
+        self,
+        db_type: str,
+        *,
+        sql_type: int | None = None,
+        precision: int | None = None,
+        scale: int | None = None,
+    ) -> ColumnType:
+        if db_type.lower().startswith("number"):
+            kind = Kind.INTEGER if scale == 0 and precision else Kind.DECIMAL
+            return ColumnType(kind, db_type, precision, scale)
+        return super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
+
+    def limit_suffix(self, limit: int | None) -> str:
+        return "" if limit is None else f" FETCH FIRST {int(limit)} ROWS ONLY"

@@ -1,0 +1,123 @@
+"""Any database with an ODBC driver, through pyodbc; the dialect comes from `SQL_DBMS_NAME`.
+
+pyodbc links the system's unixODBC (`libodbc.so.2`), so it is imported only here: SQLite-only
+installs never need it, and a missing library becomes one sentence naming the package.
+Driver messages can echo connection-string fragments, so passwords are scrubbed from every
+message before it is logged or shown.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from adapters import errors
+from adapters.base import SourceSettings
+from adapters.pooled import Job, PooledAdapter
+from adapters.types import Column, TableInfo, TableRef
+
+_SECRET_KEYS = re.compile(
+    r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{[^}]*\}|[^;]*)"
+)
+
+
+@cache
+def _pyodbc() -> ModuleType:
+    try:
+        import pyodbc  # noqa: PLC0415 - imported on first use; see the module comment
+    except ImportError as exc:
+        raise errors.DriverMissing(
+            "odbc",
+            str(exc),
+            detail=(
+                "pyodbc cannot load unixODBC: install the unixodbc package "
+                "(apt-get install unixodbc) and the ODBC driver for your database."
+            ),
+        ) from exc
+    module: ModuleType = pyodbc
+    return module
+
+
+def redact_connection_string(conn_str: str) -> str:
+    """The connection string with every password-like value replaced by `***`."""
+    return _SECRET_KEYS.sub(lambda m: f"{m.group(1)}=***", conn_str)
+
+
+def _secret_values(conn_str: str) -> list[str]:
+    return [m.group(2).strip("{}") for m in _SECRET_KEYS.finditer(conn_str) if m.group(2)]
+
+
+class ODBCAdapter(PooledAdapter):
+    def __init__(self, settings: SourceSettings) -> None:
+        self._odbc = _pyodbc()
+        super().__init__(settings)
+        self._secrets = [s for s in _secret_values(settings.target) if len(s) >= 3]
+
+    def scrub(self, message: str) -> str:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
+
+    def _connect(self) -> Any:
+        conn = self._odbc.connect(
+            self.settings.target, autocommit=True, timeout=int(self.settings.connect_timeout)
+        )
+        conn.setdecoding(self._odbc.SQL_CHAR, encoding="utf-8")
+        conn.setencoding(encoding="utf-8")
+        return conn
+
+    def _dbms_name(self, conn: Any) -> str:
+        return str(conn.getinfo(self._odbc.SQL_DBMS_NAME))
+
+    def _interrupt(self, job: Job) -> None:
+        cursor = job.cursor
+        if cursor is not None:
+            cursor.cancel()
+
+    def _translate(self, exc: Exception) -> errors.SourceError | None:
+        if isinstance(exc, errors.SourceError):
+            return exc
+        if not isinstance(exc, self._odbc.Error):
+            return None
+        sqlstate, message = _parts(exc)
+        message = self.scrub(message)
+        if self._dialect is None:
+            return errors.SourceUnavailable(self.source, message)
+        return self._dialect.classify(sqlstate, message)(self.source, message)
+
+    def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
+        cursor = job.cursor = job.conn.cursor()
+        try:
+            found = [
+                row
+                for row in cursor.columns(table=table.name, schema=table.schema).fetchall()
+                if row.table_name == table.name
+            ]
+            if not found:
+                return None
+            found.sort(key=lambda row: row.ordinal_position)
+            keys = cursor.primaryKeys(table.name, schema=table.schema).fetchall()
+        finally:
+            job.cursor = None
+            cursor.close()
+        columns = tuple(self._column(row) for row in found)
+        ranked = sorted((row.key_seq, row.column_name) for row in keys)
+        return TableInfo(table, columns, tuple(name for _, name in ranked))
+
+    def _column(self, row: Any) -> Column:
+        column_type = self.dialect.column_type(
+            row.type_name or "",
+            sql_type=row.data_type,
+            precision=row.column_size,
+            scale=row.decimal_digits,
+        )
+        return Column(row.column_name, column_type, nullable=row.nullable != 0)
+
+
+def _parts(exc: Exception) -> tuple[str, str]:
+    args = exc.args
+    if len(args) >= 2 and isinstance(args[0], str):
+        return args[0], str(args[1])
+    return "", str(args[0]) if args else type(exc).__name__

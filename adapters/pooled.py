@@ -1,0 +1,279 @@
+"""Puts a blocking DB-API driver behind the async `Adapter` surface.
+
+Rules this module keeps:
+- Driver calls run only on the adapter's own thread pool, one thread per pooled connection,
+  so at most `pool_size` statements run at once and the event loop never blocks.
+- A connection is leased for one statement (or one stream) and returned only when the
+  driver call holding it has really finished, even if the caller gave up earlier.
+- Timeouts and cancellations are the adapter's own: on expiry or when the caller goes away,
+  another thread calls the driver's cancel (ODBC `SQLCancel`, sqlite3 `interrupt`).
+- A connection the driver reports lost is discarded with every idle one (a restarted server
+  invalidates them all); reads retry once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from adapters import errors
+from adapters.base import Row, SourceSettings
+from adapters.dialects import Dialect, for_dbms
+from adapters.types import TableInfo, TableRef
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE = 5.0
+"""Seconds to wait for a cancelled statement to return before its connection is abandoned."""
+
+
+class Job:
+    """One leased connection and the statement running on it."""
+
+    __slots__ = ("broken", "conn", "cursor", "fresh", "pending", "timed_out")
+
+    def __init__(self, conn: Any, *, fresh: bool) -> None:
+        self.conn = conn
+        self.fresh = fresh
+        self.cursor: Any = None
+        self.pending: asyncio.Future[Any] | None = None
+        self.broken = False
+        self.timed_out = False
+
+
+def _fetch_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+    cursor = job.cursor = job.conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchmany(max_rows)  # type: ignore[no-any-return]
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
+def _execute(job: Job, sql: str, params: Sequence[Any]) -> None:
+    job.cursor = job.conn.cursor()
+    job.cursor.execute(sql, params)
+
+
+def _fetch_batch(job: Job, size: int) -> list[Row]:
+    return job.cursor.fetchmany(size)  # type: ignore[no-any-return]
+
+
+def _close_cursor(job: Job) -> None:
+    cursor, job.cursor = job.cursor, None
+    if cursor is not None:
+        cursor.close()
+
+
+class PooledAdapter(ABC):
+    """The pooling, threading and cancellation shared by every DB-API adapter."""
+
+    def __init__(self, settings: SourceSettings) -> None:
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(settings.pool_size, f"bh-{settings.name}")
+        self._side = ThreadPoolExecutor(2, f"bh-{settings.name}-cancel")
+        self._slots = asyncio.Semaphore(settings.pool_size)
+        self._idle: list[Any] = []
+        self._dialect: Dialect | None = None
+        self._closed = False
+
+    # -- what each driver provides (blocking; called on the pool's threads) --------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """Open one DB-API connection in autocommit mode."""
+
+    @abstractmethod
+    def _dbms_name(self, conn: Any) -> str:
+        """The DBMS's name as the driver reports it (ODBC `SQL_DBMS_NAME`)."""
+
+    @abstractmethod
+    def _interrupt(self, job: Job) -> None:
+        """Stop the statement running on `job`; called from another thread."""
+
+    @abstractmethod
+    def _translate(self, exc: Exception) -> errors.SourceError | None:
+        """The classified error for a driver exception; None if it is not the driver's."""
+
+    @abstractmethod
+    def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
+        """Introspect a table's columns, types and primary key."""
+
+    # -- the Adapter surface -----------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        return self.settings.name
+
+    @property
+    def dialect(self) -> Dialect:
+        if self._dialect is None:
+            raise RuntimeError(f"source {self.source!r} is not open yet")
+        return self._dialect
+
+    async def open(self) -> None:
+        async with self._lease():
+            pass
+
+    async def probe(self) -> None:
+        await self._read(_fetch_rows, self.dialect.probe_sql, (), 1)
+
+    async def describe(self, table: TableRef) -> TableInfo | None:
+        return await self._read(self._describe, table)
+
+    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+        return await self._read(_fetch_rows, sql, params, max_rows)
+
+    @asynccontextmanager
+    async def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int
+    ) -> AsyncIterator[AsyncIterator[list[Row]]]:
+        async with self._lease() as job:
+            try:
+                await self._call(job, _execute, sql, params)
+                yield self._batches(job, batch_size)
+            finally:
+                if not job.timed_out and (job.pending is None or job.pending.done()):
+                    await self._call(job, _close_cursor)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        loop = asyncio.get_running_loop()
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(self._side, conn.close)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._side.shutdown(wait=False, cancel_futures=True)
+
+    # -- leasing -----------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only call; retry once on a fresh connection if a pooled one was dead."""
+        for attempt in (1, 2):
+            async with self._lease() as job:
+                try:
+                    return await self._call(job, fn, *args)
+                except errors.SourceUnavailable:
+                    if job.fresh or attempt == 2:
+                        raise
+                    log.info("source %s: pooled connection lost, retrying", self.source)
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _lease(self) -> AsyncIterator[Job]:
+        if self._closed:
+            raise errors.SourceUnavailable(self.source, "adapter closed")
+        await self._slots.acquire()
+        try:
+            job = await self._checkout()
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            yield job
+        finally:
+            pending = job.pending
+            if pending is not None and not pending.done():
+                pending.add_done_callback(lambda _: self._checkin(job))
+            else:
+                self._checkin(job)
+
+    async def _checkout(self) -> Job:
+        if self._idle:
+            return Job(self._idle.pop(), fresh=False)
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._executor, self._open_connection)
+        return Job(conn, fresh=True)
+
+    def _checkin(self, job: Job) -> None:
+        self._slots.release()
+        if not job.broken and not self._closed:
+            self._idle.append(job.conn)
+            return
+        doomed = [job.conn]
+        if job.broken:
+            doomed += self._idle
+            self._idle = []
+        for conn in doomed:
+            with contextlib.suppress(RuntimeError):  # executor already shut down
+                self._side.submit(_close_quietly, conn)
+
+    def _open_connection(self) -> Any:
+        try:
+            conn = self._connect()
+            if self._dialect is None:
+                self._dialect = for_dbms(self._dbms_name(conn))
+            cursor = conn.cursor()
+            for statement in self._dialect.session_setup:
+                cursor.execute(statement)
+            cursor.close()
+        except Exception as exc:
+            failure = self._translate(exc)
+            if failure is None:
+                raise
+            raise errors.SourceUnavailable(self.source, failure.internal) from exc
+        return conn
+
+    # -- running on the pool -----------------------------------------------------------------
+
+    async def _call(self, job: Job, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._work, job, fn, *args)
+        job.pending = future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.query_timeout)
+        except TimeoutError:
+            job.timed_out = True
+            await self._stop(job, future)
+            raise errors.QueryTimedOut(
+                self.source, f"statement ran past {self.settings.query_timeout}s"
+            ) from None
+        except asyncio.CancelledError:
+            self._side.submit(self._interrupt_quietly, job)
+            raise
+
+    def _work(self, job: Job, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(job, *args)
+        except Exception as exc:
+            failure = self._translate(exc)
+            if failure is None:
+                raise
+            if isinstance(failure, errors.SourceUnavailable):
+                job.broken = True
+            raise failure from exc
+
+    async def _stop(self, job: Job, future: asyncio.Future[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._side, self._interrupt_quietly, job)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE)
+        except TimeoutError:
+            log.warning("source %s: statement ignored cancel; abandoning connection", self.source)
+            job.broken = True
+        except Exception:  # noqa: S110 - the statement was cancelled; its error is expected
+            pass
+
+    def _interrupt_quietly(self, job: Job) -> None:
+        try:
+            self._interrupt(job)
+        except Exception:
+            log.warning("source %s: cancel failed", self.source, exc_info=True)
+
+    async def _batches(self, job: Job, size: int) -> AsyncIterator[list[Row]]:
+        while rows := await self._call(job, _fetch_batch, size):
+            yield rows
+
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()

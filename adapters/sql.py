@@ -1,0 +1,83 @@
+"""A tiny SQL statement model: what the API may ask of a table, rendered by a dialect.
+
+The model holds only column names (checked against the config and introspection before a
+node is built) and values (always rendered as `?` placeholders). Rendering never sees
+request text, so nothing a caller sends can become SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from adapters.types import TableRef
+
+
+class Op(StrEnum):
+    EQ = "="
+    NEQ = "<>"
+    GT = ">"
+    GTE = ">="
+    LT = "<"
+    LTE = "<="
+    LIKE = "LIKE"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    column: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    column: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    operands: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    operands: tuple[Condition, ...]
+
+
+Condition = Compare | In | IsNull | Not | And | Or
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBy:
+    column: str
+    descending: bool = False
+    nullable: bool = False
+    """Nullable columns sort NULL as the largest value on every DBMS (last ascending)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    table: TableRef
+    columns: tuple[str, ...]
+    where: Condition | None = None
+    order: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+
+
+@dataclass(slots=True)
+class Rendered:
+    sql: str
+    params: list[Any] = field(default_factory=list)

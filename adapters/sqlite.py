@@ -1,0 +1,75 @@
+"""The embedded default: SQLite through Python's stdlib `sqlite3`, no ODBC needed.
+
+The database file must exist (it is opened with `mode=rw`, so a typo in the path is an
+error, not a new empty database). Cancellation uses `Connection.interrupt()`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from adapters import errors
+from adapters.pooled import Job, PooledAdapter
+from adapters.types import Column, TableInfo, TableRef
+
+BUSY_TIMEOUT = 5.0
+
+
+class SQLiteAdapter(PooledAdapter):
+    @property
+    def path(self) -> Path:
+        path = Path(self.settings.target).expanduser()
+        return path if path.is_absolute() else self.settings.base_dir / path
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise errors.SourceUnavailable(
+                self.source,
+                f"no SQLite database at {self.path}",
+                detail="The SQLite database file does not exist.",
+            )
+        uri = f"{self.path.resolve().as_uri()}?mode=rw"
+        return sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+
+    def _dbms_name(self, conn: Any) -> str:
+        return "SQLite"
+
+    def _interrupt(self, job: Job) -> None:
+        job.conn.interrupt()
+
+    def _translate(self, exc: Exception) -> errors.SourceError | None:
+        if isinstance(exc, errors.SourceError):
+            return exc
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        message = str(exc)
+        lowered = message.lower()
+        kind: type[errors.SourceError] = errors.SourceError
+        if isinstance(exc, sqlite3.IntegrityError):
+            kind = errors.ConstraintViolated
+        elif "interrupted" in lowered:
+            kind = errors.QueryTimedOut
+        elif any(m in lowered for m in ("unable to open", "disk i/o", "locked", "not a database")):
+            kind = errors.SourceUnavailable
+        elif isinstance(exc, sqlite3.DataError):
+            kind = errors.ValueRejected
+        return kind(self.source, message)
+
+    def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
+        cursor = job.conn.execute(
+            'SELECT name, type, "notnull", pk FROM pragma_table_info(?, ?) ORDER BY cid',
+            (table.name, table.schema or "main"),
+        )
+        found = cursor.fetchall()
+        if not found:
+            return None
+        columns = tuple(
+            Column(name, self.dialect.column_type(db_type or ""), nullable=not notnull and not pk)
+            for name, db_type, notnull, pk in found
+        )
+        ranked = sorted((pk, name) for name, _, _, pk in found if pk)
+        return TableInfo(table, columns, tuple(name for _, name in ranked))

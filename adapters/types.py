@@ -1,0 +1,75 @@
+"""The column model every adapter reports: a small set of value kinds that the API maps losslessly.
+
+Each dialect maps its DBMS's type names onto a `Kind`; the encoder and the OpenAPI document
+work only with kinds. A type no dialect knows becomes `Kind.UNKNOWN`: served as text, and
+reported by `bridgehead check`, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    DATE = "date"
+    TIME = "time"
+    TIMESTAMP = "timestamp"
+    TIMESTAMPTZ = "timestamptz"
+    UUID = "uuid"
+    BINARY = "binary"
+    UNKNOWN = "unknown"
+
+
+ORDERABLE = frozenset(Kind) - {Kind.BINARY, Kind.UNKNOWN}
+"""Kinds whose comparison is well defined everywhere: usable in `order` and range filters."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    kind: Kind
+    db_type: str
+    """The type's name as the database reports it, for docs and diagnostics."""
+    precision: int | None = None
+    scale: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    """A table or view as the config names it: `schema.name` or just `name`."""
+
+    name: str
+    schema: str | None = None
+
+    @classmethod
+    def parse(cls, dotted: str) -> TableRef:
+        schema, dot, name = dotted.rpartition(".")
+        return cls(name=name, schema=schema if dot else None)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    ref: TableRef
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    def column(self, name: str) -> Column | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None

@@ -1,0 +1,1 @@
+"""The on-premise agent: config, the request pipeline, its HTTP fronts and the CLI."""

@@ -1,0 +1,1 @@
+"""The transport-agnostic request pipeline: route → authenticate → authorise → execute → encode."""

@@ -1,0 +1,66 @@
+"""Who is calling, and may they: API keys (SHA-256 in config, constant-time match) and scopes.
+
+A key is compared against every configured digest with `hmac.compare_digest`, without an
+early exit, so response time does not reveal which key (or whether any) came close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent.config.model import ApiKeyConfig
+from agent.errors import Forbidden, Unauthorized
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridgehead"'}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"{self.name} lacks the scope {scope!r}; grant it in auth")
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send Authorization: Bearer <api key or token>", headers=dict(_CHALLENGE)
+        )
+    return token.strip()
+
+
+class ApiKeys:
+    def __init__(self, keys: tuple[ApiKeyConfig, ...]) -> None:
+        self._keys = [
+            (bytes.fromhex(k.key_sha256), Principal(k.name, frozenset(k.scopes))) for k in keys
+        ]
+
+    def authenticate(self, token: str) -> Principal | None:
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        found: Principal | None = None
+        for expected, principal in self._keys:
+            if hmac.compare_digest(digest, expected) and found is None:
+                found = principal
+        return found
+
+
+class Authenticator:
+    """Tries each configured scheme in turn; 401 when none accepts the token."""
+
+    def __init__(self, api_keys: ApiKeys) -> None:
+        self._api_keys = api_keys
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        token = bearer_token(headers)
+        principal = self._api_keys.authenticate(token)
+        if principal is None:
+            raise Unauthorized("the bearer token is not a known API key", headers=dict(_CHALLENGE))
+        return principal

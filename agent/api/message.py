@@ -1,0 +1,27 @@
+"""The request and response the pipeline speaks, independent of any transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str
+    """The percent-encoded path, without the query string."""
+    query: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+    """Lower-case names."""
+    body: bytes = b""
+    request_id: str = ""
+    via: str = "local"
+    """Which front received it: `local` or `relay`, for the audit log."""
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | AsyncIterator[bytes] = b""

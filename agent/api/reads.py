@@ -1,0 +1,126 @@
+"""The read operations: a filtered keyset page of a resource, and one row by its key."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from adapters.base import Row
+from adapters.sql import And, Compare, Condition, Op, Select
+from adapters.types import Column
+from agent.api.cursor import CursorCodec, shape_digest
+from agent.api.filters import after, plan_list
+from agent.api.message import ApiResponse
+from agent.api.values import parse
+from agent.catalog import Resource
+from agent.errors import BadRequest, NotFound
+
+JSON = "application/json"
+
+
+def encode_rows(
+    resource: Resource, columns: Sequence[Column], rows: Sequence[Row]
+) -> list[dict[str, Any]]:
+    plan = [(i, c.name, resource.encoders[c.name]) for i, c in enumerate(columns)]
+    return [
+        {name: (row[i] if enc is None or row[i] is None else enc(row[i])) for i, name, enc in plan}
+        for row in rows
+    ]
+
+
+async def list_rows(
+    resource: Resource, query: Sequence[tuple[str, str]], cursors: CursorCodec
+) -> ApiResponse:
+    plan = plan_list(resource, query)
+    shape = shape_digest(resource.name, plan.filter_pairs, plan.order_text)
+    conditions: list[Condition] = list(plan.filters)
+    if plan.cursor is not None:
+        last = _cursor_values(resource, cursors.decode(plan.cursor, shape), plan.order)
+        beyond = after(plan.order, last)
+        if beyond is None:
+            return _page([], None)
+        conditions.append(beyond)
+    order_names = [o.column for o in plan.order]
+    fetch = list(plan.select) + [
+        resource.by_name.get(n) or _hidden(resource, n)
+        for n in order_names
+        if n not in {c.name for c in plan.select}
+    ]
+    select = Select(
+        table=resource.table.ref,
+        columns=tuple(c.name for c in fetch),
+        where=And(tuple(conditions)) if conditions else None,
+        order=plan.order,
+        limit=plan.limit + 1,
+    )
+    rendered = resource.adapter.dialect.render_select(select)
+    rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
+    next_cursor = None
+    if len(rows) > plan.limit:
+        rows = rows[: plan.limit]
+        positions = [[c.name for c in fetch].index(n) for n in order_names]
+        encoded = encode_rows(resource, fetch, [rows[-1]])[0]
+        next_cursor = cursors.encode(shape, [encoded[fetch[p].name] for p in positions])
+    return _page(encode_rows(resource, plan.select, rows), next_cursor)
+
+
+def _hidden(resource: Resource, name: str) -> Column:
+    column = resource.table.column(name)
+    assert column is not None, name
+    return column
+
+
+def _page(items: list[dict[str, Any]], next_cursor: str | None) -> ApiResponse:
+    body = orjson.dumps({"items": items, "next_cursor": next_cursor})
+    return ApiResponse(200, {"Content-Type": JSON}, body)
+
+
+def _cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -> list[Any]:
+    if len(values) != len(order):
+        raise BadRequest("cursor does not match this resource; start again without cursor")
+    out = []
+    for spec, value in zip(order, values, strict=True):
+        column = resource.table.column(spec.column)
+        assert column is not None
+        out.append(parse(column.type.kind, value) if isinstance(value, str) else value)
+    return out
+
+
+def key_condition(resource: Resource, raw_key: str) -> Condition:
+    """The `WHERE` for `/v1/{resource}/{key}`; composite keys are `k1,k2` in key order."""
+    if not resource.key:
+        raise NotFound(f"{resource.name} has no key, so rows cannot be addressed one by one")
+    parts = (
+        [unquote(p) for p in raw_key.split(",")] if len(resource.key) > 1 else [unquote(raw_key)]
+    )
+    if len(parts) != len(resource.key):
+        names = ",".join("{" + c.name + "}" for c in resource.key)
+        raise BadRequest(f"{resource.name} rows are addressed as {names}")
+    terms: list[Condition] = []
+    for column, text in zip(resource.key, parts, strict=True):
+        try:
+            terms.append(Compare(column.name, Op.EQ, parse(column.type.kind, text)))
+        except ValueError as exc:
+            raise BadRequest(f"key {column.name}: {text!r}: {exc}") from None
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
+async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
+    select = Select(
+        table=resource.table.ref,
+        columns=tuple(c.name for c in resource.columns),
+        where=key_condition(resource, raw_key),
+        limit=2,
+    )
+    rendered = resource.adapter.dialect.render_select(select)
+    rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
+    if not rows:
+        raise NotFound(f"no {resource.name} row with key {unquote(raw_key)!r}")
+    item = encode_rows(resource, resource.columns, rows[:1])[0]
+    body = orjson.dumps(item)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return ApiResponse(200, {"Content-Type": JSON, "ETag": etag}, body)

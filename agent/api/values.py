@@ -1,0 +1,167 @@
+"""Values across the API boundary, per column kind, losslessly (SPEC §3).
+
+`parse` turns request text (a filter value, a key segment) into the canonical Python value
+for a kind, or raises ValueError naming what was expected. `encoder` returns the function
+that turns a canonical value into its JSON form: DECIMAL as an exact string, date/time as
+ISO 8601, binary as base64, GUID as a string, NULL as null.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from adapters.types import Kind
+
+Encoder = Callable[[Any], Any]
+
+_TRUE = {"true", "t", "1", "yes"}
+_FALSE = {"false", "f", "0", "no"}
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError("expected a decimal number such as 12.30") from None
+    if not value.is_finite():
+        raise ValueError("expected a finite decimal number")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _iso(parser: Callable[[str], Any], example: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return parser(text.strip())
+        except ValueError:
+            raise ValueError(f"expected ISO 8601 like {example}") from None
+
+    return parse
+
+
+def _timestamptz(text: str) -> dt.datetime:
+    value = _iso(dt.datetime.fromisoformat, "2024-05-01T12:30:00+00:00")(text)
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        raise ValueError("expected a UUID like 123e4567-e89b-12d3-a456-426614174000") from None
+
+
+def _binary(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected base64") from None
+
+
+PARSERS: dict[Kind, Callable[[str], Any]] = {
+    Kind.INTEGER: _integer,
+    Kind.DECIMAL: _decimal,
+    Kind.FLOAT: _float,
+    Kind.BOOLEAN: _boolean,
+    Kind.STRING: str,
+    Kind.UNKNOWN: str,
+    Kind.DATE: _iso(dt.date.fromisoformat, "2024-05-01"),
+    Kind.TIME: _iso(dt.time.fromisoformat, "12:30:00"),
+    Kind.TIMESTAMP: _iso(dt.datetime.fromisoformat, "2024-05-01T12:30:00"),
+    Kind.TIMESTAMPTZ: _timestamptz,
+    Kind.UUID: _uuid,
+    Kind.BINARY: _binary,
+}
+
+
+def parse(kind: Kind, text: str) -> Any:
+    return PARSERS[kind](text)
+
+
+def _decimal_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _isoformat(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date | dt.time) else value
+
+
+def _base64(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _base64(value)
+    return str(value)
+
+
+def _boolean_out(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool) else bool(value)
+
+
+ENCODERS: dict[Kind, Encoder | None] = {
+    Kind.INTEGER: None,
+    Kind.FLOAT: None,
+    Kind.STRING: _text,
+    Kind.UNKNOWN: _text,
+    Kind.BOOLEAN: _boolean_out,
+    Kind.DECIMAL: _decimal_text,
+    Kind.DATE: _isoformat,
+    Kind.TIME: _isoformat,
+    Kind.TIMESTAMP: _isoformat,
+    Kind.TIMESTAMPTZ: _isoformat,
+    Kind.UUID: _text,
+    Kind.BINARY: _base64,
+}
+
+
+def encoder(kind: Kind, decode: Encoder | None) -> Encoder | None:
+    """The driver-value → JSON-value function for a column, or None when values pass as they are."""
+    encode = ENCODERS[kind]
+    if decode is None:
+        return encode
+    if encode is None:
+        return decode
+
+    def both(value: Any) -> Any:
+        return encode(decode(value))
+
+    return both

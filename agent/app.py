@@ -1,0 +1,125 @@
+"""The composition root: builds the adapters, catalog, pipeline and listener, starts and stops them.
+
+Start-up fails fast on what the operator must fix (a table or column that does not exist);
+a source that is merely unreachable is logged and retried on first use, so the agent comes
+up even while a database is down. Shutdown is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from adapters import registry
+from adapters.base import Adapter, SourceSettings
+from adapters.errors import SourceError
+from agent.api.auth import ApiKeys, Authenticator
+from agent.api.cursor import CursorCodec
+from agent.api.pipeline import Pipeline
+from agent.catalog import Catalog, CatalogProblem
+from agent.config.model import AgentConfig, SourceConfig
+from agent.http import make_app, server_ssl
+from certs.keyfiles import ensure_private_dir, load_or_create_secret
+
+log = logging.getLogger("bridgehead.agent")
+SHUTDOWN_GRACE = 10.0
+
+
+class StartupError(Exception):
+    """The agent cannot serve its config; the message says what to fix."""
+
+
+def source_settings(name: str, source: SourceConfig, base_dir: Path) -> SourceSettings:
+    return SourceSettings(
+        name=name,
+        adapter=source.adapter,
+        target=source.target.get_secret_value(),
+        pool_size=source.pool_size,
+        query_timeout=source.query_timeout,
+        connect_timeout=source.connect_timeout,
+        base_dir=base_dir,
+    )
+
+
+def build_adapters(config: AgentConfig) -> dict[str, Adapter]:
+    return {
+        name: registry.load(source.adapter)(source_settings(name, source, config.base_dir))
+        for name, source in config.sources.items()
+    }
+
+
+async def open_sources(adapters: Mapping[str, Adapter]) -> dict[str, SourceError]:
+    """Connect to every source at once; the sources that failed, with why."""
+    results = await asyncio.gather(*(a.open() for a in adapters.values()), return_exceptions=True)
+    failed: dict[str, SourceError] = {}
+    for name, result in zip(adapters, results, strict=True):
+        if isinstance(result, SourceError):
+            failed[name] = result
+        elif isinstance(result, BaseException):
+            raise result
+    return failed
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.adapters: dict[str, Adapter] = {}
+        self._runner: web.AppRunner | None = None
+        self.listen_url: str | None = None
+
+    async def start(self) -> None:
+        state = await asyncio.to_thread(ensure_private_dir, self.config.state_path)
+        cursors = CursorCodec(await asyncio.to_thread(load_or_create_secret, state / "cursor.key"))
+        self.adapters = build_adapters(self.config)
+        for name, error in (await open_sources(self.adapters)).items():
+            log.warning("source %s is not reachable yet (%s); will retry", name, error.internal)
+        catalog = Catalog(self.config.resources, self.adapters)
+        problems = await catalog.load()
+        if problems:
+            await self.stop()
+            raise StartupError(_describe(problems))
+        pipeline = Pipeline(catalog, Authenticator(ApiKeys(self.config.auth.api_keys)), cursors)
+        if self.config.listen is not None:
+            await self._listen(pipeline)
+
+    async def _listen(self, pipeline: Pipeline) -> None:
+        assert self.config.listen is not None
+        address = self.config.listen.address
+        self._runner = web.AppRunner(make_app(pipeline), access_log=None)
+        await self._runner.setup()
+        tls = server_ssl(self.config.listen)
+        site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise StartupError(
+                f"cannot listen on {address}: {exc.strerror}; "
+                "choose another address with listen: in the config"
+            ) from None
+        port = self._runner.addresses[0][1] if self._runner.addresses else address.port
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        self.listen_url = f"{'https' if tls else 'http'}://{host}:{port}"
+        log.info("listening on %s", self.listen_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await asyncio.wait_for(self._runner.cleanup(), SHUTDOWN_GRACE)
+            self._runner = None
+        await asyncio.gather(*(a.close() for a in self.adapters.values()))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def _describe(problems: list[CatalogProblem]) -> str:
+    lines = "\n".join(f"  {p}" for p in problems)
+    return f"the config does not match the database; fix these and run bridgehead check:\n{lines}"

@@ -1,0 +1,138 @@
+"""What this agent exposes, resolved against the databases at start-up.
+
+A `Resource` joins a resource's config with its table's introspected columns: the exposed
+columns and their types, the key, and a per-column encoder. Building the catalog is also
+what `bridgehead check` uses to report missing tables, columns and unknown types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adapters.base import Adapter
+from adapters.errors import SourceError, SourceUnavailable
+from adapters.types import Column, Kind, TableInfo, TableRef
+from agent.api.values import Encoder, encoder
+from agent.config.model import ResourceConfig
+
+
+class CatalogProblem(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    config: ResourceConfig
+    adapter: Adapter
+    table: TableInfo
+    columns: tuple[Column, ...]
+    key: tuple[Column, ...]
+    by_name: Mapping[str, Column] = field(repr=False)
+    encoders: Mapping[str, Encoder | None] = field(repr=False)
+
+    def column(self, name: str) -> Column | None:
+        return self.by_name.get(name)
+
+    @property
+    def operations(self) -> frozenset[str]:
+        return frozenset(self.config.operations)
+
+
+def resolve_resource(
+    name: str, config: ResourceConfig, adapter: Adapter, table: TableInfo | None
+) -> tuple[Resource | None, list[CatalogProblem]]:
+    """The resource, or the problems that stop it from being served."""
+    where = f"resources.{name}"
+    if table is None:
+        return None, [
+            CatalogProblem(f"{where}.table", f"no table or view {config.table!r} in the database")
+        ]
+    problems: list[CatalogProblem] = []
+    available = {c.name: c for c in table.columns}
+    wanted = config.columns or tuple(available)
+    for missing in (c for c in wanted if c not in available):
+        problems.append(
+            CatalogProblem(
+                f"{where}.columns",
+                f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
+            )
+        )
+    key_names = config.key or table.primary_key
+    for missing in (c for c in key_names if c not in available):
+        problems.append(CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}"))
+    if problems:
+        return None, problems
+    columns = tuple(available[c] for c in wanted)
+    by_name = {c.name: c for c in columns}
+    key = tuple(available[c] for c in key_names)
+    encoders = {
+        c.name: encoder(c.type.kind, adapter.dialect.decoder(c.type)) for c in table.columns
+    }
+    resource = Resource(name, config, adapter, table, columns, key, by_name, encoders)
+    return resource, []
+
+
+def unknown_types(resource: Resource) -> list[str]:
+    return [
+        f"resources.{resource.name}: column {c.name!r} has type {c.type.db_type!r}, "
+        "which Bridgehead does not know; it is served as text"
+        for c in resource.columns
+        if c.type.kind is Kind.UNKNOWN
+    ]
+
+
+async def describe(adapter: Adapter, dotted: str) -> TableInfo | None:
+    return await adapter.describe(TableRef.parse(dotted))
+
+
+class Catalog:
+    """The resources, resolved at start-up; those on an unreachable source on first use."""
+
+    def __init__(self, resources: Mapping[str, ResourceConfig], adapters: Mapping[str, Adapter]):
+        self._configs = resources
+        self._adapters = adapters
+        self._resolved: dict[str, Resource] = {}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._configs)
+
+    def resolved(self) -> tuple[Resource, ...]:
+        return tuple(self._resolved.values())
+
+    async def load(self) -> list[CatalogProblem]:
+        """Resolve every resource whose source answers; the problems of those that are wrong."""
+        problems: list[CatalogProblem] = []
+        for name in self._configs:
+            try:
+                problems += await self._resolve(name)
+            except SourceUnavailable:
+                continue
+        return problems
+
+    async def get(self, name: str) -> Resource | None:
+        if name not in self._configs:
+            return None
+        if name not in self._resolved:
+            problems = await self._resolve(name)
+            if problems:
+                raise SourceError(
+                    self._configs[name].source,
+                    "; ".join(str(p) for p in problems),
+                    detail="The resource does not match its table; run bridgehead check.",
+                )
+        return self._resolved[name]
+
+    async def _resolve(self, name: str) -> list[CatalogProblem]:
+        config = self._configs[name]
+        adapter = self._adapters[config.source]
+        table = await describe(adapter, config.table)
+        resource, problems = resolve_resource(name, config, adapter, table)
+        if resource is not None:
+            self._resolved[name] = resource
+        return problems

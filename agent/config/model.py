@@ -1,0 +1,197 @@
+"""The agent's configuration as frozen pydantic models (SPEC §2). Unknown keys are errors.
+
+Cross-references (a resource's source, key columns inside `columns`) are checked in
+`agent.config.references`, so that every problem is reported at once with its YAML line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from adapters import registry
+from agent.config.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _beside_config(value: Path, info: ValidationInfo) -> Path:
+    """Relative paths are relative to the config file's folder, not the working directory."""
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    return value if value.is_absolute() or base is None else Path(base) / value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_beside_config)]
+Operation = Literal["read", "insert", "update", "delete"]
+ParamType = Literal[
+    "string", "integer", "decimal", "float", "boolean", "date", "time", "timestamp", "uuid"
+]
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$"
+RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi"})
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class HostPort(Frozen):
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8470")
+        return {"host": host.strip("[]") or "127.0.0.1", "port": int(port)}
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class SourceConfig(Frozen):
+    adapter: str
+    target: SecretStr
+    """An ODBC connection string or a SQLite path: may hold credentials, so never shown."""
+    pool_size: int = Field(4, ge=1, le=64)
+    query_timeout: Duration = 30.0
+    connect_timeout: Duration = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adapter_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = [k for k in data if k in registry.available()]
+        if len(names) != 1:
+            known = ", ".join(registry.available())
+            raise ValueError(f"a source needs exactly one adapter key ({known})")
+        rest = {k: v for k, v in data.items() if k != names[0]}
+        return {**rest, "adapter": names[0], "target": data[names[0]]}
+
+
+class ResourceConfig(Frozen):
+    source: str
+    table: str = Field(min_length=1)
+    key: tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None
+    operations: tuple[Operation, ...] = ("read",)
+    max_rows: int = Field(10_000, ge=1, le=10_000_000)
+
+    @field_validator("key", "columns", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class QueryConfig(Frozen):
+    source: str
+    sql: str = Field(min_length=1)
+    params: dict[str, ParamType] = Field(default_factory=dict)
+    max_rows: int = Field(10_000, ge=1, le=10_000_000)
+
+
+class ProcedureConfig(Frozen):
+    source: str
+    name: str = Field(min_length=1)
+    params: dict[str, ParamType] = Field(default_factory=dict)
+
+
+class ApiKeyConfig(Frozen):
+    name: str = Field(min_length=1)
+    key_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    scopes: tuple[str, ...] = ()
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class JwtConfig(Frozen):
+    issuer: str
+    audience: str
+    jwks_file: ConfigPath
+    scopes_claim: str = "scope"
+    leeway: Duration = 30.0
+
+
+class AuthConfig(Frozen):
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    jwt: JwtConfig | None = None
+
+
+class TlsFiles(Frozen):
+    cert: ConfigPath
+    key: ConfigPath
+
+
+class ListenConfig(Frozen):
+    """`listen: HOST:PORT`, or `listen: {address: HOST:PORT, tls: {cert, key}}` for HTTPS."""
+
+    address: HostPort
+    tls: TlsFiles | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"address": value} if isinstance(value, str) else value
+
+
+class TunnelConfig(Frozen):
+    relay: HostPort
+    connections: int = Field(2, ge=1, le=16)
+    ca: ConfigPath
+    cert: ConfigPath
+    key: ConfigPath
+    proxy: str | None = None
+    heartbeat: Duration = 5.0
+    dead_after: Duration = 15.0
+
+
+class AgentConfig(Frozen):
+    sources: dict[str, SourceConfig] = Field(min_length=1)
+    resources: dict[str, ResourceConfig] = Field(default_factory=dict)
+    queries: dict[str, QueryConfig] = Field(default_factory=dict)
+    procedures: dict[str, ProcedureConfig] = Field(default_factory=dict)
+    auth: AuthConfig = AuthConfig()
+    state_dir: ConfigPath | None = None
+    listen: ListenConfig | None = ListenConfig(address=HostPort(host="127.0.0.1", port=8470))
+    admin: HostPort | None = HostPort(host="127.0.0.1", port=8471)
+    tunnel: TunnelConfig | None = None
+    base_dir: Path = Field(Path(), exclude=True)
+    """The config file's folder; set by the loader, not by YAML."""
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir if self.state_dir is not None else self.base_dir / "state"
+
+    @field_validator("sources", "resources", "queries", "procedures")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(
+                    f"{name!r} is not a usable name: use letters, digits, _ and -, "
+                    "starting with a letter or _"
+                )
+        return value

@@ -1,0 +1,81 @@
+"""Replaces `${env:NAME}` and `${file:PATH}` in config strings, before validation.
+
+Substituted values are secrets by assumption: they are never echoed in an error message.
+`enc:` values (encrypted with `bridgehead secret encrypt`) are decrypted here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.config.yamltree import Path_
+
+_REFERENCE = re.compile(r"\$\{(env|file):([^}]*)\}")
+
+
+class SubstitutionError(Exception):
+    def __init__(self, path: Path_, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+Decrypt = Callable[[str], str]
+
+
+def substitute(
+    data: Any,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    decrypt: Decrypt | None = None,
+) -> tuple[Any, list[SubstitutionError]]:
+    """The data with every reference replaced, and every reference that could not be."""
+    env = os.environ if environ is None else environ
+    problems: list[SubstitutionError] = []
+
+    def resolve(match: re.Match[str], path: Path_) -> str:
+        kind, name = match.group(1), match.group(2).strip()
+        if kind == "env":
+            if name not in env:
+                problems.append(
+                    SubstitutionError(path, f"environment variable {name} is not set; set it")
+                )
+                return ""
+            return env[name]
+        file = Path(name).expanduser()
+        file = file if file.is_absolute() else base_dir / file
+        try:
+            return file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(SubstitutionError(path, f"cannot read {file}: {exc.strerror}"))
+            return ""
+
+    def walk(value: Any, path: Path_) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            if value.startswith("enc:"):
+                return _decrypt(value, path, decrypt, problems)
+            return _REFERENCE.sub(lambda m: resolve(m, path), value)
+        return value
+
+    return walk(data, ()), problems
+
+
+def _decrypt(
+    value: str, path: Path_, decrypt: Decrypt | None, problems: list[SubstitutionError]
+) -> str:
+    if decrypt is None:
+        problems.append(SubstitutionError(path, "enc: values need the agent's secret key"))
+        return ""
+    try:
+        return decrypt(value)
+    except ValueError as exc:
+        problems.append(SubstitutionError(path, str(exc)))
+        return ""

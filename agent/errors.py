@@ -1,0 +1,60 @@
+"""The agent's request-level errors, each with its HTTP status (SPEC §3).
+
+Handlers raise these; `agent.api.problems` is the one place that turns them (and the
+adapters' `SourceError`s) into `application/problem+json` responses.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+    title = "Internal error"
+    slug = "internal"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    title = "Method not allowed"
+    slug = "method-not-allowed"
+
+
+class NotAcceptable(ApiError):
+    status = 406
+    title = "Not acceptable"
+    slug = "not-acceptable"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    title = "Payload too large"
+    slug = "payload-too-large"

@@ -1,0 +1,1 @@
+"""The PKI and secrets at rest: key files with safe permissions, the CA, enrollment, renewal."""

@@ -1,0 +1,48 @@
+"""Private files: created with 0600 from the first byte, replaced atomically, never world-readable.
+
+The file is written to a temporary name in the same folder, opened with mode 0600 (so no
+other user can read it even briefly), then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def ensure_private_dir(path: Path) -> Path:
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` with mode 0600, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """The random secret stored at `path`, made (0600) on first use."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = secrets.token_bytes(size)
+        write_private(path, data)
+        return data
+    if len(data) < size:
+        raise ValueError(f"{path} is shorter than {size} bytes; delete it to make a new one")
+    return data

@@ -1,0 +1,126 @@
+# Shared fixtures: a guard against blocking calls on the event loop, the throwaway database
+# servers (started once per session), the four contract backends, and a running agent.
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from backends import Backend, mariadb_backend, postgres_backend, sqlite_backend
+from blockbuster import blockbuster_ctx
+from dbservers import MariaDBServer, PostgresServer
+
+from agent.app import Agent
+from agent.config import load_config
+
+BACKENDS = ["sqlite", "sqlite-odbc", "postgresql", "mariadb"]
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_on_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test in which a blocking call runs on the event loop's thread."""
+    if request.node.get_closest_marker("allow_blocking"):
+        yield
+        return
+    with blockbuster_ctx():
+        yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    with MariaDBServer() as server:
+        yield server
+
+
+def make_backend(name: str, request: pytest.FixtureRequest, folder: Path, database: str) -> Backend:
+    if name in ("sqlite", "sqlite-odbc"):
+        return sqlite_backend(folder / f"{database}.db", odbc=name == "sqlite-odbc")
+    if name == "postgresql":
+        pg: PostgresServer = request.getfixturevalue("postgres_server")
+        pg.create_database(database)
+        return postgres_backend(pg, database)
+    maria: MariaDBServer = request.getfixturevalue("mariadb_server")
+    maria.create_database(database)
+    return mariadb_backend(maria, database)
+
+
+@dataclass
+class Caller:
+    """An HTTP client for a running agent, holding a key with every scope."""
+
+    base: str
+    key: str
+    session: aiohttp.ClientSession
+
+    async def get(
+        self, path: str, params: Any = None, key: str | None = None, **headers: str
+    ) -> tuple[int, Any, Any]:
+        headers = {"Authorization": f"Bearer {key or self.key}", **headers}
+        async with self.session.get(self.base + path, params=params, headers=headers) as r:
+            body = await r.read()
+            kind = r.headers.get("Content-Type", "")
+            data = await r.json(content_type=None) if "json" in kind and body else body
+            return r.status, r.headers.copy(), data
+
+
+def agent_config(
+    folder: Path, sources: dict[str, Any], resources: dict[str, Any], key: str, **extra: Any
+) -> Path:
+    scopes = [f"{r}:read" for r in resources]
+    config = {
+        "sources": sources,
+        "resources": resources,
+        "auth": {
+            "api_keys": [
+                {
+                    "name": "tester",
+                    "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+                    "scopes": scopes,
+                },
+                {"name": "nobody", "key_sha256": hashlib.sha256(b"nobody-key").hexdigest()},
+            ]
+        },
+        "listen": "127.0.0.1:0",
+        "admin": None,
+        "state_dir": str(folder / "state"),
+        **extra,
+    }
+    path = folder / "agent.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def run_agent(tmp_path: Path) -> AsyncIterator[Any]:
+    """A factory: start an agent for the given sources/resources; stopped after the test."""
+    started: list[Agent] = []
+    session = aiohttp.ClientSession()
+
+    async def start(sources: dict[str, Any], resources: dict[str, Any], **extra: Any) -> Caller:
+        key = secrets.token_urlsafe(16)
+        folder = tmp_path / f"agent{len(started)}"
+        await asyncio.to_thread(folder.mkdir)
+        path = await asyncio.to_thread(agent_config, folder, sources, resources, key, **extra)
+        agent = Agent(await asyncio.to_thread(load_config, path))
+        await agent.start()
+        started.append(agent)
+        assert agent.listen_url is not None
+        return Caller(agent.listen_url, key, session)
+
+    yield start
+    for agent in started:
+        await agent.stop()
+    await session.close()

@@ -1,0 +1,171 @@
+# The command line as a user meets it: `bridgehead demo` prints a curl line that works,
+# `run` stops cleanly on SIGTERM, `check` reports problems with paths and lines and exit 2,
+# and no secret or traceback ever reaches the terminal.
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dbservers import PostgresServer
+
+BRIDGEHEAD = [sys.executable, "-m", "agent.cli"]
+
+
+def bridgehead(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BRIDGEHEAD, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    process = subprocess.Popen(
+        [*BRIDGEHEAD, "demo", "--dir", str(tmp_path / "demo"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            break
+    try:
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_demo_prints_a_curl_line_that_returns_rows(
+    demo: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    """The demo's curl line returns sample rows with exact decimals; SIGTERM then stops it."""
+    process, lines = demo
+    curl = next((line.strip() for line in lines if line.strip().startswith("curl ")), None)
+    assert curl is not None, lines
+    result = subprocess.run(
+        ["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True
+    )
+    page = json.loads(result.stdout)
+    assert len(page["items"]) == 3
+    balances = [item["balance"] for item in page["items"]]
+    assert all(re.fullmatch(r"-?\d+\.\d\d", b) for b in balances)
+    assert balances == sorted(balances, key=float, reverse=True)
+    assert page["next_cursor"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+
+
+def write_db(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, shape WIDGET, name TEXT)")
+    db.close()
+
+
+GOOD = """\
+sources:
+  local:
+    sqlite: data.db
+resources:
+  things:
+    source: local
+    table: t
+auth:
+  api_keys:
+    - name: me
+      key_sha256: "{digest}"
+      scopes: [things:read]
+"""
+
+
+def test_check_accepts_a_good_config_and_reports_unknown_types(tmp_path: Path) -> None:
+    """check exits 0 for a config that matches its database and warns about unknown types."""
+    write_db(tmp_path / "data.db")
+    config = tmp_path / "agent.yaml"
+    config.write_text(GOOD.format(digest=hashlib.sha256(b"k").hexdigest()))
+    result = bridgehead("check", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "sources.local: ok (sqlite)" in result.stdout
+    assert "resources.things: ok (3 columns)" in result.stdout
+    assert "column 'shape' has type 'WIDGET', which Bridgehead does not know" in result.stdout
+
+
+def test_check_reports_every_config_problem_with_lines(tmp_path: Path) -> None:
+    """A broken config is exit 2, one line per problem with path and line, and no traceback."""
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        GOOD.format(digest="abc").replace("source: local", "source: locl")
+        + "listen: nowhere\ncolour: blue\n"
+    )
+    result = bridgehead("check", "-c", str(config))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "auth.api_keys.0.key_sha256: line 11:" in result.stderr
+    assert "listen.address: line 13: 'nowhere' is not HOST:PORT" in result.stderr
+    assert "colour: line 14: unknown key 'colour'" in result.stderr
+
+
+def test_check_reports_missing_tables_and_columns(tmp_path: Path) -> None:
+    """check connects and names each table or column the database does not have."""
+    write_db(tmp_path / "data.db")
+    text = GOOD.format(digest=hashlib.sha256(b"k").hexdigest()).replace(
+        "    table: t\n",
+        "    table: t\n    columns: [id, colour]\n"
+        "  more:\n    source: local\n    table: missing_table\n",
+    )
+    config = tmp_path / "agent.yaml"
+    config.write_text(text.replace("scopes: [things:read]", "scopes: [things:read, more:read]"))
+    result = bridgehead("check", "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "resources.things.columns: FAILED: no column 'colour' in t" in result.stdout
+    assert "resources.more.table: FAILED: no table or view 'missing_table'" in result.stdout
+
+
+def test_check_never_shows_the_password(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    """A wrong ODBC password fails check without the connection string's secret in any output."""
+    secret = "s3cret-Wr0ng-pw"
+    conn = postgres_server.odbc_connection_string("postgres").replace(
+        postgres_server.password, "${env:DB_PW}"
+    )
+    config = tmp_path / "agent.yaml"
+    config.write_text(f'sources:\n  pg:\n    odbc: "{conn}"\n    connect_timeout: 5s\n')
+    result = subprocess.run(
+        [*BRIDGEHEAD, "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"DB_PW": secret, "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "sources.pg: FAILED:" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_run_with_a_bad_config_is_exit_2_in_one_sentence(tmp_path: Path) -> None:
+    """run refuses a config with problems: exit 2, the problems on stderr, no traceback."""
+    config = tmp_path / "agent.yaml"
+    config.write_text("sources: {}\n")
+    result = bridgehead("run", "-c", str(config))
+    assert result.returncode == 2
+    assert "sources: line 1:" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = bridgehead("run", "-c", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
