@@ -79,39 +79,59 @@ def parse_config(
     except YamlProblem as exc:
         raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
     if not isinstance(data, dict):
-        raise ConfigError(file, [Problem("", 1, "the config must be a YAML mapping (key: value)")])
+        message = "the config must be a YAML mapping of keys to values (sources:, resources:, ...)"
+        raise ConfigError(file, [Problem("", lines.get((), 1), message)])
     problems: list[Problem] = []
     if "base_dir" in data:
-        problems.append(Problem("base_dir", lines.get(("base_dir",)), "unknown key 'base_dir'"))
+        line = lines.get(("base_dir",))
+        problems.append(Problem("base_dir", line, "base_dir is set by the agent; remove it"))
         del data["base_dir"]
-    decrypt = decrypter(_state_dir(data, base_dir)) if decrypter else None
-    data, failed = substitute(data, base_dir, environ, decrypt)
-    problems += [Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in failed]
+    decrypt = decrypter(_state_dir(data, base_dir, environ)) if decrypter else None
+    result = substitute(data, base_dir, environ, decrypt)
+    failed = {f.path for f in result.problems}
+    problems += [
+        Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
+    ]
+    found = check_references(result.data)
+    problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in found]
     try:
         config = AgentConfig.model_validate(
-            {**data, "base_dir": base_dir}, context={"base_dir": base_dir}
+            {**result.data, "base_dir": base_dir}, context={"base_dir": base_dir}
         )
     except ValidationError as exc:
-        problems += [_problem(error, lines) for error in exc.errors()]
-        raise ConfigError(file, problems) from None
-    problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in check_references(config)]
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if not any(loc[: len(p)] == p for p in failed):
+                problems.append(_problem(error, lines, result.secret_paths))
     if problems:
         raise ConfigError(file, problems)
     return config
 
 
-def _state_dir(data: dict[str, Any], base_dir: Path) -> Path:
-    raw = data.get("state_dir")
-    if isinstance(raw, str):
+def _state_dir(data: dict[str, Any], base_dir: Path, environ: Mapping[str, str] | None) -> Path:
+    raw = substitute(data.get("state_dir"), base_dir, environ).data
+    if isinstance(raw, str) and raw:
         path = Path(raw).expanduser()
         return path if path.is_absolute() else base_dir / path
     return base_dir / "state"
 
 
-def _problem(error: Any, lines: Mapping[Path_, int]) -> Problem:
+_SHAPES = {
+    "SourceConfig": "a source is a mapping with one adapter key, "
+    "e.g. {sqlite: PATH} or {odbc: CONNECTION-STRING}",
+    "ListenConfig": "listen is HOST:PORT (e.g. 127.0.0.1:8470) or "
+    "{address: HOST:PORT, tls: {cert: FILE, key: FILE}}",
+    "HostPort": "an address is HOST:PORT, e.g. 127.0.0.1:8471",
+}
+
+
+def _problem(error: Any, lines: Mapping[Path_, int], secret_paths: set[Path_]) -> Problem:
     loc: Path_ = tuple(error["loc"])
     kind = error["type"]
-    if kind == "extra_forbidden":
+    shape = _SHAPES.get((error.get("ctx") or {}).get("class_name", ""))
+    if kind in ("model_type", "model_attributes_type", "dict_type") and shape:
+        message = shape
+    elif kind == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}; check its spelling against the config reference"
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
@@ -119,4 +139,6 @@ def _problem(error: Any, lines: Mapping[Path_, int]) -> Problem:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[:1].lower() + message[1:]
+        if any(loc[: len(p)] == p for p in secret_paths) and isinstance(error["input"], str):
+            message = message.replace(repr(error["input"]), "the substituted value")
     return Problem(dotted(loc), line_of(tuple(error["loc"]), lines), message)

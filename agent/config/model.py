@@ -41,9 +41,6 @@ ParamType = Literal[
     "string", "integer", "decimal", "float", "boolean", "date", "time", "timestamp", "uuid"
 ]
 
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$"
-RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi"})
-
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
@@ -85,7 +82,8 @@ class SourceConfig(Frozen):
         if len(names) != 1:
             known = ", ".join(registry.available())
             raise ValueError(f"a source needs exactly one adapter key ({known})")
-        rest = {k: v for k, v in data.items() if k != names[0]}
+        # `adapter` and `target` typed in YAML are reported by agent.config.references.
+        rest = {k: v for k, v in data.items() if k not in (names[0], "adapter", "target")}
         return {**rest, "adapter": names[0], "target": data[names[0]]}
 
 
@@ -118,12 +116,17 @@ class ProcedureConfig(Frozen):
 
 class ApiKeyConfig(Frozen):
     name: str = Field(min_length=1)
-    key_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    key_sha256: str
     scopes: tuple[str, ...] = ()
 
     @field_validator("key_sha256")
     @classmethod
-    def _lower(cls, value: str) -> str:
+    def _hex_digest(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError(
+                "key_sha256 must be the key's SHA-256 as 64 hex digits "
+                '(printf %s "$KEY" | sha256sum)'
+            )
         return value.lower()
 
 
@@ -184,14 +187,3 @@ class AgentConfig(Frozen):
     @property
     def state_path(self) -> Path:
         return self.state_dir if self.state_dir is not None else self.base_dir / "state"
-
-    @field_validator("sources", "resources", "queries", "procedures")
-    @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(
-                    f"{name!r} is not a usable name: use letters, digits, _ and -, "
-                    "starting with a letter or _"
-                )
-        return value

@@ -1,80 +1,120 @@
 """Checks that need the whole config: names must point at something, scopes must mean something.
 
-Pure functions over a validated `AgentConfig`; each problem carries the key path it is about.
+These run on the substituted YAML data, not on the validated models, so that they report
+their problems even when some other part of the file fails validation: every problem at
+once. Values of the wrong shape are skipped here; validation reports them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from agent.config.model import RESERVED_RESOURCE_NAMES, AgentConfig
 from agent.config.yamltree import Path_
 
 Found = tuple[Path_, str]
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi"})
+NAMED_SECTIONS = ("sources", "resources", "queries", "procedures")
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-def check_references(config: AgentConfig) -> list[Found]:
-    found: list[Found] = []
-    sources = ", ".join(sorted(config.sources))
-    owners = [
-        *(("resources", n, r.source) for n, r in config.resources.items()),
-        *(("queries", n, q.source) for n, q in config.queries.items()),
-        *(("procedures", n, p.source) for n, p in config.procedures.items()),
-    ]
-    for section, name, source in owners:
-        if source not in config.sources:
-            found.append(
-                ((section, name, "source"), f"no source named {source!r} (sources: {sources})")
-            )
-    for name, resource in config.resources.items():
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(data: Mapping[str, Any], section: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, entry in _section(data, section).items():
+        if isinstance(entry, dict):
+            yield name, entry
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def check_references(data: Mapping[str, Any]) -> list[Found]:
+    return [*_bad_names(data), *_sources(data), *_resources(data), *_queries(data), *_scopes(data)]
+
+
+def _bad_names(data: Mapping[str, Any]) -> Iterator[Found]:
+    for section in NAMED_SECTIONS:
+        for name in _section(data, section):
+            if not NAME_PATTERN.match(name):
+                yield (
+                    (section, name),
+                    f"{name!r} is not a usable name: use letters, digits, _ and -, "
+                    "starting with a letter or _",
+                )
+    for name in _section(data, "resources"):
         if name in RESERVED_RESOURCE_NAMES:
-            found.append(((("resources", name)), f"{name!r} is reserved; choose another name"))
-        if resource.key and resource.columns:
-            for column in resource.key:
-                if column not in resource.columns:
-                    found.append(
-                        (("resources", name, "key"), f"key column {column!r} is not in columns")
-                    )
-        writes = set(resource.operations) - {"read"}
-        if writes and not resource.key:
-            found.append(
-                (
-                    ("resources", name, "operations"),
-                    f"{', '.join(sorted(writes))} need a key; add key: [...] to the resource",
+            yield ("resources", name), f"{name!r} is reserved; choose another name"
+
+
+def _sources(data: Mapping[str, Any]) -> Iterator[Found]:
+    for name, entry in _entries(data, "sources"):
+        for internal in ("adapter", "target"):
+            if internal in entry:
+                yield (
+                    ("sources", name, internal),
+                    f"unknown key {internal!r}; check its spelling against the config reference",
                 )
-            )
-    found += _query_params(config)
-    found += _scopes(config)
-    return found
-
-
-def _query_params(config: AgentConfig) -> list[Found]:
-    found: list[Found] = []
-    for name, query in config.queries.items():
-        used = set(_PLACEHOLDER.findall(query.sql))
-        for missing in sorted(used - set(query.params)):
-            found.append(
-                (("queries", name, "sql"), f":{missing} is used but not declared in params")
-            )
-        for unused in sorted(set(query.params) - used):
-            found.append((("queries", name, "params", unused), f"{unused!r} is not used in sql"))
-    return found
-
-
-def _scopes(config: AgentConfig) -> list[Found]:
-    known = {f"{r}:{a}" for r in config.resources for a in ("read", "write")}
-    known |= {f"queries:{q}" for q in config.queries}
-    known |= {f"procedures:{p}" for p in config.procedures}
-    found: list[Found] = []
-    for i, key in enumerate(config.auth.api_keys):
-        for j, scope in enumerate(key.scopes):
-            if scope not in known:
-                found.append(
-                    (
-                        ("auth", "api_keys", i, "scopes", j),
-                        f"scope {scope!r} names nothing this agent exposes (use "
-                        "<resource>:read, <resource>:write, queries:<name>, procedures:<name>)",
-                    )
+    known = _section(data, "sources")
+    if not known:
+        return  # validation reports the missing sources; every reference would fail too
+    listing = ", ".join(sorted(known)) or "none defined"
+    for section in ("resources", "queries", "procedures"):
+        for name, entry in _entries(data, section):
+            source = entry.get("source")
+            if isinstance(source, str) and source not in known:
+                yield (
+                    (section, name, "source"),
+                    f"no source named {source!r} (sources: {listing})",
                 )
-    return found
+
+
+def _resources(data: Mapping[str, Any]) -> Iterator[Found]:
+    for name, entry in _entries(data, "resources"):
+        key, columns = _names(entry.get("key")), _names(entry.get("columns"))
+        if columns:
+            for column in key:
+                if column not in columns:
+                    yield ("resources", name, "key"), f"key column {column!r} is not in columns"
+        writes = sorted(set(_names(entry.get("operations"))) & {"insert", "update", "delete"})
+        if writes and not key:
+            yield (
+                ("resources", name, "operations"),
+                f"{', '.join(writes)} need a key; add key: [...] to the resource",
+            )
+
+
+def _queries(data: Mapping[str, Any]) -> Iterator[Found]:
+    for name, entry in _entries(data, "queries"):
+        sql, params = entry.get("sql"), entry.get("params") or {}
+        if not isinstance(sql, str) or not isinstance(params, dict):
+            continue
+        used = set(_PLACEHOLDER.findall(sql))
+        for missing in sorted(used - set(params)):
+            yield ("queries", name, "sql"), f":{missing} is used but not declared in params"
+        for unused in sorted(set(params) - used):
+            yield ("queries", name, "params", unused), f"{unused!r} is not used in sql"
+
+
+def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
+    known = {f"{r}:{a}" for r in _section(data, "resources") for a in ("read", "write")}
+    known |= {f"queries:{q}" for q in _section(data, "queries")}
+    known |= {f"procedures:{p}" for p in _section(data, "procedures")}
+    keys = _section(data, "auth").get("api_keys")
+    for i, key in enumerate(keys if isinstance(keys, list) else []):
+        scopes = key.get("scopes") if isinstance(key, dict) else None
+        for j, scope in enumerate(scopes if isinstance(scopes, list) else []):
+            if isinstance(scope, str) and scope not in known:
+                yield (
+                    ("auth", "api_keys", i, "scopes", j),
+                    f"scope {scope!r} names nothing this agent exposes (use "
+                    "<resource>:read, <resource>:write, queries:<name>, procedures:<name>)",
+                )

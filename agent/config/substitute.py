@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +28,30 @@ class SubstitutionError(Exception):
 Decrypt = Callable[[str], str]
 
 
+@dataclass
+class Substituted:
+    data: Any
+    problems: list[SubstitutionError] = field(default_factory=list)
+    secret_paths: set[Path_] = field(default_factory=set)
+    """Where a value came from a reference: never quote what is there."""
+
+
 def substitute(
     data: Any,
     base_dir: Path,
     environ: Mapping[str, str] | None = None,
     decrypt: Decrypt | None = None,
-) -> tuple[Any, list[SubstitutionError]]:
-    """The data with every reference replaced, and every reference that could not be."""
+) -> Substituted:
+    """The data with every reference replaced, what could not be, and where values came in."""
     env = os.environ if environ is None else environ
-    problems: list[SubstitutionError] = []
+    out = Substituted(None)
+    problems = out.problems
 
     def resolve(match: re.Match[str], path: Path_) -> str:
         kind, name = match.group(1), match.group(2).strip()
         if kind == "env":
             if name not in env:
-                problems.append(
-                    SubstitutionError(path, f"environment variable {name} is not set; set it")
-                )
+                problems.append(SubstitutionError(path, f"environment variable {name} is not set"))
                 return ""
             return env[name]
         file = Path(name).expanduser()
@@ -59,13 +67,15 @@ def substitute(
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        if isinstance(value, str):
+        if isinstance(value, str) and (value.startswith("enc:") or _REFERENCE.search(value)):
+            out.secret_paths.add(path)
             if value.startswith("enc:"):
                 return _decrypt(value, path, decrypt, problems)
             return _REFERENCE.sub(lambda m: resolve(m, path), value)
         return value
 
-    return walk(data, ()), problems
+    out.data = walk(data, ())
+    return out
 
 
 def _decrypt(
