@@ -75,6 +75,8 @@ class Select:
     where: Condition | None = None
     order: tuple[OrderBy, ...] = ()
     limit: int | None = None
+    as_text: frozenset[str] = frozenset()
+    """Columns to fetch as text, where the driver would lose precision (see Dialect.lossy)."""
 
 
 @dataclass(slots=True)

@@ -52,7 +52,7 @@ def typed_rows(b: Backend) -> list[str]:
     true = {"sqlite": "1", "sqlite-odbc": "1", "postgresql": "TRUE", "mariadb": "1"}[b.name]
     text = TEXT.replace("'", "''")
     values = [
-        "1", "12.30", "'2024-02-29 13:45:01.123456'", "'2024-02-29'", "'13:45:01'",
+        "1", "12.30", "'2024-02-29 13:45:01.123456'", "'2024-02-29'", "'13:45:01.5'",
         binary, f"'{GUID}'", f"'{text}'", true, "9007199254740993", "0.5",
     ]  # fmt: skip
     if has_tz:
@@ -108,7 +108,7 @@ async def test_types_round_trip_exactly(api: Caller, backend: Backend) -> None:
         "c_dec": "12.30",
         "c_ts": "2024-02-29T13:45:01.123456",
         "c_date": "2024-02-29",
-        "c_time": "13:45:01",
+        "c_time": "13:45:01.500000",
         "c_bin": base64.b64encode(BINARY).decode(),
         "c_guid": GUID,
         "c_text": TEXT,

@@ -31,5 +31,8 @@ class AccessDialect(Dialect):
     def limit_prefix(self, limit: int | None) -> str:
         return "" if limit is None else f"TOP {int(limit)} "
 
+    def limit_suffix(self, limit: int | None) -> str:
+        return ""
+
     def null_rank(self, quoted: str) -> str:
         return f"IIF({quoted} IS NULL, 1, 0)"

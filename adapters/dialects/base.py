@@ -146,6 +146,8 @@ class Dialect:
     lost_connection_markers: ClassVar[tuple[str, ...]] = ()
     session_setup: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone, encoding)."""
+    unordered: ClassVar[str | None] = None
+    """An ORDER BY for limited statements with no order, where the DBMS demands one."""
     probe_sql: ClassVar[str] = "SELECT 1"
     """The cheapest statement that proves the database answers."""
 
@@ -163,7 +165,7 @@ class Dialect:
 
     def render_select(self, select: Select) -> Rendered:
         out = Rendered("")
-        cols = ", ".join(self.quote(c) for c in select.columns)
+        cols = ", ".join(self.column(c, c in select.as_text) for c in select.columns)
         parts = [
             "SELECT ",
             self.limit_prefix(select.limit),
@@ -175,9 +177,22 @@ class Dialect:
             parts += [" WHERE ", self.condition(select.where, out.params)]
         if select.order:
             parts += [" ORDER BY ", ", ".join(self.order_term(o) for o in select.order)]
+        elif select.limit is not None and self.unordered:
+            parts += [" ORDER BY ", self.unordered]
         parts.append(self.limit_suffix(select.limit))
         out.sql = "".join(parts)
         return out
+
+    def column(self, name: str, as_text: bool = False) -> str:
+        quoted = self.quote(name)
+        return f"{self.text_cast(quoted)} AS {quoted}" if as_text else quoted
+
+    def text_cast(self, quoted: str) -> str:
+        return f"CAST({quoted} AS VARCHAR(64))"
+
+    def lossy(self, column_type: ColumnType) -> bool:
+        """Whether the driver loses precision on this type, so it must be fetched as text."""
+        return False
 
     def limit_prefix(self, limit: int | None) -> str:
         return ""

@@ -26,6 +26,7 @@ class SQLServerDialect(Dialect):
         "numeric identity": Kind.DECIMAL,
     }
     lost_connection_markers = ("communication link failure", "tcp provider")
+    unordered = "(SELECT NULL)"  # OFFSET..FETCH is only valid after an ORDER BY
 
     def limit_suffix(self, limit: int | None) -> str:
         return "" if limit is None else f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import datetime as dt
+from typing import Any, ClassVar
 
-from adapters.dialects.base import Dialect
-from adapters.types import Kind
+from adapters.dialects.base import Decoder, Dialect
+from adapters.types import ColumnType, Kind
+
+
+def _time_or_text(value: Any) -> Any:
+    """MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one."""
+    if isinstance(value, str):
+        try:
+            return dt.time.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 class MySQLDialect(Dialect):
@@ -36,3 +47,15 @@ class MySQLDialect(Dialect):
         "connection was killed",
         "server shutdown in progress",
     )
+
+    def lossy(self, column_type: ColumnType) -> bool:
+        # Connector/ODBC drops TIME's fractional seconds and cannot represent durations.
+        return column_type.kind is Kind.TIME
+
+    def text_cast(self, quoted: str) -> str:
+        return f"CAST({quoted} AS CHAR)"
+
+    def decoder(self, column_type: ColumnType) -> Decoder | None:
+        if column_type.kind is Kind.TIME:
+            return _time_or_text
+        return super().decoder(column_type)

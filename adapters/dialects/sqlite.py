@@ -62,7 +62,11 @@ def _as_bool(value: Any) -> Any:
 class SQLiteDialect(Dialect):
     name = "sqlite"
     dbms_names = ("sqlite",)
-    name_kinds: ClassVar[dict[str, Kind]] = {"timestamptz": Kind.STRING}
+    # SQLite has no zoned type: such values are text with their offset, served as written.
+    name_kinds: ClassVar[dict[str, Kind]] = {
+        "timestamptz": Kind.STRING,
+        "timestamp with time zone": Kind.STRING,
+    }
 
     def column_type(
         self,
@@ -79,6 +83,13 @@ class SQLiteDialect(Dialect):
         if found.kind is Kind.UNKNOWN and sql_type is not None:
             found = super().column_type(db_type, sql_type=sql_type)
         return found
+
+    def lossy(self, column_type: ColumnType) -> bool:
+        # TIME is stored as text; the SQLite ODBC driver would drop its fractional seconds.
+        return column_type.kind is Kind.TIME
+
+    def text_cast(self, quoted: str) -> str:
+        return f"CAST({quoted} AS TEXT)"
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         match column_type.kind:

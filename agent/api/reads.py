@@ -56,6 +56,7 @@ async def list_rows(
         where=And(tuple(conditions)) if conditions else None,
         order=plan.order,
         limit=plan.limit + 1,
+        as_text=_lossy(resource, fetch),
     )
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
@@ -66,6 +67,11 @@ async def list_rows(
         encoded = encode_rows(resource, fetch, [rows[-1]])[0]
         next_cursor = cursors.encode(shape, [encoded[fetch[p].name] for p in positions])
     return _page(encode_rows(resource, plan.select, rows), next_cursor)
+
+
+def _lossy(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
+    lossy = resource.adapter.dialect.lossy
+    return frozenset(c.name for c in columns if lossy(c.type))
 
 
 def _hidden(resource: Resource, name: str) -> Column:
@@ -115,6 +121,7 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
         columns=tuple(c.name for c in resource.columns),
         where=key_condition(resource, raw_key),
         limit=2,
+        as_text=_lossy(resource, resource.columns),
     )
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
