@@ -342,3 +342,20 @@ async def test_database_restart_reconnects(
     status, _, body = await api.get("/v1/t")
     assert status == 200, body
     assert body["items"] == [{"id": 1}]
+
+
+@pytest.mark.parametrize("attack", INJECTIONS)
+async def test_injection_in_names_and_controls_is_refused(api: Caller, attack: str) -> None:
+    """SQL in a column name, select, order, limit or cursor never runs: each is a 400."""
+    for params in (
+        {attack: "eq.1"},
+        {"select": f"id,{attack}"},
+        {"order": f"{attack}.asc"},
+        {"order": f"id.asc;{attack}"},
+        {"limit": attack},
+        {"cursor": attack},
+    ):
+        status, _, body = await api.get("/v1/items", params)
+        assert status == 400, (params, body)
+    status, _, body = await api.get("/v1/items", {"limit": "1", "select": "id"})
+    assert body["items"] == [{"id": 2}], "the table is intact"
