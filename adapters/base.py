@@ -34,6 +34,22 @@ class SourceSettings:
     base_dir: Path = Path()
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one statement in a transaction returned: its rows (if any) and rows affected."""
+
+    rows: list[Row] | None
+    rowcount: int
+
+
+class Transaction(Protocol):
+    """Statements on one connection, committed together when the block ends, or not at all."""
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> Outcome: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]: ...
+
+
 class Adapter(Protocol):
     """One database source. Every method may raise `adapters.errors.SourceError`."""
 
@@ -59,6 +75,9 @@ class Adapter(Protocol):
         self, sql: str, params: Sequence[Any], batch_size: int
     ) -> AbstractAsyncContextManager[AsyncIterator[list[Row]]]:
         """Run a statement and yield its rows in batches, holding one connection meanwhile."""
+
+    def transaction(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: writes, or (snapshot) several reads from one consistent state."""
 
     async def close(self) -> None:
         """Close every connection and stop the thread pool."""

@@ -87,6 +87,28 @@ class ODBCAdapter(PooledAdapter):
             return errors.SourceUnavailable(self.source, message)
         return self._dialect.classify(sqlstate, message)(self.source, message)
 
+    def _begin(self, job: Job, snapshot: bool) -> None:
+        begin = self.dialect.begin_sql
+        if begin and not snapshot:
+            job.conn.execute(begin)
+            return
+        job.conn.autocommit = False
+        statement = self.dialect.snapshot_sql if snapshot else None
+        if statement:
+            job.conn.execute(statement)
+
+    def _end(self, job: Job, commit: bool) -> None:
+        if job.conn.autocommit:  # begun by statement (Dialect.begin_sql)
+            job.conn.execute("COMMIT" if commit else "ROLLBACK")
+            return
+        try:
+            if commit:
+                job.conn.commit()
+            else:
+                job.conn.rollback()
+        finally:
+            job.conn.autocommit = True
+
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         cursor = job.cursor = job.conn.cursor()
         try:

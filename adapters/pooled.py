@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from adapters import errors
-from adapters.base import Row, SourceSettings
+from adapters.base import Outcome, Row, SourceSettings
 from adapters.dialects import Dialect, for_dbms
 from adapters.types import TableInfo, TableRef
 
@@ -67,10 +67,35 @@ def _fetch_batch(job: Job, size: int) -> list[Row]:
     return job.cursor.fetchmany(size)  # type: ignore[no-any-return]
 
 
+def _run_statement(job: Job, sql: str, params: Sequence[Any]) -> Outcome:
+    cursor = job.cursor = job.conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if cursor.description else None
+        return Outcome(rows, cursor.rowcount)
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
 def _close_cursor(job: Job) -> None:
     cursor, job.cursor = job.cursor, None
     if cursor is not None:
         cursor.close()
+
+
+class Transaction:
+    """Statements on one leased connection, committed together or not at all."""
+
+    def __init__(self, adapter: PooledAdapter, job: Job) -> None:
+        self._adapter = adapter
+        self._job = job
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> Outcome:
+        return await self._adapter._call(self._job, _run_statement, sql, params)
+
+    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+        return await self._adapter._call(self._job, _fetch_rows, sql, params, max_rows)
 
 
 class PooledAdapter(ABC):
@@ -106,6 +131,14 @@ class PooledAdapter(ABC):
     @abstractmethod
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         """Introspect a table's columns, types and primary key."""
+
+    @abstractmethod
+    def _begin(self, job: Job, snapshot: bool) -> None:
+        """Start a transaction: a write lock at once, or a consistent snapshot for reading."""
+
+    @abstractmethod
+    def _end(self, job: Job, commit: bool) -> None:
+        """Commit or roll back, and return the connection to autocommit."""
 
     # -- the Adapter surface -----------------------------------------------------------------
 
@@ -143,6 +176,33 @@ class PooledAdapter(ABC):
             finally:
                 if not job.timed_out and (job.pending is None or job.pending.done()):
                     await self._call(job, _close_cursor)
+
+    @asynccontextmanager
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Transaction]:
+        """One transaction on one connection; rolled back if the block raises or is cancelled.
+
+        `snapshot=True` is for reading several statements from one consistent state.
+        """
+        async with self._lease() as job:
+            await self._call(job, self._begin, snapshot)
+            committed = False
+            try:
+                yield Transaction(self, job)
+                await self._call(job, self._end, True)
+                committed = True
+            finally:
+                if not committed:
+                    await self._abandon(job)
+
+    async def _abandon(self, job: Job) -> None:
+        """Roll back; a connection still busy (a cancelled statement) is closed instead."""
+        if job.broken or (job.pending is not None and not job.pending.done()):
+            job.broken = True
+            return
+        try:
+            await asyncio.shield(self._call(job, self._end, False))
+        except Exception:
+            job.broken = True
 
     async def close(self) -> None:
         self._closed = True

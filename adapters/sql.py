@@ -77,6 +77,30 @@ class Select:
     limit: int | None = None
     as_text: frozenset[str] = frozenset()
     """Columns to fetch as text, where the driver would lose precision (see Dialect.lossy)."""
+    lock: bool = False
+    """Lock the selected rows until the transaction ends (SELECT ... FOR UPDATE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    table: TableRef
+    columns: tuple[str, ...]
+    values: tuple[Any, ...]
+    returning: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    table: TableRef
+    columns: tuple[str, ...]
+    values: tuple[Any, ...]
+    where: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    table: TableRef
+    where: Condition
 
 
 @dataclass(slots=True)

@@ -59,6 +59,13 @@ class SQLiteAdapter(PooledAdapter):
             kind = errors.ValueRejected
         return kind(self.source, message)
 
+    def _begin(self, job: Job, snapshot: bool) -> None:
+        # IMMEDIATE takes the write lock now, so writers queue instead of failing at commit.
+        job.conn.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+
+    def _end(self, job: Job, commit: bool) -> None:
+        job.conn.execute("COMMIT" if commit else "ROLLBACK")
+
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         cursor = job.conn.execute(
             'SELECT name, type, "notnull", pk FROM pragma_table_info(?, ?) ORDER BY cid',

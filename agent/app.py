@@ -19,10 +19,15 @@ from adapters.base import Adapter, SourceSettings
 from adapters.errors import SourceError
 from agent.api.auth import ApiKeys, Authenticator
 from agent.api.cursor import CursorCodec
+from agent.api.jwt_auth import JwtVerifier
 from agent.api.pipeline import Pipeline
+from agent.api.ratelimit import RateLimiter
+from agent.api.replay import Replayer
+from agent.api.writes import WriteLimits
 from agent.catalog import Catalog, CatalogProblem
 from agent.config.model import AgentConfig, SourceConfig
 from agent.http import make_app, server_ssl
+from agent.idempotency import IdempotencyStore
 from certs.keyfiles import ensure_private_dir, load_or_create_secret
 
 log = logging.getLogger("bridgehead.agent")
@@ -69,6 +74,7 @@ class Agent:
         self.config = config
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
+        self._store: IdempotencyStore | None = None
         self.listen_url: str | None = None
 
     async def start(self) -> None:
@@ -82,14 +88,35 @@ class Agent:
         if problems:
             await self.stop()
             raise StartupError(_describe(problems))
-        pipeline = Pipeline(catalog, Authenticator(ApiKeys(self.config.auth.api_keys)), cursors)
+        self._store = IdempotencyStore(state / "idempotency.db", self.config.idempotency.ttl)
+        await self._store.open()
+        limits = self.config.limits
+        pipeline = Pipeline(
+            catalog=catalog,
+            authenticator=await self._authenticator(),
+            cursors=cursors,
+            replayer=Replayer(self._store),
+            limiter=RateLimiter(limits.requests_per_second, limits.burst),
+            write_limits=WriteLimits(max_rows=limits.max_write_rows),
+        )
         if self.config.listen is not None:
             await self._listen(pipeline)
+
+    async def _authenticator(self) -> Authenticator:
+        jwt = None
+        if self.config.auth.jwt is not None:
+            try:
+                jwt = await asyncio.to_thread(JwtVerifier.from_file, self.config.auth.jwt)
+            except ValueError as exc:
+                await self.stop()
+                raise StartupError(f"auth.jwt: {exc}") from None
+        return Authenticator(ApiKeys(self.config.auth.api_keys), jwt)
 
     async def _listen(self, pipeline: Pipeline) -> None:
         assert self.config.listen is not None
         address = self.config.listen.address
-        self._runner = web.AppRunner(make_app(pipeline), access_log=None)
+        app = make_app(pipeline, max_body=self.config.limits.max_body_bytes)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         tls = server_ssl(self.config.listen)
         site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)
@@ -111,6 +138,9 @@ class Agent:
             await asyncio.wait_for(self._runner.cleanup(), SHUTDOWN_GRACE)
             self._runner = None
         await asyncio.gather(*(a.close() for a in self.adapters.values()))
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -62,6 +62,10 @@ def resolve_resource(
                 f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
             )
         )
+    if config.etag_column and config.etag_column not in wanted:
+        problems.append(
+            CatalogProblem(f"{where}.etag_column", f"{config.etag_column!r} is not a served column")
+        )
     key_names = config.key or table.primary_key
     for missing in (c for c in key_names if c not in available):
         problems.append(CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}"))

@@ -54,6 +54,36 @@ class NotAcceptable(ApiError):
     slug = "not-acceptable"
 
 
+class Conflict(ApiError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+    title = "Precondition failed"
+    slug = "precondition-failed"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    title = "Unprocessable request"
+    slug = "unprocessable"
+
+
+class PreconditionRequired(ApiError):
+    status = 428
+    title = "Precondition required"
+    slug = "precondition-required"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    title = "Too many requests"
+    slug = "too-many-requests"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     title = "Payload too large"

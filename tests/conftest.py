@@ -65,6 +65,16 @@ class Caller:
     key: str
     session: aiohttp.ClientSession
 
+    async def send(
+        self, method: str, path: str, body: Any = None, key: str | None = None, **headers: str
+    ) -> tuple[int, Any, Any]:
+        headers = {"Authorization": f"Bearer {key or self.key}", **headers}
+        async with self.session.request(method, self.base + path, json=body, headers=headers) as r:
+            raw = await r.read()
+            kind = r.headers.get("Content-Type", "")
+            data = await r.json(content_type=None) if "json" in kind and raw else raw
+            return r.status, r.headers.copy(), data
+
     async def get(
         self, path: str, params: Any = None, key: str | None = None, **headers: str
     ) -> tuple[int, Any, Any]:
@@ -79,7 +89,7 @@ class Caller:
 def agent_config(
     folder: Path, sources: dict[str, Any], resources: dict[str, Any], key: str, **extra: Any
 ) -> Path:
-    scopes = [f"{r}:read" for r in resources]
+    scopes = [f"{r}:{access}" for r in resources for access in ("read", "write")]
     config = {
         "sources": sources,
         "resources": resources,

@@ -13,6 +13,8 @@ class AccessDialect(Dialect):
     dbms_names = ("access",)
     quote_open = "["
     quote_close = "]"
+    returning = False
+    lock_suffix = ""
     name_kinds: ClassVar[dict[str, Kind]] = {
         "counter": Kind.INTEGER,
         "long": Kind.INTEGER,

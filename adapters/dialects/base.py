@@ -15,7 +15,21 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from adapters import errors
-from adapters.sql import And, Compare, Condition, In, IsNull, Not, Or, OrderBy, Rendered, Select
+from adapters.sql import (
+    And,
+    Compare,
+    Condition,
+    Delete,
+    In,
+    Insert,
+    IsNull,
+    Not,
+    Or,
+    OrderBy,
+    Rendered,
+    Select,
+    Update,
+)
 from adapters.types import ColumnType, Kind, TableRef
 
 Decoder = Callable[[Any], Any]
@@ -144,8 +158,22 @@ class Dialect:
     quote_close: ClassVar[str] = '"'
     name_kinds: ClassVar[dict[str, Kind]] = {}
     lost_connection_markers: ClassVar[tuple[str, ...]] = ()
+    constraint_markers: ClassVar[tuple[str, ...]] = ()
+    """Message fragments of constraint errors for drivers that report them as HY000."""
+    generated_key_sql: ClassVar[str | None] = None
+    """Reads the key the last INSERT generated, when INSERT ... RETURNING gave no rows."""
     session_setup: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone, encoding)."""
+    begin_sql: ClassVar[str | None] = None
+    """Starts a write transaction by statement, where the driver's own BEGIN locks too late."""
+    snapshot_sql: ClassVar[str | None] = None
+    """Run first in a read transaction that must see one consistent state."""
+    returning: ClassVar[bool] = True
+    """Whether INSERT ... RETURNING gives back the stored row (else it is read again by key)."""
+    lock_suffix: ClassVar[str] = " FOR UPDATE"
+    """Appended to a SELECT that must lock its rows until the transaction ends."""
+    lock_hint: ClassVar[str] = ""
+    """Written after the table name of a locking SELECT (SQL Server's table hints)."""
     unordered: ClassVar[str | None] = None
     """An ORDER BY for limited statements with no order, where the DBMS demands one."""
     probe_sql: ClassVar[str] = "SELECT 1"
@@ -172,6 +200,7 @@ class Dialect:
             cols,
             " FROM ",
             self.table(select.table),
+            self.lock_hint if select.lock else "",
         ]
         if select.where is not None:
             parts += [" WHERE ", self.condition(select.where, out.params)]
@@ -180,6 +209,8 @@ class Dialect:
         elif select.limit is not None and self.unordered:
             parts += [" ORDER BY ", self.unordered]
         parts.append(self.limit_suffix(select.limit))
+        if select.lock:
+            parts.append(self.lock_suffix)
         out.sql = "".join(parts)
         return out
 
@@ -196,6 +227,34 @@ class Dialect:
 
     def limit_prefix(self, limit: int | None) -> str:
         return ""
+
+    def render_insert(self, insert: Insert) -> Rendered:
+        out = Rendered("", [self.bind(v) for v in insert.values])
+        cols = ", ".join(self.quote(c) for c in insert.columns)
+        marks = ", ".join("?" * len(insert.columns))
+        into = f"INSERT INTO {self.table(insert.table)}"
+        values = f" ({cols}) VALUES ({marks})" if insert.columns else self.default_values
+        returning = self.returning_clause(insert.returning) if self.returning else ""
+        out.sql = into + values + returning
+        return out
+
+    default_values: ClassVar[str] = " DEFAULT VALUES"
+
+    def returning_clause(self, columns: tuple[str, ...]) -> str:
+        return " RETURNING " + ", ".join(self.quote(c) for c in columns) if columns else ""
+
+    def render_update(self, update: Update) -> Rendered:
+        out = Rendered("", [self.bind(v) for v in update.values])
+        sets = ", ".join(f"{self.quote(c)} = ?" for c in update.columns)
+        where = self.condition(update.where, out.params)
+        out.sql = f"UPDATE {self.table(update.table)} SET {sets} WHERE {where}"
+        return out
+
+    def render_delete(self, delete: Delete) -> Rendered:
+        out = Rendered("")
+        where = self.condition(delete.where, out.params)
+        out.sql = f"DELETE FROM {self.table(delete.table)} WHERE {where}"
+        return out
 
     def limit_suffix(self, limit: int | None) -> str:
         return "" if limit is None else f" LIMIT {int(limit)}"
@@ -238,6 +297,8 @@ class Dialect:
             return _utc_naive(value)
         if isinstance(value, uuid.UUID):
             return str(value)
+        if isinstance(value, dt.time):
+            return value.isoformat()  # ODBC's TIME struct has no fractional seconds
         return value
 
     def column_type(
@@ -273,7 +334,7 @@ class Dialect:
         lowered = message.lower()
         if any(marker in lowered for marker in self.lost_connection_markers):
             return errors.SourceUnavailable
-        if sqlstate.startswith("23"):
+        if sqlstate.startswith("23") or any(m in lowered for m in self.constraint_markers):
             return errors.ConstraintViolated
         if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
             return errors.SourceUnavailable

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from adapters.dialects.base import Dialect
+from adapters.sql import Insert, Rendered
 from adapters.types import Kind
 
 
@@ -27,6 +28,22 @@ class SQLServerDialect(Dialect):
     }
     lost_connection_markers = ("communication link failure", "tcp provider")
     unordered = "(SELECT NULL)"  # OFFSET..FETCH is only valid after an ORDER BY
+    lock_suffix = ""
+    generated_key_sql = "SELECT SCOPE_IDENTITY()"
+    lock_hint = " WITH (UPDLOCK, ROWLOCK)"
+
+    def returning_clause(self, columns: tuple[str, ...]) -> str:
+        return ""
+
+    def render_insert(self, insert: Insert) -> Rendered:
+        out = super().render_insert(insert)
+        if insert.returning:
+            output = " OUTPUT " + ", ".join(f"INSERTED.{self.quote(c)}" for c in insert.returning)
+            head, sep, tail = out.sql.partition(" VALUES ")
+            if not sep:
+                head, sep, tail = out.sql.partition(" DEFAULT VALUES")
+            out.sql = head + output + sep + tail
+        return out
 
     def limit_suffix(self, limit: int | None) -> str:
         return "" if limit is None else f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"

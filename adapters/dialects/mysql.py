@@ -25,6 +25,9 @@ class MySQLDialect(Dialect):
     quote_open = "`"
     quote_close = "`"
     session_setup = ("SET time_zone = '+00:00'",)
+    snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+    generated_key_sql = "SELECT LAST_INSERT_ID()"
+    default_values = " () VALUES ()"
     name_kinds: ClassVar[dict[str, Kind]] = {
         # MySQL converts TIMESTAMP to and from the session zone (UTC here); DATETIME is naive.
         "timestamp": Kind.TIMESTAMPTZ,
@@ -47,6 +50,12 @@ class MySQLDialect(Dialect):
         "connection was killed",
         "server shutdown in progress",
     )
+
+    def bind(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            # Connector/ODBC drops the microseconds of a bound TIMESTAMP; text keeps them.
+            return super().bind(value).isoformat(" ")
+        return super().bind(value)
 
     def lossy(self, column_type: ColumnType) -> bool:
         # Connector/ODBC drops TIME's fractional seconds and cannot represent durations.

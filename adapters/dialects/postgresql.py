@@ -12,6 +12,7 @@ class PostgreSQLDialect(Dialect):
     name = "postgresql"
     dbms_names = ("postgresql",)
     session_setup = ("SET TIME ZONE 'UTC'",)
+    snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     name_kinds: ClassVar[dict[str, Kind]] = {
         "timetz": Kind.STRING,
         "time with time zone": Kind.STRING,

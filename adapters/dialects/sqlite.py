@@ -84,6 +84,12 @@ class SQLiteDialect(Dialect):
             found = super().column_type(db_type, sql_type=sql_type)
         return found
 
+    lock_suffix = ""  # transactions take the database's write lock (BEGIN IMMEDIATE)
+    constraint_markers = ("constraint failed",)
+    lost_connection_markers = ("database is locked",)
+    begin_sql = "BEGIN IMMEDIATE"  # take the write lock first, so writers queue, not deadlock
+    generated_key_sql = "SELECT last_insert_rowid()"
+
     def lossy(self, column_type: ColumnType) -> bool:
         # TIME is stored as text; the SQLite ODBC driver would drop its fractional seconds.
         return column_type.kind is Kind.TIME

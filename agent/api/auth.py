@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from agent.config.model import ApiKeyConfig
 from agent.errors import Forbidden, Unauthorized
@@ -52,14 +53,25 @@ class ApiKeys:
         return found
 
 
-class Authenticator:
-    """Tries each configured scheme in turn; 401 when none accepts the token."""
+class TokenVerifier(Protocol):
+    """A bearer-token scheme: None when the token is not its kind, Unauthorized when invalid."""
 
-    def __init__(self, api_keys: ApiKeys) -> None:
+    def authenticate(self, token: str) -> Principal | None: ...
+
+
+class Authenticator:
+    """Tries each configured scheme in turn (JWT first, then API keys); 401 when none accepts."""
+
+    def __init__(self, api_keys: ApiKeys, jwt: TokenVerifier | None = None) -> None:
         self._api_keys = api_keys
+        self._jwt = jwt
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         token = bearer_token(headers)
+        if self._jwt is not None:
+            principal = self._jwt.authenticate(token)
+            if principal is not None:
+                return principal
         principal = self._api_keys.authenticate(token)
         if principal is None:
             raise Unauthorized("the bearer token is not a known API key", headers=dict(_CHALLENGE))

@@ -2,23 +2,28 @@
 
 The local listener and the tunnel both hand an `ApiRequest` to `Pipeline.handle` and send back
 the `ApiResponse` it returns; nothing here knows about sockets. Every response carries
-`X-Request-Id`; every failure is turned into a problem response by `problems.from_exception`.
+`X-Request-Id`; every failure is turned into a problem response by `problems.from_exception`;
+writes with an `Idempotency-Key` go through `agent.api.replay`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
-from agent.api import problems, reads
+from agent.api import problems, reads, writes
 from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
+from agent.api.ratelimit import RateLimiter
+from agent.api.replay import Replayer, Write
 from agent.catalog import Catalog, Resource
-from agent.errors import MethodNotAllowed, NotFound
+from agent.errors import MethodNotAllowed, NotFound, TooManyRequests
 
 log = logging.getLogger("bridgehead.requests")
 Clock = Callable[[], float]
@@ -32,18 +37,54 @@ def request_id_for(request: ApiRequest) -> str:
     return secrets.token_hex(12)
 
 
+@dataclass(frozen=True)
+class Call:
+    """One authorised call on a resource: who, on what, and which row (for item routes)."""
+
+    request: ApiRequest
+    principal: Principal
+    resource: Resource
+    key: str | None
+
+
+Handler = Callable[[Call], Awaitable[ApiResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: str
+    """The resource operation it needs (`operations:` in config): read, insert, ..."""
+    handler: Handler
+
+
 class Pipeline:
     def __init__(
         self,
+        *,
         catalog: Catalog,
         authenticator: Authenticator,
         cursors: CursorCodec,
+        replayer: Replayer,
+        limiter: RateLimiter,
+        write_limits: writes.WriteLimits,
         clock: Clock = time.monotonic,
     ) -> None:
         self.catalog = catalog
         self.authenticator = authenticator
         self.cursors = cursors
+        self.replayer = replayer
+        self.limiter = limiter
+        self.write_limits = write_limits
         self.clock = clock
+        self.collection: dict[str, Route] = {
+            "GET": Route("read", self._list),
+            "POST": Route("insert", self._insert),
+        }
+        self.item: dict[str, Route] = {
+            "GET": Route("read", self._get),
+            "PATCH": Route("update", self._update),
+            "DELETE": Route("delete", self._delete),
+        }
 
     async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
         """The response to `request`; a front that already refused it passes the reason."""
@@ -69,48 +110,61 @@ class Pipeline:
 
     async def _dispatch(self, request: ApiRequest) -> ApiResponse:
         segments = request.path.split("/")
-        if len(segments) < 3 or segments[:2] != ["", "v1"] or not segments[2]:
+        if len(segments) not in (3, 4) or segments[:2] != ["", "v1"] or not all(segments[2:]):
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
         principal = self.authenticator.authenticate(request.headers)
+        self._throttle(principal)
         name = unquote(segments[2])
         resource = await self.catalog.get(name)
         if resource is None:
             raise NotFound(f"no resource named {name!r}")
-        if len(segments) == 3:
-            return await self._collection(request, principal, resource)
-        if len(segments) == 4 and segments[3]:
-            return await self._item(request, principal, resource, segments[3])
-        raise NotFound(f"no such endpoint: {request.path}")
+        key = segments[3] if len(segments) == 4 else None
+        routes = self.collection if key is None else self.item
+        method = "GET" if request.method == "HEAD" else request.method
+        route = routes.get(method)
+        allowed = [m for m, r in routes.items() if r.operation in resource.operations]
+        if route is None or route.operation not in resource.operations:
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on this {name} endpoint; allowed: "
+                f"{', '.join(allowed) or 'none'} (see operations: in the resource's config)",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        principal.require(f"{name}:{'read' if route.operation == 'read' else 'write'}")
+        return await route.handler(Call(request, principal, resource, key))
 
-    async def _collection(
-        self, request: ApiRequest, principal: Principal, resource: Resource
-    ) -> ApiResponse:
-        handlers: dict[str, Callable[[], Awaitable[ApiResponse]]] = {
-            "GET": lambda: reads.list_rows(resource, request.query, self.cursors),
-        }
-        return await _run(handlers, request, principal, resource)
+    def _throttle(self, principal: Principal) -> None:
+        wait = self.limiter.check(principal.name)
+        if wait is not None:
+            seconds = str(max(1, math.ceil(wait)))
+            raise TooManyRequests(
+                f"{principal.name} is over its request rate; retry after {seconds} s",
+                headers={"Retry-After": seconds},
+            )
 
-    async def _item(
-        self, request: ApiRequest, principal: Principal, resource: Resource, raw_key: str
-    ) -> ApiResponse:
-        handlers: dict[str, Callable[[], Awaitable[ApiResponse]]] = {
-            "GET": lambda: reads.get_row(resource, raw_key),
-        }
-        return await _run(handlers, request, principal, resource)
+    async def _list(self, call: Call) -> ApiResponse:
+        return await reads.list_rows(call.resource, call.request.query, self.cursors)
 
+    async def _get(self, call: Call) -> ApiResponse:
+        assert call.key is not None
+        return await reads.get_row(call.resource, call.key)
 
-async def _run(
-    handlers: dict[str, Callable[[], Awaitable[ApiResponse]]],
-    request: ApiRequest,
-    principal: Principal,
-    resource: Resource,
-) -> ApiResponse:
-    method = "GET" if request.method == "HEAD" else request.method
-    handler = handlers.get(method)
-    if handler is None:
-        raise MethodNotAllowed(
-            f"{request.method} is not supported here; allowed: {', '.join(handlers)}",
-            headers={"Allow": ", ".join(handlers)},
+    async def _insert(self, call: Call) -> ApiResponse:
+        body = call.request.body
+        return await self._write(
+            call, lambda hook: writes.insert(call.resource, body, self.write_limits, hook)
         )
-    principal.require(f"{resource.name}:read")
-    return await handler()
+
+    async def _update(self, call: Call) -> ApiResponse:
+        key, body, headers = call.key or "", call.request.body, call.request.headers
+        return await self._write(
+            call, lambda hook: writes.update(call.resource, key, body, headers, hook)
+        )
+
+    async def _delete(self, call: Call) -> ApiResponse:
+        key, headers = call.key or "", call.request.headers
+        return await self._write(
+            call, lambda hook: writes.delete(call.resource, key, headers, hook)
+        )
+
+    async def _write(self, call: Call, write: Write) -> ApiResponse:
+        return await self.replayer.run(call.principal.name, call.request, call.resource, write)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -11,7 +11,7 @@ import orjson
 
 from adapters.base import Row
 from adapters.sql import And, Compare, Condition, Op, Select
-from adapters.types import Column
+from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec, shape_digest
 from agent.api.filters import after, plan_list
 from agent.api.message import ApiResponse
@@ -56,7 +56,7 @@ async def list_rows(
         where=And(tuple(conditions)) if conditions else None,
         order=plan.order,
         limit=plan.limit + 1,
-        as_text=_lossy(resource, fetch),
+        as_text=lossy_columns(resource, fetch),
     )
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
@@ -69,7 +69,7 @@ async def list_rows(
     return _page(encode_rows(resource, plan.select, rows), next_cursor)
 
 
-def _lossy(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
+def lossy_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
     lossy = resource.adapter.dialect.lossy
     return frozenset(c.name for c in columns if lossy(c.type))
 
@@ -96,38 +96,54 @@ def _cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) 
     return out
 
 
-def key_condition(resource: Resource, raw_key: str) -> Condition:
-    """The `WHERE` for `/v1/{resource}/{key}`; composite keys are `k1,k2` in key order."""
+def key_values(resource: Resource, raw_key: str) -> dict[str, Any]:
+    """The key of `/v1/{resource}/{key}`; composite keys are `k1,k2` in key order."""
     if not resource.key:
         raise NotFound(f"{resource.name} has no key, so rows cannot be addressed one by one")
-    parts = (
-        [unquote(p) for p in raw_key.split(",")] if len(resource.key) > 1 else [unquote(raw_key)]
-    )
+    pieces = raw_key.split(",") if len(resource.key) > 1 else [raw_key]
+    parts = [unquote(p) for p in pieces]
     if len(parts) != len(resource.key):
         names = ",".join("{" + c.name + "}" for c in resource.key)
         raise BadRequest(f"{resource.name} rows are addressed as {names}")
-    terms: list[Condition] = []
+    values: dict[str, Any] = {}
     for column, text in zip(resource.key, parts, strict=True):
         try:
-            terms.append(Compare(column.name, Op.EQ, parse(column.type.kind, text)))
+            values[column.name] = parse(column.type.kind, text)
         except ValueError as exc:
             raise BadRequest(f"key {column.name}: {text!r}: {exc}") from None
+    return values
+
+
+def key_condition(resource: Resource, values: Mapping[str, Any]) -> Condition:
+    """`key = value` for every key column; values may be canonical or in their JSON form."""
+    terms: list[Condition] = []
+    for column in resource.key:
+        value = values[column.name]
+        if isinstance(value, str) and column.type.kind not in (Kind.STRING, Kind.UNKNOWN):
+            value = parse(column.type.kind, value)
+        terms.append(Compare(column.name, Op.EQ, value))
     return terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
+def etag_of(resource: Resource, item: Mapping[str, Any]) -> str:
+    """A strong ETag: the row-version column's value, or else a hash of the whole served row."""
+    column = resource.config.etag_column
+    payload = orjson.dumps(item[column] if column else item)
+    return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
 
 
 async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
     select = Select(
         table=resource.table.ref,
         columns=tuple(c.name for c in resource.columns),
-        where=key_condition(resource, raw_key),
+        where=key_condition(resource, key_values(resource, raw_key)),
         limit=2,
-        as_text=_lossy(resource, resource.columns),
+        as_text=lossy_columns(resource, resource.columns),
     )
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
     if not rows:
         raise NotFound(f"no {resource.name} row with key {unquote(raw_key)!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
-    body = orjson.dumps(item)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return ApiResponse(200, {"Content-Type": JSON, "ETag": etag}, body)
+    headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
+    return ApiResponse(200, headers, orjson.dumps(item))

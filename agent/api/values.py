@@ -165,3 +165,53 @@ def encoder(kind: Kind, decode: Encoder | None) -> Encoder | None:
         return encode(decode(value))
 
     return both
+
+
+def _json_integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("expected an integer")
+
+
+def _json_decimal(value: Any) -> Decimal:
+    if isinstance(value, str):
+        return _decimal(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _decimal(str(value))
+    raise ValueError('expected a decimal as a string such as "12.30"')
+
+
+def _json_float(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError("expected a number")
+
+
+def _json_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("expected true or false")
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError("expected a string")
+
+
+JSON_PARSERS: dict[Kind, Callable[[Any], Any]] = {
+    Kind.INTEGER: _json_integer,
+    Kind.DECIMAL: _json_decimal,
+    Kind.FLOAT: _json_float,
+    Kind.BOOLEAN: _json_boolean,
+    Kind.STRING: _json_text,
+    Kind.UNKNOWN: _json_text,
+}
+
+
+def from_json(kind: Kind, value: Any) -> Any:
+    """The canonical value for a JSON value in a request body; ValueError says what was expected."""
+    if value is None:
+        return None
+    parser = JSON_PARSERS.get(kind)
+    return parser(value) if parser else PARSERS[kind](_json_text(value))

@@ -94,6 +94,8 @@ class ResourceConfig(Frozen):
     columns: tuple[str, ...] | None = None
     operations: tuple[Operation, ...] = ("read",)
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
+    etag_column: str | None = None
+    """A row-version column (rowversion, version counter, updated_at); default: a row hash."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod
@@ -171,6 +173,17 @@ class TunnelConfig(Frozen):
     dead_after: Duration = 15.0
 
 
+class LimitsConfig(Frozen):
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_write_rows: int = Field(1000, ge=1, le=100_000)
+    requests_per_second: float = Field(100.0, gt=0)
+    burst: int = Field(200, ge=1)
+
+
+class IdempotencyConfig(Frozen):
+    ttl: Duration = 24 * 3600.0
+
+
 class AgentConfig(Frozen):
     sources: dict[str, SourceConfig] = Field(min_length=1)
     resources: dict[str, ResourceConfig] = Field(default_factory=dict)
@@ -181,6 +194,8 @@ class AgentConfig(Frozen):
     listen: ListenConfig | None = ListenConfig(address=HostPort(host="127.0.0.1", port=8470))
     admin: HostPort | None = HostPort(host="127.0.0.1", port=8471)
     tunnel: TunnelConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
+    idempotency: IdempotencyConfig = IdempotencyConfig()
     base_dir: Path = Field(Path(), exclude=True)
     """The config file's folder; set by the loader, not by YAML."""
 

@@ -1,0 +1,217 @@
+"""The write operations (SPEC §3): insert, partial update and delete, each in one transaction.
+
+Rules:
+- A body names only served columns; values are parsed by column kind before any SQL runs.
+- An insert of many rows is all or nothing; the response holds the rows as the database
+  stored them (defaults, generated keys, triggers), read back by key in the same transaction.
+- Update and delete lock the row, compare its ETag with `If-Match` (412 on mismatch, so of
+  two writers holding the same ETag exactly one wins), then write.
+- `before_commit` lets the idempotency store record the response before the commit, and a
+  `Proof` says how to tell afterwards whether that commit happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from adapters.base import Transaction
+from adapters.sql import Condition, Delete, Insert, Select, Update
+from agent.api.message import ApiResponse
+from agent.api.reads import encode_rows, etag_of, key_condition, key_values, lossy_columns
+from agent.api.values import from_json
+from agent.catalog import Resource
+from agent.errors import ApiError, BadRequest, NotFound, PreconditionFailed, PreconditionRequired
+
+JSON = "application/json"
+Proof = dict[str, Any]
+BeforeCommit = Callable[[ApiResponse, Proof], Awaitable[None]]
+
+
+async def no_hook(response: ApiResponse, proof: Proof) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class WriteLimits:
+    max_rows: int = 1000
+
+
+def parse_body(body: bytes) -> Any:
+    if not body:
+        raise BadRequest("the request needs a JSON body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def row_values(resource: Resource, row: Any, where: str) -> dict[str, Any]:
+    if not isinstance(row, dict) or not row:
+        raise BadRequest(f"{where}: expected a JSON object of column values")
+    values: dict[str, Any] = {}
+    for name, value in row.items():
+        column = resource.column(name)
+        if column is None:
+            names = ", ".join(c.name for c in resource.columns)
+            raise BadRequest(
+                f"{where}: unknown column {name!r}; columns of {resource.name}: {names}"
+            )
+        try:
+            values[name] = from_json(column.type.kind, value)
+        except ValueError as exc:
+            raise BadRequest(f"{where}: column {name!r}: {exc}") from None
+    return values
+
+
+async def read_back(tx: Transaction, resource: Resource, where: Condition, lock: bool) -> Any:
+    """The row as served (encoded), or None; `lock` holds it until the transaction ends."""
+    select = Select(
+        resource.table.ref,
+        tuple(c.name for c in resource.columns),
+        where=where,
+        limit=2,
+        as_text=lossy_columns(resource, resource.columns),
+        lock=lock,
+    )
+    rendered = resource.adapter.dialect.render_select(select)
+    rows = await tx.fetch(rendered.sql, rendered.params, 2)
+    return encode_rows(resource, resource.columns, rows[:1])[0] if rows else None
+
+
+async def insert(
+    resource: Resource, body: bytes, limits: WriteLimits, before_commit: BeforeCommit = no_hook
+) -> ApiResponse:
+    document = parse_body(body)
+    batch = document if isinstance(document, list) else [document]
+    if not batch or len(batch) > limits.max_rows:
+        raise BadRequest(f"send 1 to {limits.max_rows} rows in one request, not {len(batch)}")
+    rows = [row_values(resource, r, f"row {i + 1}") for i, r in enumerate(batch)]
+    async with resource.adapter.transaction() as tx:
+        stored = [await _insert_one(tx, resource, row, i + 1) for i, row in enumerate(rows)]
+        if isinstance(document, list):
+            response = _json(201, {"items": stored})
+        else:
+            response = _json(201, stored[0], {"ETag": etag_of(resource, stored[0])})
+        proof = {"op": "insert", "keys": [[r[c.name] for c in resource.key] for r in stored]}
+        await before_commit(response, proof)
+    return response
+
+
+async def _insert_one(tx: Transaction, resource: Resource, row: dict[str, Any], n: int) -> Any:
+    dialect = resource.adapter.dialect
+    key_names = tuple(c.name for c in resource.key)
+    statement = Insert(resource.table.ref, tuple(row), tuple(row.values()), returning=key_names)
+    rendered = dialect.render_insert(statement)
+    outcome = await tx.execute(rendered.sql, rendered.params)
+    if all(k in row for k in key_names):
+        key = {k: row[k] for k in key_names}
+    elif outcome.rows:
+        key = dict(zip(key_names, outcome.rows[0], strict=True))
+    elif len(key_names) == 1 and dialect.generated_key_sql:
+        generated = await tx.fetch(dialect.generated_key_sql, (), 1)
+        key = {key_names[0]: generated[0][0]}
+    else:
+        raise BadRequest(f"row {n}: this database cannot return generated keys; send the key")
+    stored = await read_back(tx, resource, key_condition(resource, key), lock=False)
+    if stored is None:
+        raise ApiError(f"row {n} was inserted but cannot be read back through this resource")
+    return stored
+
+
+def _if_match(headers: dict[str, str] | Any, required: bool) -> list[str] | None:
+    value = headers.get("if-match")
+    if value is None:
+        if required:
+            raise PreconditionRequired(
+                "send If-Match with the ETag from a GET of this row, so a concurrent change "
+                "is not overwritten"
+            )
+        return None
+    return [tag.strip().removeprefix("W/") for tag in value.split(",")]
+
+
+def _check_etag(resource: Resource, current: Any, tags: list[str] | None) -> None:
+    if tags is None or "*" in tags:
+        return
+    if etag_of(resource, current) not in tags:
+        raise PreconditionFailed(
+            "the row changed since you read it (its ETag no longer matches If-Match); "
+            "GET it again and retry"
+        )
+
+
+async def update(
+    resource: Resource,
+    raw_key: str,
+    body: bytes,
+    headers: Any,
+    before_commit: BeforeCommit = no_hook,
+) -> ApiResponse:
+    values = row_values(resource, parse_body(body), "body")
+    for column in resource.key:
+        if column.name in values:
+            raise BadRequest(f"column {column.name!r} is part of the key and cannot be changed")
+    tags = _if_match(headers, required=True)
+    where = key_condition(resource, key_values(resource, raw_key))
+    async with resource.adapter.transaction() as tx:
+        current = await read_back(tx, resource, where, lock=True)
+        if current is None:
+            raise NotFound(f"no {resource.name} row with key {raw_key!r}")
+        _check_etag(resource, current, tags)
+        statement = Update(resource.table.ref, tuple(values), tuple(values.values()), where)
+        rendered = resource.adapter.dialect.render_update(statement)
+        await tx.execute(rendered.sql, rendered.params)
+        stored = await read_back(tx, resource, where, lock=False)
+        etag = etag_of(resource, stored)
+        response = _json(200, stored, {"ETag": etag})
+        await before_commit(
+            response, {"op": "update", "key": _key_of(resource, stored), "etag": etag}
+        )
+    return response
+
+
+async def delete(
+    resource: Resource, raw_key: str, headers: Any, before_commit: BeforeCommit = no_hook
+) -> ApiResponse:
+    tags = _if_match(headers, required=False)
+    where = key_condition(resource, key_values(resource, raw_key))
+    async with resource.adapter.transaction() as tx:
+        current = await read_back(tx, resource, where, lock=True)
+        if current is None:
+            raise NotFound(f"no {resource.name} row with key {raw_key!r}")
+        _check_etag(resource, current, tags)
+        rendered = resource.adapter.dialect.render_delete(Delete(resource.table.ref, where))
+        await tx.execute(rendered.sql, rendered.params)
+        response = ApiResponse(204, {})
+        await before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
+    return response
+
+
+async def committed(resource: Resource, proof: Proof) -> bool:
+    """Whether the write a proof describes is in the database (recovery after a crash)."""
+    async with resource.adapter.transaction(snapshot=True) as tx:
+        if proof["op"] == "insert":
+            for key in proof["keys"]:
+                if await read_back(tx, resource, _proof_key(resource, key), False) is None:
+                    return False
+            return True
+        row = await read_back(tx, resource, _proof_key(resource, proof["key"]), False)
+        if proof["op"] == "delete":
+            return row is None
+        return row is not None and etag_of(resource, row) == proof["etag"]
+
+
+def _key_of(resource: Resource, row: Any) -> list[Any]:
+    return [row[c.name] for c in resource.key]
+
+
+def _proof_key(resource: Resource, encoded: Sequence[Any]) -> Condition:
+    return key_condition(resource, dict(zip((c.name for c in resource.key), encoded, strict=True)))
+
+
+def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> ApiResponse:
+    return ApiResponse(status, {"Content-Type": JSON, **(headers or {})}, orjson.dumps(data))
