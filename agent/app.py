@@ -24,6 +24,7 @@ from agent.api.pipeline import Pipeline
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer
 from agent.api.writes import WriteLimits
+from agent.audit import AuditError, AuditLog
 from agent.catalog import Catalog, CatalogProblem
 from agent.config.model import AgentConfig, SourceConfig
 from agent.http import make_app, server_ssl
@@ -75,6 +76,7 @@ class Agent:
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
         self._store: IdempotencyStore | None = None
+        self._audit: AuditLog | None = None
         self.listen_url: str | None = None
 
     async def start(self) -> None:
@@ -90,6 +92,12 @@ class Agent:
             raise StartupError(_describe(problems))
         self._store = IdempotencyStore(state / "idempotency.db", self.config.idempotency.ttl)
         await self._store.open()
+        self._audit = AuditLog(state / "audit.log")
+        try:
+            await self._audit.start()
+        except AuditError as exc:
+            await self.stop()
+            raise StartupError(str(exc)) from None
         limits = self.config.limits
         pipeline = Pipeline(
             catalog=catalog,
@@ -98,6 +106,7 @@ class Agent:
             replayer=Replayer(self._store),
             limiter=RateLimiter(limits.requests_per_second, limits.burst),
             write_limits=WriteLimits(max_rows=limits.max_write_rows),
+            audit=self._audit,
         )
         if self.config.listen is not None:
             await self._listen(pipeline)
@@ -138,6 +147,12 @@ class Agent:
             await asyncio.wait_for(self._runner.cleanup(), SHUTDOWN_GRACE)
             self._runner = None
         await asyncio.gather(*(a.close() for a in self.adapters.values()))
+        if self._audit is not None:
+            audit, self._audit = self._audit, None
+            try:
+                await audit.close()
+            except AuditError as exc:
+                log.error("audit log: %s", exc)
         if self._store is not None:
             await self._store.close()
             self._store = None

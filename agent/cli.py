@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import commands
+from agent.audit_cli import verify_command
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -28,17 +29,25 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a sample database behind a local agent")
     demo.add_argument("--dir", type=Path, default=Path("bridgehead-demo"), help="demo folder")
     demo.add_argument("--port", type=int, default=8470, help="local API port (0: any free)")
+    audit = sub.add_parser("audit", help="work with the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
+    verify.add_argument("file", type=Path, help="an audit log file (state/audit.log)")
     return top
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": lambda args: commands.run(args.config),
+    "check": lambda args: commands.check(args.config),
+    "demo": lambda args: commands.demo(args.dir, args.port),
+    "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return commands.run(args.config)
-        if args.command == "check":
-            return commands.check(args.config)
-        return commands.demo(args.dir, args.port)
+        return COMMANDS[args.command](args)
     except commands.UsageError as exc:
         print(f"bridgehead: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -64,6 +64,7 @@ class Caller:
     base: str
     key: str
     session: aiohttp.ClientSession
+    agent: Agent | None = None
 
     async def send(
         self, method: str, path: str, body: Any = None, key: str | None = None, **headers: str
@@ -128,7 +129,7 @@ async def run_agent(tmp_path: Path) -> AsyncIterator[Any]:
         await agent.start()
         started.append(agent)
         assert agent.listen_url is not None
-        return Caller(agent.listen_url, key, session)
+        return Caller(agent.listen_url, key, session, agent)
 
     yield start
     for agent in started:

@@ -25,3 +25,5 @@ class ApiResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | AsyncIterator[bytes] = b""
+    rows: int = 0
+    """Rows read or written, for the audit log; not sent."""

@@ -14,6 +14,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import unquote
 
 from agent.api import problems, reads, writes
@@ -22,6 +24,7 @@ from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
+from agent.audit import AuditRecord
 from agent.catalog import Catalog, Resource
 from agent.errors import MethodNotAllowed, NotFound, TooManyRequests
 
@@ -35,6 +38,19 @@ def request_id_for(request: ApiRequest) -> str:
     if given and len(given) <= MAX_REQUEST_ID and given.isprintable() and given.isascii():
         return given
     return secrets.token_hex(12)
+
+
+@dataclass
+class Trace:
+    """What the audit log says of a request, filled in as the pipeline learns it."""
+
+    principal: str = "anonymous"
+    target: str = "-"
+    operation: str = "-"
+
+
+class Auditor(Protocol):
+    async def record(self, rec: AuditRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,8 @@ Handler = Callable[[Call], Awaitable[ApiResponse]]
 
 @dataclass(frozen=True)
 class Route:
+    name: str
+    """What the audit log calls it: list, read, insert, update, delete."""
     operation: str
     """The resource operation it needs (`operations:` in config): read, insert, ..."""
     handler: Handler
@@ -67,8 +85,12 @@ class Pipeline:
         replayer: Replayer,
         limiter: RateLimiter,
         write_limits: writes.WriteLimits,
+        audit: Auditor,
         clock: Clock = time.monotonic,
+        wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.audit = audit
+        self.wallclock = wallclock
         self.catalog = catalog
         self.authenticator = authenticator
         self.cursors = cursors
@@ -77,44 +99,61 @@ class Pipeline:
         self.write_limits = write_limits
         self.clock = clock
         self.collection: dict[str, Route] = {
-            "GET": Route("read", self._list),
-            "POST": Route("insert", self._insert),
+            "GET": Route("list", "read", self._list),
+            "POST": Route("insert", "insert", self._insert),
         }
         self.item: dict[str, Route] = {
-            "GET": Route("read", self._get),
-            "PATCH": Route("update", self._update),
-            "DELETE": Route("delete", self._delete),
+            "GET": Route("read", "read", self._get),
+            "PATCH": Route("update", "update", self._update),
+            "DELETE": Route("delete", "delete", self._delete),
         }
 
     async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
         """The response to `request`; a front that already refused it passes the reason."""
         request_id = request_id_for(request)
-        started = self.clock()
+        started, at = self.clock(), self.wallclock()
+        trace = Trace()
         try:
             if refusal is not None:
                 raise refusal
-            response = await self._dispatch(request)
+            response = await self._dispatch(request, trace)
         except Exception as exc:
             response = problems.from_exception(exc, request_id)
         response.headers["X-Request-Id"] = request_id
+        elapsed = (self.clock() - started) * 1000
+        await self.audit.record(
+            AuditRecord(
+                time=at,
+                request_id=request_id,
+                principal=trace.principal,
+                target=trace.target,
+                operation=trace.operation,
+                rows=response.rows,
+                status=response.status,
+                duration_ms=round(elapsed, 3),
+                via=request.via,
+            )
+        )
         log.info(
             "%s %s %d %.1fms via %s",
             request.method,
             request.path,
             response.status,
-            (self.clock() - started) * 1000,
+            elapsed,
             request.via,
             extra={"request_id": request_id},
         )
         return response
 
-    async def _dispatch(self, request: ApiRequest) -> ApiResponse:
+    async def _dispatch(self, request: ApiRequest, trace: Trace) -> ApiResponse:
         segments = request.path.split("/")
         if len(segments) not in (3, 4) or segments[:2] != ["", "v1"] or not all(segments[2:]):
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
-        principal = self.authenticator.authenticate(request.headers)
-        self._throttle(principal)
         name = unquote(segments[2])
+        trace.target = name
+        principal = self.authenticator.authenticate(request.headers)
+        trace.principal = principal.name
+        self._throttle(principal)
         resource = await self.catalog.get(name)
         if resource is None:
             raise NotFound(f"no resource named {name!r}")
@@ -129,6 +168,7 @@ class Pipeline:
                 f"{', '.join(allowed) or 'none'} (see operations: in the resource's config)",
                 headers={"Allow": ", ".join(allowed)},
             )
+        trace.operation = route.name
         principal.require(f"{name}:{'read' if route.operation == 'read' else 'write'}")
         return await route.handler(Call(request, principal, resource, key))
 

@@ -82,7 +82,7 @@ def _hidden(resource: Resource, name: str) -> Column:
 
 def _page(items: list[dict[str, Any]], next_cursor: str | None) -> ApiResponse:
     body = orjson.dumps({"items": items, "next_cursor": next_cursor})
-    return ApiResponse(200, {"Content-Type": JSON}, body)
+    return ApiResponse(200, {"Content-Type": JSON}, body, rows=len(items))
 
 
 def _cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -> list[Any]:
@@ -146,4 +146,4 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
         raise NotFound(f"no {resource.name} row with key {unquote(raw_key)!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
     headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
-    return ApiResponse(200, headers, orjson.dumps(item))
+    return ApiResponse(200, headers, orjson.dumps(item), rows=1)

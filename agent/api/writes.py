@@ -96,6 +96,7 @@ async def insert(
             response = _json(201, {"items": stored})
         else:
             response = _json(201, stored[0], {"ETag": etag_of(resource, stored[0])})
+        response.rows = len(stored)
         proof = {"op": "insert", "keys": [[r[c.name] for c in resource.key] for r in stored]}
         await before_commit(response, proof)
     return response
@@ -168,6 +169,7 @@ async def update(
         stored = await read_back(tx, resource, where, lock=False)
         etag = etag_of(resource, stored)
         response = _json(200, stored, {"ETag": etag})
+        response.rows = 1
         await before_commit(
             response, {"op": "update", "key": _key_of(resource, stored), "etag": etag}
         )
@@ -186,7 +188,7 @@ async def delete(
         _check_etag(resource, current, tags)
         rendered = resource.adapter.dialect.render_delete(Delete(resource.table.ref, where))
         await tx.execute(rendered.sql, rendered.params)
-        response = ApiResponse(204, {})
+        response = ApiResponse(204, {}, rows=1)
         await before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
     return response
 
