@@ -88,18 +88,22 @@ class ODBCAdapter(PooledAdapter):
         return self._dialect.classify(sqlstate, message)(self.source, message)
 
     def _begin(self, job: Job, snapshot: bool) -> None:
-        begin = self.dialect.begin_sql
-        if begin and not snapshot:
-            job.conn.execute(begin)
+        job.by_statement = False
+        if snapshot and not self.dialect.snapshot_sql:
+            return  # no snapshot to be had: read in autocommit rather than hold locks
+        if self.dialect.begin_sql and not snapshot:
+            job.conn.execute(self.dialect.begin_sql)
+            job.by_statement = True
             return
         job.conn.autocommit = False
-        statement = self.dialect.snapshot_sql if snapshot else None
-        if statement:
-            job.conn.execute(statement)
+        if snapshot:
+            job.conn.execute(self.dialect.snapshot_sql)
 
     def _end(self, job: Job, commit: bool) -> None:
-        if job.conn.autocommit:  # begun by statement (Dialect.begin_sql)
+        if job.by_statement:
             job.conn.execute("COMMIT" if commit else "ROLLBACK")
+            return
+        if job.conn.autocommit:
             return
         try:
             if commit:

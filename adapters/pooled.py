@@ -37,7 +37,7 @@ CANCEL_GRACE = 5.0
 class Job:
     """One leased connection and the statement running on it."""
 
-    __slots__ = ("broken", "conn", "cursor", "fresh", "pending", "timed_out")
+    __slots__ = ("broken", "by_statement", "conn", "cursor", "fresh", "pending", "timed_out")
 
     def __init__(self, conn: Any, *, fresh: bool) -> None:
         self.conn = conn
@@ -46,6 +46,8 @@ class Job:
         self.pending: asyncio.Future[Any] | None = None
         self.broken = False
         self.timed_out = False
+        self.by_statement = False
+        """The transaction was begun by a statement (Dialect.begin_sql), not by the driver."""
 
 
 def _fetch_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:

@@ -60,11 +60,14 @@ class SQLiteAdapter(PooledAdapter):
         return kind(self.source, message)
 
     def _begin(self, job: Job, snapshot: bool) -> None:
-        # IMMEDIATE takes the write lock now, so writers queue instead of failing at commit.
-        job.conn.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+        # A long read transaction would hold off every writer (rollback-journal databases),
+        # so reads run in autocommit; IMMEDIATE makes writers queue instead of deadlocking.
+        if not snapshot:
+            job.conn.execute("BEGIN IMMEDIATE")
 
     def _end(self, job: Job, commit: bool) -> None:
-        job.conn.execute("COMMIT" if commit else "ROLLBACK")
+        if job.conn.in_transaction:
+            job.conn.execute("COMMIT" if commit else "ROLLBACK")
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         cursor = job.conn.execute(

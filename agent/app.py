@@ -125,7 +125,8 @@ class Agent:
         assert self.config.listen is not None
         address = self.config.listen.address
         app = make_app(pipeline, max_body=self.config.limits.max_body_bytes)
-        self._runner = web.AppRunner(app, access_log=None)
+        # handler_cancellation: a caller that disconnects cancels its handler, and so its query.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         tls = server_ssl(self.config.listen)
         site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)

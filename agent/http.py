@@ -41,12 +41,17 @@ def make_app(pipeline: Pipeline, max_body: int = MAX_BODY) -> web.Application:
 async def _send(request: web.Request, response: ApiResponse) -> web.StreamResponse:
     if isinstance(response.body, bytes):
         return web.Response(status=response.status, headers=response.headers, body=response.body)
-    stream = web.StreamResponse(status=response.status, headers=response.headers)
-    await stream.prepare(request)
     chunks: AsyncIterator[bytes] = response.body
-    async for chunk in chunks:
-        await stream.write(chunk)
-    await stream.write_eof()
+    try:
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        await stream.prepare(request)
+        async for chunk in chunks:
+            await stream.write(chunk)  # waits while the caller's socket buffer is full
+        await stream.write_eof()
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()  # a caller that went away stops the reads and ends the transaction
     return stream
 
 

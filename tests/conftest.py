@@ -57,6 +57,11 @@ def make_backend(name: str, request: pytest.FixtureRequest, folder: Path, databa
     return mariadb_backend(maria, database)
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", maxsplit=1)[0]
+    return media in ("application/json", "application/problem+json")
+
+
 @dataclass
 class Caller:
     """An HTTP client for a running agent, holding a key with every scope."""
@@ -73,7 +78,7 @@ class Caller:
         async with self.session.request(method, self.base + path, json=body, headers=headers) as r:
             raw = await r.read()
             kind = r.headers.get("Content-Type", "")
-            data = await r.json(content_type=None) if "json" in kind and raw else raw
+            data = await r.json(content_type=None) if _is_json(kind) and raw else raw
             return r.status, r.headers.copy(), data
 
     async def get(
@@ -83,7 +88,7 @@ class Caller:
         async with self.session.get(self.base + path, params=params, headers=headers) as r:
             body = await r.read()
             kind = r.headers.get("Content-Type", "")
-            data = await r.json(content_type=None) if "json" in kind and body else body
+            data = await r.json(content_type=None) if _is_json(kind) and body else body
             return r.status, r.headers.copy(), data
 
 

@@ -12,13 +12,13 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import unquote
 
-from agent.api import problems, reads, writes
+from agent.api import export, problems, reads, writes
 from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
@@ -75,6 +75,66 @@ class Route:
     handler: Handler
 
 
+CLIENT_CLOSED = 499
+"""Audited status of a stream the caller abandoned before its end (nginx's convention)."""
+
+
+@dataclass(frozen=True)
+class _Done:
+    """Writes the audit record and the log line once a request is finished."""
+
+    pipeline: Pipeline
+    request: ApiRequest
+    request_id: str
+    trace: Trace
+    started: float
+    at: datetime
+
+    async def __call__(self, response: ApiResponse, status: int) -> None:
+        elapsed = (self.pipeline.clock() - self.started) * 1000
+        await self.pipeline.audit.record(
+            AuditRecord(
+                time=self.at,
+                request_id=self.request_id,
+                principal=self.trace.principal,
+                target=self.trace.target,
+                operation=self.trace.operation,
+                rows=response.rows,
+                status=status,
+                duration_ms=round(elapsed, 3),
+                via=self.request.via,
+            )
+        )
+        log.info(
+            "%s %s %d %.1fms via %s",
+            self.request.method,
+            self.request.path,
+            status,
+            elapsed,
+            self.request.via,
+            extra={"request_id": self.request_id},
+        )
+
+
+async def _audited(
+    response: ApiResponse, body: AsyncIterator[bytes], done: _Done
+) -> AsyncIterator[bytes]:
+    status = CLIENT_CLOSED
+    try:
+        async for chunk in body:
+            yield chunk
+        status = response.status
+    finally:
+        await _close(body)
+        await done(response, status)
+
+
+async def _close(body: AsyncIterator[bytes]) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 class Pipeline:
     def __init__(
         self,
@@ -120,29 +180,11 @@ class Pipeline:
         except Exception as exc:
             response = problems.from_exception(exc, request_id)
         response.headers["X-Request-Id"] = request_id
-        elapsed = (self.clock() - started) * 1000
-        await self.audit.record(
-            AuditRecord(
-                time=at,
-                request_id=request_id,
-                principal=trace.principal,
-                target=trace.target,
-                operation=trace.operation,
-                rows=response.rows,
-                status=response.status,
-                duration_ms=round(elapsed, 3),
-                via=request.via,
-            )
-        )
-        log.info(
-            "%s %s %d %.1fms via %s",
-            request.method,
-            request.path,
-            response.status,
-            elapsed,
-            request.via,
-            extra={"request_id": request_id},
-        )
+        done = _Done(self, request, request_id, trace, started, at)
+        if isinstance(response.body, bytes):
+            await done(response, response.status)
+        else:
+            response.body = _audited(response, response.body, done)
         return response
 
     async def _dispatch(self, request: ApiRequest, trace: Trace) -> ApiResponse:
@@ -182,6 +224,9 @@ class Pipeline:
             )
 
     async def _list(self, call: Call) -> ApiResponse:
+        media = export.export_format(call.request.headers.get("accept", ""))
+        if media is not None:
+            return export.stream_rows(call.resource, call.request.query, self.cursors, media)
         return await reads.list_rows(call.resource, call.request.query, self.cursors)
 
     async def _get(self, call: Call) -> ApiResponse:

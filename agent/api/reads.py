@@ -13,7 +13,7 @@ from adapters.base import Row
 from adapters.sql import And, Compare, Condition, Op, Select
 from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec, shape_digest
-from agent.api.filters import after, plan_list
+from agent.api.filters import ListPlan, after, plan_list
 from agent.api.message import ApiResponse
 from agent.api.values import parse
 from agent.catalog import Resource
@@ -37,36 +37,54 @@ async def list_rows(
 ) -> ApiResponse:
     plan = plan_list(resource, query)
     shape = shape_digest(resource.name, plan.filter_pairs, plan.order_text)
+    conditions, more = start_after(resource, plan, cursors)
+    if not more:
+        return _page([], None)
+    select, fetch = page_select(resource, plan, conditions, plan.limit + 1)
+    rendered = resource.adapter.dialect.render_select(select)
+    rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
+    next_cursor = None
+    if len(rows) > plan.limit:
+        rows = rows[: plan.limit]
+        last = encode_rows(resource, fetch, [rows[-1]])[0]
+        next_cursor = cursors.encode(shape, [last[o.column] for o in plan.order])
+    return _page(encode_rows(resource, plan.select, rows), next_cursor)
+
+
+def start_after(
+    resource: Resource, plan: ListPlan, cursors: CursorCodec
+) -> tuple[list[Condition], bool]:
+    """The plan's filters plus the cursor's position; False when the cursor is past the end."""
     conditions: list[Condition] = list(plan.filters)
-    if plan.cursor is not None:
-        last = _cursor_values(resource, cursors.decode(plan.cursor, shape), plan.order)
-        beyond = after(plan.order, last)
-        if beyond is None:
-            return _page([], None)
-        conditions.append(beyond)
-    order_names = [o.column for o in plan.order]
+    if plan.cursor is None:
+        return conditions, True
+    shape = shape_digest(resource.name, plan.filter_pairs, plan.order_text)
+    last = cursor_values(resource, cursors.decode(plan.cursor, shape), plan.order)
+    beyond = after(plan.order, last)
+    if beyond is None:
+        return conditions, False
+    return [*conditions, beyond], True
+
+
+def page_select(
+    resource: Resource, plan: ListPlan, conditions: Sequence[Condition], limit: int
+) -> tuple[Select, list[Column]]:
+    """The statement for one page, and its columns: those selected, then the order's others."""
+    chosen = {c.name for c in plan.select}
     fetch = list(plan.select) + [
-        resource.by_name.get(n) or _hidden(resource, n)
-        for n in order_names
-        if n not in {c.name for c in plan.select}
+        resource.by_name.get(o.column) or _hidden(resource, o.column)
+        for o in plan.order
+        if o.column not in chosen
     ]
     select = Select(
         table=resource.table.ref,
         columns=tuple(c.name for c in fetch),
         where=And(tuple(conditions)) if conditions else None,
         order=plan.order,
-        limit=plan.limit + 1,
+        limit=limit,
         as_text=lossy_columns(resource, fetch),
     )
-    rendered = resource.adapter.dialect.render_select(select)
-    rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
-    next_cursor = None
-    if len(rows) > plan.limit:
-        rows = rows[: plan.limit]
-        positions = [[c.name for c in fetch].index(n) for n in order_names]
-        encoded = encode_rows(resource, fetch, [rows[-1]])[0]
-        next_cursor = cursors.encode(shape, [encoded[fetch[p].name] for p in positions])
-    return _page(encode_rows(resource, plan.select, rows), next_cursor)
+    return select, fetch
 
 
 def lossy_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
@@ -85,7 +103,7 @@ def _page(items: list[dict[str, Any]], next_cursor: str | None) -> ApiResponse:
     return ApiResponse(200, {"Content-Type": JSON}, body, rows=len(items))
 
 
-def _cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -> list[Any]:
+def cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -> list[Any]:
     if len(values) != len(order):
         raise BadRequest("cursor does not match this resource; start again without cursor")
     out = []
