@@ -2,7 +2,8 @@
 
 Off unless the environment variable `BRIDGEHEAD_FAILPOINT` names a point when the process
 starts; then reaching that point kills the process at once with SIGKILL, as a power cut would.
-Points: `after-commit` (a write's database commit is done, its response not yet recorded).
+Points: `before-commit` (a write's response is recorded as prepared, the database commit not
+yet made) and `after-commit` (the commit is made, the response not yet marked done).
 """
 
 from __future__ import annotations

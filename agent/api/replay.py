@@ -102,6 +102,7 @@ class Replayer:
             nonlocal prepared
             await self._store.prepare(*slot, response, proof)
             prepared = True
+            failpoints.reach("before-commit")
 
         try:
             response = await write(before_commit)
