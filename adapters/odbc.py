@@ -61,12 +61,20 @@ class ODBCAdapter(PooledAdapter):
         return message
 
     def _connect(self) -> Any:
+        options = self._dialect.odbc_options if self._dialect is not None else ""
+        target = self.settings.target.rstrip(";") + (f";{options}" if options else "")
         conn = self._odbc.connect(
-            self.settings.target, autocommit=True, timeout=int(self.settings.connect_timeout)
+            target, autocommit=True, timeout=int(self.settings.connect_timeout)
         )
         conn.setdecoding(self._odbc.SQL_CHAR, encoding="utf-8")
         conn.setencoding(encoding="utf-8")
         return conn
+
+    def _reconnect_for_dialect(self, conn: Any) -> Any:
+        if not self.dialect.odbc_options:
+            return conn
+        conn.close()
+        return self._connect()
 
     def _dbms_name(self, conn: Any) -> str:
         return str(conn.getinfo(self._odbc.SQL_DBMS_NAME))

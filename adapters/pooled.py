@@ -142,6 +142,10 @@ class PooledAdapter(ABC):
     def _end(self, job: Job, commit: bool) -> None:
         """Commit or roll back, and return the connection to autocommit."""
 
+    def _reconnect_for_dialect(self, conn: Any) -> Any:
+        """The first connection, or a new one if the dialect wants connection options."""
+        return conn
+
     # -- the Adapter surface -----------------------------------------------------------------
 
     @property
@@ -274,6 +278,7 @@ class PooledAdapter(ABC):
             conn = self._connect()
             if self._dialect is None:
                 self._dialect = for_dbms(self._dbms_name(conn))
+                conn = self._reconnect_for_dialect(conn)
             cursor = conn.cursor()
             for statement in self._dialect.session_setup:
                 cursor.execute(statement)

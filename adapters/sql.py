@@ -76,7 +76,7 @@ class Select:
     order: tuple[OrderBy, ...] = ()
     limit: int | None = None
     as_text: frozenset[str] = frozenset()
-    """Columns to fetch as text, where the driver would lose precision (see Dialect.lossy)."""
+    """Columns to fetch as text (see Dialect.fetch_as_text)."""
     lock: bool = False
     """Lock the selected rows until the transaction ends (SELECT ... FOR UPDATE)."""
 

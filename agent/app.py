@@ -107,6 +107,7 @@ class Agent:
             limiter=RateLimiter(limits.requests_per_second, limits.burst),
             write_limits=WriteLimits(max_rows=limits.max_write_rows),
             audit=self._audit,
+            config=self.config,
         )
         if self.config.listen is not None:
             await self._listen(pipeline)

@@ -34,7 +34,7 @@ def make_app(pipeline: Pipeline, max_body: int = MAX_BODY) -> web.Application:
         return await _send(request, response)
 
     app = web.Application(client_max_size=max_body)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", "/{tail:(?s:.*)}", handle)  # (?s): paths may hold %0A
     return app
 
 

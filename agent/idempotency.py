@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import orjson
 
 from agent.api.message import ApiResponse
+from agent.api.values import dumps
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -137,7 +138,7 @@ class IdempotencyStore:
                     response.status,
                     orjson.dumps(response.headers).decode(),
                     response.body,
-                    orjson.dumps(proof).decode() if proof is not None else None,
+                    dumps(proof).decode() if proof is not None else None,
                     principal,
                     key,
                 ),

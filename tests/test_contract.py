@@ -60,6 +60,7 @@ def typed_rows(b: Backend) -> list[str]:
     nulls = ", ".join(["2"] + ["NULL"] * (len(values) - 1))
     negative = list(values)
     negative[0], negative[1] = "3", "-99999999.99"
+    negative[8] = {"postgresql": "FALSE"}.get(b.name, "0")
     return [
         f"INSERT INTO types VALUES ({', '.join(values)})",
         f"INSERT INTO types VALUES ({nulls})",
@@ -121,6 +122,7 @@ async def test_types_round_trip_exactly(api: Caller, backend: Backend) -> None:
     assert full == expected
     assert empty == {name: (2 if name == "id" else None) for name in expected}
     assert negative["c_dec"] == "-99999999.99"
+    assert negative["c_bool"] is False
 
 
 async def test_single_row_and_composite_key(api: Caller) -> None:

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from adapters import errors
@@ -142,6 +142,22 @@ def _as_uuid_text(value: Any) -> Any:
     return value
 
 
+_TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
+_BOOL_TEXT = {"1": True, "0": False, "t": True, "f": False, "true": True, "false": False}
+
+
+def _as_bool(value: Any) -> Any:
+    """Booleans whatever the driver makes of them: psqlODBC sends '1'/'0' (BoolsAsChar)."""
+    if value.__class__ is bool:
+        return value
+    known = _BOOL_TEXT.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_TEXT
+    return bool(value)
+
+
 def _as_bytes(value: Any) -> Any:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
@@ -162,6 +178,10 @@ class Dialect:
     """Message fragments of constraint errors for drivers that report them as HY000."""
     generated_key_sql: ClassVar[str | None] = None
     """Reads the key the last INSERT generated, when INSERT ... RETURNING gave no rows."""
+    odbc_options: ClassVar[str] = ""
+    """Appended to ODBC connection strings once the DBMS is known (driver behaviour switches)."""
+    naive_utc: ClassVar[frozenset[Kind]] = frozenset({Kind.TIMESTAMPTZ})
+    """Kinds the driver returns as naive datetimes meaning UTC (the sessions run in UTC)."""
     session_setup: ClassVar[tuple[str, ...]] = ()
     """Statements run on every new connection (time zone, encoding)."""
     begin_sql: ClassVar[str | None] = None
@@ -221,8 +241,9 @@ class Dialect:
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS VARCHAR(64))"
 
-    def lossy(self, column_type: ColumnType) -> bool:
-        """Whether the driver loses precision on this type, so it must be fetched as text."""
+    def fetch_as_text(self, column_type: ColumnType) -> bool:
+        """Whether to fetch this type as text: where the driver would lose precision, or where
+        text is what the API serves anyway and the driver's own object costs time."""
         return False
 
     def limit_prefix(self, limit: int | None) -> str:
@@ -320,6 +341,8 @@ class Dialect:
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         """Turns what the driver returns into the canonical value for the column's kind."""
         match column_type.kind:
+            case Kind.BOOLEAN:
+                return _as_bool
             case Kind.TIMESTAMPTZ:
                 return _as_utc
             case Kind.UUID:
@@ -360,7 +383,12 @@ def quantizer(scale: int | None) -> Decoder:
         if value is None or (isinstance(value, Decimal) and exponent is None):
             return value
         number = value if isinstance(value, Decimal) else Decimal(str(value))
-        return number.quantize(exponent) if exponent is not None else number
+        if exponent is None:
+            return number
+        try:
+            return number.quantize(exponent)
+        except InvalidOperation:  # more digits than the context holds: serve it as stored
+            return number
 
     return decode
 

@@ -57,9 +57,10 @@ class MySQLDialect(Dialect):
             return super().bind(value).isoformat(" ")
         return super().bind(value)
 
-    def lossy(self, column_type: ColumnType) -> bool:
-        # Connector/ODBC drops TIME's fractional seconds and cannot represent durations.
-        return column_type.kind is Kind.TIME
+    def fetch_as_text(self, column_type: ColumnType) -> bool:
+        # Connector/ODBC drops TIME's fractional seconds and cannot represent durations;
+        # DECIMAL as text is exact and skips a Decimal object per value.
+        return column_type.kind in (Kind.TIME, Kind.DECIMAL)
 
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS CHAR)"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from adapters.dialects.base import Dialect
-from adapters.types import Kind
+from adapters.dialects.base import Decoder, Dialect
+from adapters.types import ColumnType, Kind
 
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
     dbms_names = ("postgresql",)
     session_setup = ("SET TIME ZONE 'UTC'",)
+    odbc_options = "BoolsAsChar=0"  # booleans as SQL_BIT (Python bool), not the text '1'/'0'
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     name_kinds: ClassVar[dict[str, Kind]] = {
         "timetz": Kind.STRING,
@@ -28,3 +29,16 @@ class PostgreSQLDialect(Dialect):
         "no connection to the server",
         "the connection was closed",
     )
+
+    def fetch_as_text(self, column_type: ColumnType) -> bool:
+        # numeric::text is exact with its scale; uuid::text is lower case. Both are what the
+        # API serves, and skip psqlODBC → Decimal / upper-case GUID conversions per value.
+        return column_type.kind in (Kind.DECIMAL, Kind.UUID)
+
+    def text_cast(self, quoted: str) -> str:
+        return f"CAST({quoted} AS TEXT)"
+
+    def decoder(self, column_type: ColumnType) -> Decoder | None:
+        if column_type.kind is Kind.UUID:
+            return None  # fetched as text, already canonical
+        return super().decoder(column_type)

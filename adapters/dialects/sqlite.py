@@ -90,7 +90,7 @@ class SQLiteDialect(Dialect):
     begin_sql = "BEGIN IMMEDIATE"  # take the write lock first, so writers queue, not deadlock
     generated_key_sql = "SELECT last_insert_rowid()"
 
-    def lossy(self, column_type: ColumnType) -> bool:
+    def fetch_as_text(self, column_type: ColumnType) -> bool:
         # TIME is stored as text; the SQLite ODBC driver would drop its fractional seconds.
         return column_type.kind is Kind.TIME
 

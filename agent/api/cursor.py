@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from agent.api.values import dumps
 from agent.errors import BadRequest
 
 _TAG_BYTES = 16
@@ -43,7 +44,7 @@ class CursorCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def encode(self, shape: str, values: Sequence[Any]) -> str:
-        payload = orjson.dumps({"s": shape, "v": list(values)})
+        payload = dumps({"s": shape, "v": list(values)})
         return f"{_b64(payload)}.{_b64(self._tag(payload))}"
 
     def decode(self, token: str, shape: str) -> list[Any]:

@@ -10,6 +10,8 @@ caller that goes away stops them (the transaction is rolled back).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -17,15 +19,18 @@ from typing import Any
 
 import orjson
 
+from adapters.base import Row, Transaction
+from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec
 from agent.api.filters import ListPlan, after, plan_list
 from agent.api.message import ApiResponse
 from agent.api.reads import cursor_values, encode_rows, page_select, start_after
+from agent.api.values import json_default, text
 from agent.catalog import Resource
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000
 Items = list[dict[str, Any]]
 
 
@@ -38,23 +43,26 @@ def export_format(accept: str) -> str | None:
     return None
 
 
-def ndjson_lines(items: Items, names: Sequence[str]) -> bytes:
-    return b"".join(orjson.dumps(item) + b"\n" for item in items)
+def ndjson_lines(items: Items, names: Sequence[str], naive_utc: bool = False) -> bytes:
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_NAIVE_UTC if naive_utc else 0)
+    write = orjson.dumps
+    return b"".join([write(item, default=json_default, option=option) for item in items])
 
 
-def _csv_text(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+def utc_shortcut(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
+    """Columns whose naive-UTC datetimes NDJSON can write as UTC directly, skipping a decode
+    per value; empty unless every naive datetime among `columns` means UTC."""
+    naive_utc = resource.adapter.dialect.naive_utc
+    zoned = frozenset(c.name for c in columns if c.type.kind in naive_utc)
+    naive = any(c.type.kind is Kind.TIMESTAMP for c in columns)
+    return frozenset() if naive else zoned
 
 
 def csv_lines(items: Items, names: Sequence[str]) -> bytes:
     """RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([_csv_text(item[n]) for n in names] for item in items)
+    writer.writerows([text(item[n]) for n in names] for item in items)
     return out.getvalue().encode("utf-8")
 
 
@@ -102,24 +110,54 @@ async def _chunks(
         yield csv_header(names)
     if start is None:
         return
-    encode, dialect = ENCODERS[media], resource.adapter.dialect
-    remaining = resource.config.max_rows
-    conditions = start
+    encode = ENCODERS[media]
+    skip = utc_shortcut(resource, plan.select) if media == NDJSON else frozenset()
     async with resource.adapter.transaction(snapshot=True) as tx:
-        while remaining > 0:
-            limit = min(chunk, remaining)
-            select, fetch = page_select(resource, plan, conditions, limit)
-            rendered = dialect.render_select(select)
-            rows = await tx.fetch(rendered.sql, rendered.params, limit)
-            items = encode_rows(resource, fetch, rows)
-            if items:
-                yield encode(items, names)
-            into.rows += len(items)
-            remaining -= len(items)
-            if len(items) < limit:
-                return
-            last = cursor_values(resource, [items[-1][o.column] for o in plan.order], plan.order)
-            beyond = after(plan.order, last)
-            if beyond is None:
-                return
-            conditions = [*start, beyond]
+        reader = _ChunkReader(tx, resource, plan, start, chunk)
+        pending: asyncio.Task[Chunk] | None = asyncio.ensure_future(reader.read(start))
+        try:
+            while pending is not None:
+                rows, fetch, full = await pending
+                # Read ahead: the database works on the next chunk while this one is encoded.
+                pending = reader.next_after(rows, fetch) if full else None
+                # Encoded by plan.select: order columns fetched for the keyset stay out.
+                if rows and skip:
+                    yield ndjson_lines(encode_rows(resource, plan.select, rows, skip), names, True)
+                elif rows:
+                    yield encode(encode_rows(resource, plan.select, rows), names)
+                into.rows += len(rows)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+
+
+Chunk = tuple[list[Row], list[Column], bool]
+
+
+class _ChunkReader:
+    """Reads an export's keyset chunks, each starting after the last row of the one before."""
+
+    def __init__(
+        self, tx: Transaction, resource: Resource, plan: ListPlan, start: list[Any], chunk: int
+    ) -> None:
+        self.tx, self.resource, self.plan, self.start = tx, resource, plan, start
+        self.chunk = chunk
+        self.remaining = resource.config.max_rows
+
+    async def read(self, conditions: list[Any]) -> Chunk:
+        limit = min(self.chunk, self.remaining)
+        select, fetch = page_select(self.resource, self.plan, conditions, limit)
+        rendered = self.resource.adapter.dialect.render_select(select)
+        rows = await self.tx.fetch(rendered.sql, rendered.params, limit)
+        self.remaining -= len(rows)
+        return rows, fetch, len(rows) == limit and self.remaining > 0
+
+    def next_after(self, rows: list[Row], fetch: list[Column]) -> asyncio.Task[Chunk] | None:
+        order = self.plan.order
+        last = encode_rows(self.resource, fetch, rows[-1:])[0]
+        beyond = after(order, cursor_values(self.resource, [last[o.column] for o in order], order))
+        if beyond is None:
+            return None
+        return asyncio.ensure_future(self.read([*self.start, beyond]))

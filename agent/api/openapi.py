@@ -3,8 +3,8 @@
 Rules: pure, no I/O: built from the resolved catalog and the config, so it lists only the
 resources whose tables were found, only the operations each allows, and every served column
 with the JSON form its values take on the wire (`agent.api.values`). Deterministic: resources,
-queries, procedures and parameters are sorted; columns keep their served order. Every call
-returns fresh dicts; shared parts are `$ref`s into `components`.
+queries, procedures and params are sorted; columns (and their filters) keep their served order.
+Every call returns fresh dicts; shared parts are `$ref`s into `components`.
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def column_schema(column: Column) -> Json:
 
 def _describe_type(column_type: ColumnType) -> str:
     db_type = column_type.db_type or column_type.kind.value
-    if column_type.precision is not None and column_type.kind is Kind.DECIMAL:
+    precise = column_type.kind is Kind.DECIMAL and "(" not in db_type
+    if precise and column_type.precision is not None:
         scale = column_type.scale or 0
         db_type = f"{db_type} (precision {column_type.precision}, scale {scale})"
     note = _NOTES.get(column_type.kind)
@@ -150,7 +151,7 @@ def resource_schemas(resource: Resource, base: str) -> Json:
     write["description"] = f"Column values of a {resource.name} row; unknown columns are a 400."
     row = _columns_object(resource)
     row["required"] = names
-    row["description"] = f"A {resource.name} row, as `{resource.table.ref}` holds it."
+    row["description"] = f"A {resource.name} row: every served column, NULL as null."
     page = {
         "type": "object",
         "properties": {

@@ -15,20 +15,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Protocol
 from urllib.parse import unquote
+
+import orjson
 
 from agent.api import export, problems, reads, writes
 from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
+from agent.api.openapi import build_openapi
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
 from agent.audit import AuditRecord
 from agent.catalog import Catalog, Resource
+from agent.config.model import AgentConfig
 from agent.errors import MethodNotAllowed, NotFound, TooManyRequests
 
 log = logging.getLogger("bridgehead.requests")
+VERSION = version("bridgehead")
 Clock = Callable[[], float]
 MAX_REQUEST_ID = 128
 
@@ -146,10 +152,12 @@ class Pipeline:
         limiter: RateLimiter,
         write_limits: writes.WriteLimits,
         audit: Auditor,
+        config: AgentConfig,
         clock: Clock = time.monotonic,
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.audit = audit
+        self.config = config
         self.wallclock = wallclock
         self.catalog = catalog
         self.authenticator = authenticator
@@ -196,6 +204,9 @@ class Pipeline:
         principal = self.authenticator.authenticate(request.headers)
         trace.principal = principal.name
         self._throttle(principal)
+        if name == "openapi.json" and len(segments) == 3:
+            trace.operation = "describe"
+            return self._openapi(request)
         resource = await self.catalog.get(name)
         if resource is None:
             raise NotFound(f"no resource named {name!r}")
@@ -213,6 +224,14 @@ class Pipeline:
         trace.operation = route.name
         principal.require(f"{name}:{'read' if route.operation == 'read' else 'write'}")
         return await route.handler(Call(request, principal, resource, key))
+
+    def _openapi(self, request: ApiRequest) -> ApiResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(
+                "the OpenAPI document is read with GET", headers={"Allow": "GET"}
+            )
+        document = build_openapi(self.catalog.resolved(), self.config, version=VERSION)
+        return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
 
     def _throttle(self, principal: Principal) -> None:
         wait = self.limiter.check(principal.name)

@@ -7,15 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
 from adapters.base import Row
 from adapters.sql import And, Compare, Condition, Op, Select
 from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec, shape_digest
 from agent.api.filters import ListPlan, after, plan_list
 from agent.api.message import ApiResponse
-from agent.api.values import parse
+from agent.api.values import dumps, parse
 from agent.catalog import Resource
 from agent.errors import BadRequest, NotFound
 
@@ -23,13 +21,26 @@ JSON = "application/json"
 
 
 def encode_rows(
-    resource: Resource, columns: Sequence[Column], rows: Sequence[Row]
+    resource: Resource,
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    skip: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    plan = [(i, c.name, resource.encoders[c.name]) for i, c in enumerate(columns)]
-    return [
-        {name: (row[i] if enc is None or row[i] is None else enc(row[i])) for i, name, enc in plan}
-        for row in rows
+    """Rows as dicts of encodable values (see `values.dumps`); the hot path of every read.
+    Columns in `skip` keep the driver's value (the encoder deals with them at once)."""
+    names = [c.name for c in columns]
+    fixes = [
+        (c.name, fix)
+        for c in columns
+        if (fix := resource.encoders[c.name]) is not None and c.name not in skip
     ]
+    items = [dict(zip(names, row, strict=False)) for row in rows]  # rows may carry more
+    for name, fix in fixes:
+        for item in items:
+            value = item[name]
+            if value is not None:
+                item[name] = fix(value)
+    return items
 
 
 async def list_rows(
@@ -82,14 +93,14 @@ def page_select(
         where=And(tuple(conditions)) if conditions else None,
         order=plan.order,
         limit=limit,
-        as_text=lossy_columns(resource, fetch),
+        as_text=text_columns(resource, fetch),
     )
     return select, fetch
 
 
-def lossy_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
-    lossy = resource.adapter.dialect.lossy
-    return frozenset(c.name for c in columns if lossy(c.type))
+def text_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
+    as_text = resource.adapter.dialect.fetch_as_text
+    return frozenset(c.name for c in columns if as_text(c.type))
 
 
 def _hidden(resource: Resource, name: str) -> Column:
@@ -99,7 +110,7 @@ def _hidden(resource: Resource, name: str) -> Column:
 
 
 def _page(items: list[dict[str, Any]], next_cursor: str | None) -> ApiResponse:
-    body = orjson.dumps({"items": items, "next_cursor": next_cursor})
+    body = dumps({"items": items, "next_cursor": next_cursor})
     return ApiResponse(200, {"Content-Type": JSON}, body, rows=len(items))
 
 
@@ -146,7 +157,7 @@ def key_condition(resource: Resource, values: Mapping[str, Any]) -> Condition:
 def etag_of(resource: Resource, item: Mapping[str, Any]) -> str:
     """A strong ETag: the row-version column's value, or else a hash of the whole served row."""
     column = resource.config.etag_column
-    payload = orjson.dumps(item[column] if column else item)
+    payload = dumps(item[column] if column else item)
     return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
 
 
@@ -156,7 +167,7 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
         columns=tuple(c.name for c in resource.columns),
         where=key_condition(resource, key_values(resource, raw_key)),
         limit=2,
-        as_text=lossy_columns(resource, resource.columns),
+        as_text=text_columns(resource, resource.columns),
     )
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
@@ -164,4 +175,4 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
         raise NotFound(f"no {resource.name} row with key {unquote(raw_key)!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
     headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
-    return ApiResponse(200, headers, orjson.dumps(item), rows=1)
+    return ApiResponse(200, headers, dumps(item), rows=1)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from adapters.types import Kind
 
 Encoder = Callable[[Any], Any]
@@ -107,55 +109,51 @@ def parse(kind: Kind, text: str) -> Any:
     return PARSERS[kind](text)
 
 
-def _decimal_text(value: Any) -> Any:
-    if value is None:
-        return None
+def json_default(value: Any) -> Any:
+    """What orjson cannot write itself: DECIMAL as exact text, binary as base64."""
     if isinstance(value, Decimal):
         return format(value, "f")
-    return str(value)
-
-
-def _isoformat(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date | dt.time) else value
-
-
-def _base64(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(value).decode("ascii")
-    return value
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any, *, naive_utc: bool = False) -> bytes:
+    """JSON as the API writes it. orjson writes dates, times (ISO 8601, with the offset when
+    there is one) and UUIDs itself; `json_default` covers DECIMAL and binary. `naive_utc`
+    writes naive datetimes as UTC (`+00:00`): for rows whose only naive ones are UTC."""
+    return orjson.dumps(value, default=json_default, option=_NAIVE_UTC if naive_utc else 0)
+
+
+_NAIVE_UTC = orjson.OPT_NAIVE_UTC
+
+
+def text(value: Any) -> str:
+    """A value as one CSV field: the same text its JSON form carries; NULL is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal | bytes | bytearray | memoryview):
+        return str(json_default(value))
+    return str(value)
 
 
 def _text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
+    if isinstance(value, str | bytes | bytearray | memoryview):
         return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        return _base64(value)
     return str(value)
 
 
-def _boolean_out(value: Any) -> Any:
-    return value if value is None or isinstance(value, bool) else bool(value)
-
-
-ENCODERS: dict[Kind, Encoder | None] = {
-    Kind.INTEGER: None,
-    Kind.FLOAT: None,
-    Kind.STRING: _text,
-    Kind.UNKNOWN: _text,
-    Kind.BOOLEAN: _boolean_out,
-    Kind.DECIMAL: _decimal_text,
-    Kind.DATE: _isoformat,
-    Kind.TIME: _isoformat,
-    Kind.TIMESTAMP: _isoformat,
-    Kind.TIMESTAMPTZ: _isoformat,
-    Kind.UUID: _text,
-    Kind.BINARY: _base64,
-}
+ENCODERS: dict[Kind, Encoder | None] = {Kind.UNKNOWN: _text}
+"""Per-kind fixes before `dumps`; kinds not listed pass through as the decoder left them."""
 
 
 def encoder(kind: Kind, decode: Encoder | None) -> Encoder | None:
-    """The driver-value → JSON-value function for a column, or None when values pass as they are."""
-    encode = ENCODERS[kind]
+    """The driver-value → encodable-value function for a column, or None to pass values as is."""
+    encode = ENCODERS.get(kind)
     if decode is None:
         return encode
     if encode is None:

@@ -21,8 +21,8 @@ import orjson
 from adapters.base import Transaction
 from adapters.sql import Condition, Delete, Insert, Select, Update
 from agent.api.message import ApiResponse
-from agent.api.reads import encode_rows, etag_of, key_condition, key_values, lossy_columns
-from agent.api.values import from_json
+from agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
+from agent.api.values import dumps, from_json
 from agent.catalog import Resource
 from agent.errors import ApiError, BadRequest, NotFound, PreconditionFailed, PreconditionRequired
 
@@ -74,7 +74,7 @@ async def read_back(tx: Transaction, resource: Resource, where: Condition, lock:
         tuple(c.name for c in resource.columns),
         where=where,
         limit=2,
-        as_text=lossy_columns(resource, resource.columns),
+        as_text=text_columns(resource, resource.columns),
         lock=lock,
     )
     rendered = resource.adapter.dialect.render_select(select)
@@ -216,4 +216,4 @@ def _proof_key(resource: Resource, encoded: Sequence[Any]) -> Condition:
 
 
 def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> ApiResponse:
-    return ApiResponse(status, {"Content-Type": JSON, **(headers or {})}, orjson.dumps(data))
+    return ApiResponse(status, {"Content-Type": JSON, **(headers or {})}, dumps(data))
