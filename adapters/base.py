@@ -42,6 +42,12 @@ class Outcome:
     rowcount: int
 
 
+@dataclass(frozen=True, slots=True)
+class ResultSet:
+    columns: list[str]
+    rows: list[Row]
+
+
 class Transaction(Protocol):
     """Statements on one connection, committed together when the block ends, or not at all."""
 
@@ -70,6 +76,15 @@ class Adapter(Protocol):
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         """Run a statement and return up to `max_rows` rows."""
+
+    async def run(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
+        """Run one configured statement (a named query): its columns and first rows."""
+
+    async def call(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
+    ) -> list[ResultSet]:
+        """Run statements in order on one connection (a procedure call and what reads its
+        output parameters) and return every result set they produce."""
 
     def stream(
         self, sql: str, params: Sequence[Any], batch_size: int

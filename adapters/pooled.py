@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from adapters import errors
-from adapters.base import Outcome, Row, SourceSettings
+from adapters.base import Outcome, ResultSet, Row, SourceSettings
 from adapters.dialects import Dialect, for_dbms
 from adapters.types import TableInfo, TableRef
 
@@ -75,6 +75,39 @@ def _run_statement(job: Job, sql: str, params: Sequence[Any]) -> Outcome:
         cursor.execute(sql, params)
         rows = cursor.fetchall() if cursor.description else None
         return Outcome(rows, cursor.rowcount)
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
+def _named_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
+    cursor = job.cursor = job.conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        if cursor.description is None:
+            return ResultSet([], [])
+        return ResultSet([d[0] for d in cursor.description], cursor.fetchmany(max_rows))
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
+def _result_sets(
+    job: Job, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
+) -> list[ResultSet]:
+    cursor = job.cursor = job.conn.cursor()
+    sets: list[ResultSet] = []
+    try:
+        for statement, args in statements:
+            cursor.execute(statement, args)
+            while True:
+                if cursor.description is not None:
+                    names = [d[0] for d in cursor.description]
+                    sets.append(ResultSet(names, cursor.fetchmany(max_rows)))
+                next_set = getattr(cursor, "nextset", None)
+                if next_set is None or not next_set():
+                    break
+        return sets
     finally:
         job.cursor = None
         cursor.close()
@@ -170,6 +203,16 @@ class PooledAdapter(ABC):
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._read(_fetch_rows, sql, params, max_rows)
+
+    async def run(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
+        async with self._lease() as job:
+            return await self._call(job, _named_rows, sql, params, max_rows)
+
+    async def call(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
+    ) -> list[ResultSet]:
+        async with self._lease() as job:
+            return await self._call(job, _result_sets, statements, max_rows)
 
     @asynccontextmanager
     async def stream(

@@ -102,6 +102,9 @@ class Catalog:
         self._adapters = adapters
         self._resolved: dict[str, Resource] = {}
 
+    def adapter(self, source: str) -> Adapter:
+        return self._adapters[source]
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._configs)

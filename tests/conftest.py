@@ -96,6 +96,8 @@ def agent_config(
     folder: Path, sources: dict[str, Any], resources: dict[str, Any], key: str, **extra: Any
 ) -> Path:
     scopes = [f"{r}:{access}" for r in resources for access in ("read", "write")]
+    scopes += [f"queries:{q}" for q in extra.get("queries", {})]
+    scopes += [f"procedures:{p}" for p in extra.get("procedures", {})]
     config = {
         "sources": sources,
         "resources": resources,
@@ -115,7 +117,7 @@ def agent_config(
         **extra,
     }
     path = folder / "agent.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -264,6 +265,13 @@ class Dialect:
     def returning_clause(self, columns: tuple[str, ...]) -> str:
         return " RETURNING " + ", ".join(self.quote(c) for c in columns) if columns else ""
 
+    def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
+        """How to call a procedure with (name, direction) params; ODBC's escape by default."""
+        marks = ", ".join("?" if d != "out" else "NULL" for _, d in params)
+        bound = tuple(n for n, d in params if d != "out")
+        outs = any(d != "in" for _, d in params)
+        return CallPlan(((f"{{CALL {self.table(procedure)}({marks})}}", bound),), outs)
+
     def render_update(self, update: Update) -> Rendered:
         out = Rendered("", [self.bind(v) for v in update.values])
         sets = ", ".join(f"{self.quote(c)} = ?" for c in update.columns)
@@ -366,6 +374,14 @@ class Dialect:
         if sqlstate.startswith("22"):
             return errors.ValueRejected
         return errors.SourceError
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    steps: tuple[tuple[str, tuple[str, ...]], ...]
+    """Statements to run in order on one connection, each with the parameters for its `?`s."""
+    outputs_in_last_set: bool
+    """The output parameters are the last result set's row (a CALL's own, or a SELECT's)."""
 
 
 def _declared_precision(db_type: str) -> tuple[int | None, int | None]:

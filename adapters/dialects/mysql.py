@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import Decoder, Dialect
-from adapters.types import ColumnType, Kind
+from adapters.dialects.base import CallPlan, Decoder, Dialect
+from adapters.types import ColumnType, Kind, TableRef
 
 
 def _time_or_text(value: Any) -> Any:
@@ -50,6 +51,27 @@ class MySQLDialect(Dialect):
         "connection was killed",
         "server shutdown in progress",
     )
+
+    def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
+        # OUT and INOUT go through session variables, read back by a SELECT after the CALL.
+        steps: list[tuple[str, tuple[str, ...]]] = []
+        marks: list[str] = []
+        bound: list[str] = []
+        outs: list[str] = []
+        for name, direction in params:
+            variable = f"@bh_{len(marks)}"
+            if direction == "in":
+                marks.append("?")
+                bound.append(name)
+                continue
+            marks.append(variable)
+            outs.append(f"{variable} AS {self.quote(name)}")
+            if direction == "inout":
+                steps.append((f"SET {variable} = ?", (name,)))
+        steps.append((f"CALL {self.table(procedure)}({', '.join(marks)})", tuple(bound)))
+        if outs:
+            steps.append((f"SELECT {', '.join(outs)}", ()))
+        return CallPlan(tuple(steps), bool(outs))
 
     def bind(self, value: Any) -> Any:
         if isinstance(value, dt.datetime):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
-from adapters.dialects.base import Decoder, Dialect
-from adapters.types import ColumnType, Kind
+from adapters.dialects.base import CallPlan, Decoder, Dialect
+from adapters.types import ColumnType, Kind, TableRef
 
 
 class PostgreSQLDialect(Dialect):
@@ -29,6 +31,12 @@ class PostgreSQLDialect(Dialect):
         "no connection to the server",
         "the connection was closed",
     )
+
+    def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
+        # CALL returns one row holding the OUT and INOUT values; OUT arguments are NULL.
+        plan = super().render_call(procedure, params)
+        ((sql, bound),) = plan.steps
+        return replace(plan, steps=((sql.removeprefix("{").removesuffix("}"), bound),))
 
     def fetch_as_text(self, column_type: ColumnType) -> bool:
         # numeric::text is exact with its scale; uuid::text is lower case. Both are what the

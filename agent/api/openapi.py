@@ -447,7 +447,7 @@ def _procedure_operation(name: str, procedure: ProcedureConfig) -> Json:
         summary=f"Call the procedure {name}",
         responses={"200": ok},
         errors=(*_BODY_ERRORS, 409),
-        body=_params_body(procedure.params),
+        body=_params_body({n: p.type for n, p in procedure.params.items() if p.direction != "out"}),
     )
 
 

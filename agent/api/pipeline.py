@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from agent.api import export, problems, reads, writes
+from agent.api import export, problems, reads, routines, writes
 from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
@@ -30,7 +30,7 @@ from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
 from agent.audit import AuditRecord
 from agent.catalog import Catalog, Resource
-from agent.config.model import AgentConfig
+from agent.config.model import AgentConfig, QueryConfig
 from agent.errors import MethodNotAllowed, NotFound, TooManyRequests
 
 log = logging.getLogger("bridgehead.requests")
@@ -207,6 +207,8 @@ class Pipeline:
         if name == "openapi.json" and len(segments) == 3:
             trace.operation = "describe"
             return self._openapi(request)
+        if name in ("queries", "procedures") and len(segments) == 4:
+            return await self._routine(request, principal, name, unquote(segments[3]), trace)
         resource = await self.catalog.get(name)
         if resource is None:
             raise NotFound(f"no resource named {name!r}")
@@ -224,6 +226,26 @@ class Pipeline:
         trace.operation = route.name
         principal.require(f"{name}:{'read' if route.operation == 'read' else 'write'}")
         return await route.handler(Call(request, principal, resource, key))
+
+    async def _routine(
+        self, request: ApiRequest, principal: Principal, kind: str, name: str, trace: Trace
+    ) -> ApiResponse:
+        """POST /v1/queries/{name} or /v1/procedures/{name}."""
+        trace.target, trace.operation = (
+            f"{kind}:{name}",
+            kind.removesuffix("s").replace("querie", "query"),
+        )
+        configs = self.config.queries if kind == "queries" else self.config.procedures
+        routine = configs.get(name)
+        if routine is None:
+            raise NotFound(f"no {kind.removesuffix('s').replace('querie', 'query')} named {name!r}")
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{kind} are run with POST", headers={"Allow": "POST"})
+        principal.require(f"{kind}:{name}")
+        adapter = self.catalog.adapter(routine.source)
+        if isinstance(routine, QueryConfig):
+            return await routines.run_query(name, routine, adapter, request.body)
+        return await routines.call_procedure(name, routine, adapter, request.body)
 
     def _openapi(self, request: ApiRequest) -> ApiResponse:
         if request.method not in ("GET", "HEAD"):

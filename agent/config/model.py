@@ -110,10 +110,22 @@ class QueryConfig(Frozen):
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
 
 
+class ProcedureParam(Frozen):
+    """`integer`, or `{type: decimal, direction: out}` for an output parameter."""
+
+    type: ParamType
+    direction: Literal["in", "out", "inout"] = "in"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
 class ProcedureConfig(Frozen):
     source: str
     name: str = Field(min_length=1)
-    params: dict[str, ParamType] = Field(default_factory=dict)
+    params: dict[str, ProcedureParam] = Field(default_factory=dict)
 
 
 class ApiKeyConfig(Frozen):

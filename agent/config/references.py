@@ -11,13 +11,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from agent.api.named_sql import placeholders
 from agent.config.yamltree import Path_
 
 Found = tuple[Path_, str]
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
 RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi"})
 NAMED_SECTIONS = ("sources", "resources", "queries", "procedures")
-_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def _queries(data: Mapping[str, Any]) -> Iterator[Found]:
         sql, params = entry.get("sql"), entry.get("params") or {}
         if not isinstance(sql, str) or not isinstance(params, dict):
             continue
-        used = set(_PLACEHOLDER.findall(sql))
+        used = placeholders(sql)
         for missing in sorted(used - set(params)):
             yield ("queries", name, "sql"), f":{missing} is used but not declared in params"
         for unused in sorted(set(params) - used):

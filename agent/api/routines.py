@@ -1,0 +1,78 @@
+"""Named queries and procedures (SPEC §2, §3): the only way to run SQL the owner wrote.
+
+Parameters are checked against their declared types before anything reaches the database:
+a missing, unknown or ill-typed parameter is a 400 naming it. Values are always bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.base import Adapter, ResultSet
+from adapters.types import Kind, TableRef
+from agent.api.message import ApiResponse
+from agent.api.named_sql import positional
+from agent.api.values import dumps, from_json
+from agent.api.writes import parse_body
+from agent.config.model import ProcedureConfig, QueryConfig
+from agent.errors import BadRequest
+
+JSON = "application/json"
+MAX_PROCEDURE_ROWS = 10_000
+
+
+def bind_params(what: str, declared: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The body's parameters as canonical values; 400 for a missing, unknown or bad one."""
+    given = parse_body(body) if body.strip() else {}
+    if not isinstance(given, dict):
+        raise BadRequest(f"{what} takes a JSON object of parameters")
+    for name in given:
+        if name not in declared:
+            names = ", ".join(declared) or "none"
+            raise BadRequest(f"unknown parameter {name!r}; parameters of {what}: {names}")
+    values: dict[str, Any] = {}
+    for name, kind in declared.items():
+        if name not in given:
+            raise BadRequest(f"missing parameter {name!r} ({kind})")
+        try:
+            values[name] = from_json(Kind(kind), given[name])
+        except ValueError as exc:
+            raise BadRequest(f"parameter {name!r}: {exc}") from None
+    return values
+
+
+def _items(result: ResultSet, limit: int) -> list[dict[str, Any]]:
+    return [dict(zip(result.columns, row, strict=False)) for row in result.rows[:limit]]
+
+
+async def run_query(name: str, query: QueryConfig, adapter: Adapter, body: bytes) -> ApiResponse:
+    values = bind_params(f"queries/{name}", query.params, body)
+    statement = positional(query.sql)
+    params = [adapter.dialect.bind(values[n]) for n in statement.names]
+    result = await adapter.run(statement.sql, params, query.max_rows + 1)
+    items = _items(result, query.max_rows)
+    headers = {"Content-Type": JSON}
+    if len(result.rows) > query.max_rows:
+        headers["X-Truncated"] = f"only the first {query.max_rows} rows (max_rows)"
+    return ApiResponse(200, headers, dumps({"items": items}), rows=len(items))
+
+
+async def call_procedure(
+    name: str, procedure: ProcedureConfig, adapter: Adapter, body: bytes
+) -> ApiResponse:
+    inputs = {n: p.type for n, p in procedure.params.items() if p.direction != "out"}
+    values = bind_params(f"procedures/{name}", inputs, body)
+    params = [(n, p.direction) for n, p in procedure.params.items()]
+    plan = adapter.dialect.render_call(TableRef.parse(procedure.name), params)
+    bind = adapter.dialect.bind
+    steps = [(sql, [bind(values[n]) for n in bound]) for sql, bound in plan.steps]
+    sets = await adapter.call(steps, MAX_PROCEDURE_ROWS)
+    output: dict[str, Any] = {}
+    if plan.outputs_in_last_set and sets:
+        last = sets.pop()
+        output = _items(last, 1)[0] if last.rows else {}
+    result_sets = [_items(s, MAX_PROCEDURE_ROWS) for s in sets]
+    rows = sum(len(s) for s in result_sets)
+    data = {"result_sets": result_sets, "output": output}
+    return ApiResponse(200, {"Content-Type": JSON}, dumps(data), rows=rows)
