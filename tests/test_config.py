@@ -15,6 +15,7 @@ import pytest
 
 from agent.config import AgentConfig, ConfigError, Problem, load_config
 from agent.config.load import parse_config
+from agent.config.model import ProcedureParam
 
 KEY_HASH = hashlib.sha256(b"crm-api-key").hexdigest()
 PASSWORD = "Zebra-Tr0ub4dor-7781"  # distinctive, so any leak is unambiguous
@@ -154,7 +155,7 @@ def test_full_config_loads_with_every_value(
     assert query.sql == "SELECT id, customer_id, due FROM invoices WHERE due < :before"
     procedure = config.procedures["recalc_balance"]
     assert (procedure.source, procedure.name) == ("erp", "dbo.recalc_balance")
-    assert procedure.params == {"customer_id": "integer"}
+    assert procedure.params == {"customer_id": ProcedureParam(type="integer", direction="in")}
 
     (api_key,) = config.auth.api_keys
     assert api_key.name == "crm"
