@@ -98,10 +98,12 @@ def agent_config(
     scopes = [f"{r}:{access}" for r in resources for access in ("read", "write")]
     scopes += [f"queries:{q}" for q in extra.get("queries", {})]
     scopes += [f"procedures:{p}" for p in extra.get("procedures", {})]
+    auth_jwt = extra.pop("auth_jwt", None)
     config = {
         "sources": sources,
         "resources": resources,
         "auth": {
+            **({"jwt": auth_jwt} if auth_jwt else {}),
             "api_keys": [
                 {
                     "name": "tester",
@@ -109,7 +111,7 @@ def agent_config(
                     "scopes": scopes,
                 },
                 {"name": "nobody", "key_sha256": hashlib.sha256(b"nobody-key").hexdigest()},
-            ]
+            ],
         },
         "listen": "127.0.0.1:0",
         "admin": None,
