@@ -48,6 +48,14 @@ class ResultSet:
     rows: list[Row]
 
 
+@dataclass(frozen=True)
+class RowStream:
+    """A statement's column names and its rows in batches, read as they are consumed."""
+
+    columns: list[str]
+    batches: AsyncIterator[list[Row]]
+
+
 class Transaction(Protocol):
     """Statements on one connection, committed together when the block ends, or not at all."""
 
@@ -88,7 +96,7 @@ class Adapter(Protocol):
 
     def stream(
         self, sql: str, params: Sequence[Any], batch_size: int
-    ) -> AbstractAsyncContextManager[AsyncIterator[list[Row]]]:
+    ) -> AbstractAsyncContextManager[RowStream]:
         """Run a statement and yield its rows in batches, holding one connection meanwhile."""
 
     def transaction(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[Transaction]:

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from adapters import errors
-from adapters.base import Outcome, ResultSet, Row, SourceSettings
+from adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
 from adapters.dialects import Dialect, for_dbms
 from adapters.types import TableInfo, TableRef
 
@@ -217,11 +217,12 @@ class PooledAdapter(ABC):
     @asynccontextmanager
     async def stream(
         self, sql: str, params: Sequence[Any], batch_size: int
-    ) -> AsyncIterator[AsyncIterator[list[Row]]]:
+    ) -> AsyncIterator[RowStream]:
         async with self._lease() as job:
             try:
                 await self._call(job, _execute, sql, params)
-                yield self._batches(job, batch_size)
+                description = job.cursor.description or ()
+                yield RowStream([d[0] for d in description], self._batches(job, batch_size))
             finally:
                 if not job.timed_out and (job.pending is None or job.pending.done()):
                     await self._call(job, _close_cursor)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,17 @@ async def test_procedure_returns_result_sets_and_outputs(
         assert body["result_sets"] == [[{"id": 1, "label": "one"}, {"id": 2, "label": "two"}]]
     status, _, body = await api.send("POST", "/v1/procedures/bump", {"amount": 2})
     assert (status, body["detail"]) == (400, "missing parameter 'total' (integer)")
+
+
+async def test_query_streams_as_ndjson_and_csv(api: Caller) -> None:
+    """A named query streams its rows as NDJSON or CSV (with a header) when asked to."""
+    headers = {"Authorization": f"Bearer {api.key}", "Accept": "text/csv"}
+    body = {"upto": 6, "min_score": 0}
+    async with api.session.post(api.base + "/v1/queries/top", json=body, headers=headers) as r:
+        text = await r.text()
+    assert r.status == 200
+    assert text == "id,label,score\r\n2,item 1,1\r\n4,item 2,2\r\n6,item 3,3\r\n"
+    headers["Accept"] = "application/x-ndjson"
+    async with api.session.post(api.base + "/v1/queries/capped", json={}, headers=headers) as r:
+        lines = (await r.text()).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [2, 4, 6, 8, 10]

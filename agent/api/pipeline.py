@@ -244,6 +244,9 @@ class Pipeline:
         principal.require(f"{kind}:{name}")
         adapter = self.catalog.adapter(routine.source)
         if isinstance(routine, QueryConfig):
+            media = export.export_format(request.headers.get("accept", ""))
+            if media is not None:
+                return routines.stream_query(name, routine, adapter, request.body, media)
             return await routines.run_query(name, routine, adapter, request.body)
         return await routines.call_procedure(name, routine, adapter, request.body)
 

@@ -6,11 +6,12 @@ a missing, unknown or ill-typed parameter is a 400 naming it. Values are always 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.base import Adapter, ResultSet
 from adapters.types import Kind, TableRef
+from agent.api import export
 from agent.api.message import ApiResponse
 from agent.api.named_sql import positional
 from agent.api.values import dumps, from_json
@@ -56,6 +57,34 @@ async def run_query(name: str, query: QueryConfig, adapter: Adapter, body: bytes
     if len(result.rows) > query.max_rows:
         headers["X-Truncated"] = f"only the first {query.max_rows} rows (max_rows)"
     return ApiResponse(200, headers, dumps({"items": items}), rows=len(items))
+
+
+def stream_query(
+    name: str, query: QueryConfig, adapter: Adapter, body: bytes, media: str
+) -> ApiResponse:
+    """A named query's rows (up to max_rows) streamed as NDJSON or CSV, batch by batch.
+
+    PostgreSQL's driver holds a whole result unless the connection string asks for
+    `UseDeclareFetch=1`; resources stream in keyset chunks and need no such setting."""
+    values = bind_params(f"queries/{name}", query.params, body)
+    statement = positional(query.sql)
+    params = [adapter.dialect.bind(values[n]) for n in statement.names]
+    response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async with adapter.stream(statement.sql, params, export.CHUNK_ROWS) as result:
+            if media == export.CSV:
+                yield export.csv_header(result.columns)
+            async for batch in result.batches:
+                rows = batch[: query.max_rows - response.rows]
+                items = _items(ResultSet(result.columns, rows), len(rows))
+                yield export.ENCODERS[media](items, result.columns)
+                response.rows += len(rows)
+                if response.rows >= query.max_rows:
+                    return
+
+    response.body = chunks()
+    return response
 
 
 async def call_procedure(
