@@ -40,6 +40,7 @@ class Outcome:
 
     rows: list[Row] | None
     rowcount: int
+    columns: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

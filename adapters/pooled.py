@@ -73,8 +73,10 @@ def _run_statement(job: Job, sql: str, params: Sequence[Any]) -> Outcome:
     cursor = job.cursor = job.conn.cursor()
     try:
         cursor.execute(sql, params)
-        rows = cursor.fetchall() if cursor.description else None
-        return Outcome(rows, cursor.rowcount)
+        if cursor.description is None:
+            return Outcome(None, cursor.rowcount)
+        names = [d[0] for d in cursor.description]
+        return Outcome(cursor.fetchall(), cursor.rowcount, names)
     finally:
         job.cursor = None
         cursor.close()

@@ -73,3 +73,46 @@ def stream_lines(port: int) -> int:
         count += chunk.count(b"\n")
     connection.close()
     return count
+
+
+def test_named_query_stream_keeps_memory_flat(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A named query over 300,000 PostgreSQL rows streams through a server-side cursor."""
+    backend = make_backend("postgresql", request, tmp_path, "query_stream")
+    backend.run([
+        "CREATE TABLE big AS SELECT i AS id, repeat('x', 200) AS pad "
+        "FROM generate_series(1, 300000) i"
+    ])  # fmt: skip
+    port = free_port()
+    sql = "SELECT id, pad FROM big WHERE id > :after ORDER BY id"
+    config = {
+        "sources": {"db": backend.source},
+        "queries": {"all": {"source": "db", "sql": sql, "params": {"after": "integer"},
+                            "max_rows": 1_000_000}},
+        "auth": {"api_keys": [{"name": "t", "key_sha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                               "scopes": ["queries:all"]}]},
+        "listen": f"127.0.0.1:{port}",
+        "admin": None,
+    }  # fmt: skip
+    (tmp_path / "agent.yaml").write_text(yaml.safe_dump(config))
+    agent = AgentProcess(tmp_path / "agent.yaml", port)
+    try:
+        before = agent.peak_rss_kib()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        connection.request(
+            "POST", "/v1/queries/all", body=b'{"after": 0}',
+            headers={"Authorization": f"Bearer {KEY}", "Accept": "application/x-ndjson",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        response = connection.getresponse()
+        lines = 0
+        while chunk := response.read(1 << 16):
+            lines += chunk.count(b"\n")
+        connection.close()
+        grew_mib = (agent.peak_rss_kib() - before) / 1024
+    finally:
+        agent.stop()
+    print(f"named query stream: +{grew_mib:.1f} MiB peak RSS for {lines} rows (~70 MB of data)")
+    assert lines == 300_000
+    assert grew_mib < BOUND_MIB

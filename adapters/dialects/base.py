@@ -195,6 +195,8 @@ class Dialect:
     """Appended to a SELECT that must lock its rows until the transaction ends."""
     lock_hint: ClassVar[str] = ""
     """Written after the table name of a locking SELECT (SQL Server's table hints)."""
+    server_cursor: ClassVar[bool] = False
+    """DECLARE ... CURSOR / FETCH n streams any statement from the server (PostgreSQL)."""
     unordered: ClassVar[str | None] = None
     """An ORDER BY for limited statements with no order, where the DBMS demands one."""
     probe_sql: ClassVar[str] = "SELECT 1"

@@ -16,6 +16,7 @@ class PostgreSQLDialect(Dialect):
     session_setup = ("SET TIME ZONE 'UTC'",)
     odbc_options = "BoolsAsChar=0"  # booleans as SQL_BIT (Python bool), not the text '1'/'0'
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+    server_cursor = True  # psqlODBC would otherwise hold a whole result in client memory
     name_kinds: ClassVar[dict[str, Kind]] = {
         "timetz": Kind.STRING,
         "time with time zone": Kind.STRING,

@@ -64,27 +64,44 @@ def stream_query(
 ) -> ApiResponse:
     """A named query's rows (up to max_rows) streamed as NDJSON or CSV, batch by batch.
 
-    PostgreSQL's driver holds a whole result unless the connection string asks for
-    `UseDeclareFetch=1`; resources stream in keyset chunks and need no such setting."""
+    On PostgreSQL through a server-side cursor; elsewhere through the driver's own cursor
+    (MariaDB's Connector/ODBC holds a whole result: see the README)."""
     values = bind_params(f"queries/{name}", query.params, body)
     statement = positional(query.sql)
     params = [adapter.dialect.bind(values[n]) for n in statement.names]
     response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
 
     async def chunks() -> AsyncIterator[bytes]:
-        async with adapter.stream(statement.sql, params, export.CHUNK_ROWS) as result:
-            if media == export.CSV:
+        header = media == export.CSV
+        async for result in _batches(adapter, statement.sql, params):
+            if header:
                 yield export.csv_header(result.columns)
-            async for batch in result.batches:
-                rows = batch[: query.max_rows - response.rows]
-                items = _items(ResultSet(result.columns, rows), len(rows))
-                yield export.ENCODERS[media](items, result.columns)
-                response.rows += len(rows)
-                if response.rows >= query.max_rows:
-                    return
+                header = False
+            rows = result.rows[: query.max_rows - response.rows]
+            items = _items(ResultSet(result.columns, rows), len(rows))
+            yield export.ENCODERS[media](items, result.columns)
+            response.rows += len(rows)
+            if response.rows >= query.max_rows:
+                return
 
     response.body = chunks()
     return response
+
+
+async def _batches(adapter: Adapter, sql: str, params: list[Any]) -> AsyncIterator[ResultSet]:
+    """A statement's rows in batches, from a server-side cursor where the DBMS has one."""
+    if not adapter.dialect.server_cursor:
+        async with adapter.stream(sql, params, export.CHUNK_ROWS) as result:
+            async for batch in result.batches:
+                yield ResultSet(result.columns, batch)
+        return
+    async with adapter.transaction(snapshot=True) as tx:
+        await tx.execute(f"DECLARE bh_stream NO SCROLL CURSOR FOR {sql}", params)
+        while True:
+            fetched = await tx.execute(f"FETCH {export.CHUNK_ROWS} FROM bh_stream", ())
+            if not fetched.rows:
+                return
+            yield ResultSet(fetched.columns, fetched.rows)
 
 
 async def call_procedure(
