@@ -29,6 +29,7 @@ from agent.catalog import Catalog, CatalogProblem
 from agent.config.model import AgentConfig, SourceConfig
 from agent.http import make_app, server_ssl
 from agent.idempotency import IdempotencyStore
+from agent.tunnel.client import TunnelClient
 from certs.keyfiles import ensure_private_dir, load_or_create_secret
 
 log = logging.getLogger("bridgehead.agent")
@@ -77,6 +78,8 @@ class Agent:
         self._runner: web.AppRunner | None = None
         self._store: IdempotencyStore | None = None
         self._audit: AuditLog | None = None
+        self.tunnel: TunnelClient | None = None
+        self._tunnel_task: asyncio.Task[None] | None = None
         self.listen_url: str | None = None
 
     async def start(self) -> None:
@@ -111,6 +114,9 @@ class Agent:
         )
         if self.config.listen is not None:
             await self._listen(pipeline)
+        if self.config.tunnel is not None:
+            self.tunnel = TunnelClient(self.config.tunnel, pipeline, max_body=limits.max_body_bytes)
+            self._tunnel_task = asyncio.create_task(self.tunnel.run())
 
     async def _authenticator(self) -> Authenticator:
         jwt = None
@@ -145,6 +151,11 @@ class Agent:
         log.info("listening on %s", self.listen_url)
 
     async def stop(self) -> None:
+        if self._tunnel_task is not None and self.tunnel is not None:
+            await self.tunnel.drain(SHUTDOWN_GRACE)
+            self._tunnel_task.cancel()
+            await asyncio.gather(self._tunnel_task, return_exceptions=True)
+            self._tunnel_task = None
         if self._runner is not None:
             await asyncio.wait_for(self._runner.cleanup(), SHUTDOWN_GRACE)
             self._runner = None

@@ -130,7 +130,7 @@ async def run_agent(tmp_path: Path) -> AsyncIterator[Any]:
     session = aiohttp.ClientSession()
 
     async def start(sources: dict[str, Any], resources: dict[str, Any], **extra: Any) -> Caller:
-        key = secrets.token_urlsafe(16)
+        key = extra.pop("api_key", None) or secrets.token_urlsafe(16)
         folder = tmp_path / f"agent{len(started)}"
         await asyncio.to_thread(folder.mkdir)
         path = await asyncio.to_thread(agent_config, folder, sources, resources, key, **extra)

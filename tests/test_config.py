@@ -403,7 +403,7 @@ def test_base_dir_cannot_be_set_in_the_file(tmp_path: Path) -> None:
     error = config_error(MINIMAL + "base_dir: /elsewhere\n", tmp_path)
 
     assert [(p.path, p.line) for p in error.problems] == [("base_dir", 4)]
-    assert error.problems[0].message == "base_dir is set by the agent; remove it"
+    assert error.problems[0].message == "base_dir is set by the program; remove it"
 
 
 @pytest.mark.parametrize("key", ["adapter", "target"])

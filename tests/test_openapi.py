@@ -15,12 +15,6 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-
-# Imported here, on the main thread: schemathesis loads these lazily, and a first import
-# inside the fuzzing thread races pytest's assertion rewriter (a CPython 3.11 AST bug).
-import schemathesis.specs.openapi.adapter.v2
-import schemathesis.specs.openapi.adapter.v3_0
-import schemathesis.specs.openapi.adapter.v3_1
 from conftest import Caller
 from hypothesis import HealthCheck, Phase
 from jsonschema import Draft202012Validator

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agent.config.model import AgentConfig
 from agent.config.references import check_references
@@ -59,12 +59,16 @@ def load_config(
 ) -> AgentConfig:
     """The validated config, or ConfigError listing every problem in the file."""
     file = Path(file)
+    return parse_config(read_text(file), file, environ, decrypter)
+
+
+def read_text(file: Path) -> str:
+    """The config file's text, or ConfigError with the one problem: it cannot be read."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return Path(file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError(file, [Problem("", None, f"cannot read {file}: {reason}")]) from None
-    return parse_config(text, file, environ, decrypter)
 
 
 def parse_config(
@@ -73,6 +77,25 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     decrypter: Decrypter | None = None,
 ) -> AgentConfig:
+    return parse_document(
+        text, file, AgentConfig, check_references, environ=environ, decrypter=decrypter
+    )
+
+
+Model = TypeVar("Model", bound=BaseModel)
+References = Callable[[Mapping[str, Any]], list[tuple[Path_, str]]]
+
+
+def parse_document(
+    text: str,
+    file: Path,
+    model: type[Model],
+    references: References,
+    *,
+    environ: Mapping[str, str] | None = None,
+    decrypter: Decrypter | None = None,
+) -> Model:
+    """Any Bridgehead config file (the agent's or the relay's) into its frozen model."""
     base_dir = file.resolve().parent
     try:
         data, lines = parse(text)
@@ -84,7 +107,7 @@ def parse_config(
     problems: list[Problem] = []
     if "base_dir" in data:
         line = lines.get(("base_dir",))
-        problems.append(Problem("base_dir", line, "base_dir is set by the agent; remove it"))
+        problems.append(Problem("base_dir", line, "base_dir is set by the program; remove it"))
         del data["base_dir"]
     decrypt = decrypter(_state_dir(data, base_dir, environ)) if decrypter else None
     result = substitute(data, base_dir, environ, decrypt)
@@ -92,10 +115,10 @@ def parse_config(
     problems += [
         Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
     ]
-    found = check_references(result.data)
+    found = references(result.data)
     problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in found]
     try:
-        config = AgentConfig.model_validate(
+        config = model.model_validate(
             {**result.data, "base_dir": base_dir}, context={"base_dir": base_dir}
         )
     except ValidationError as exc:

@@ -1,0 +1,136 @@
+"""Keeps `connections` tunnels to the relay up, forever: dial, serve, back off, dial again.
+
+Never gives up (a relay that is down at start is retried, not fatal), spreads reconnects
+with full jitter, and re-reads the certificate files at every dial, so a renewed
+certificate is used by the next connection without touching the live ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.api.pipeline import Pipeline
+from agent.config.model import TunnelConfig
+from agent.tunnel import ALPN
+from agent.tunnel.backoff import Backoff
+from agent.tunnel.connection import TunnelConnection
+from agent.tunnel.proxy import open_via_proxy
+
+log = logging.getLogger("bridgehead.tunnel")
+DIAL_TIMEOUT = 10.0
+STABLE_AFTER = 30.0
+"""A connection that lived this long resets the backoff: the next failure retries at once."""
+
+
+class TunnelRefused(Exception):
+    """The relay answered but cannot be used (wrong protocol version); the message says why."""
+
+
+def client_context(config: TunnelConfig) -> ssl.SSLContext:
+    """TLS 1.3 only, trusting only the configured CA, presenting the agent's certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(cafile=config.ca)
+    context.load_cert_chain(config.cert, config.key)
+    context.set_alpn_protocols([ALPN])
+    return context
+
+
+@dataclass
+class TunnelStatus:
+    connected: int = 0
+    last_error: str | None = None
+
+
+class TunnelClient:
+    def __init__(
+        self,
+        config: TunnelConfig,
+        pipeline: Pipeline,
+        *,
+        max_body: int,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config, self.pipeline, self.max_body = config, pipeline, max_body
+        self.sleep, self.clock = sleep, clock
+        self.status = TunnelStatus()
+        self.live: set[TunnelConnection] = set()
+        self.stopping = False
+        self._none_live = asyncio.Event()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._keep(n) for n in range(self.config.connections)))
+
+    async def drain(self, grace: float) -> None:
+        """Stop dialing, ask every connection to finish its streams, wait up to `grace` s."""
+        self.stopping = True
+        await asyncio.gather(*(c.drain() for c in list(self.live)), return_exceptions=True)
+        if self.live:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._none_live.wait(), grace)
+
+    async def _keep(self, number: int) -> None:
+        backoff = Backoff()
+        while self._dialing():
+            started = self.clock()
+            try:
+                await self._serve_one(number)
+            except (OSError, ssl.SSLError, TimeoutError, TunnelRefused) as exc:
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("tunnel %d to %s: %s", number, self.config.relay, exc)
+            if not self._dialing():
+                return
+            if self.clock() - started > STABLE_AFTER:
+                backoff.reset()
+            delay = backoff.next_delay()
+            log.info("tunnel %d: reconnecting in %.2f s", number, delay)
+            await self.sleep(delay)
+
+    def _dialing(self) -> bool:
+        return not self.stopping
+
+    async def _serve_one(self, number: int) -> None:
+        reader, writer = await self._dial()
+        connection = TunnelConnection(
+            reader,
+            writer,
+            self.pipeline,
+            max_body=self.max_body,
+            heartbeat=self.config.heartbeat,
+            dead_after=self.config.dead_after,
+            clock=self.clock,
+        )
+        self.live.add(connection)
+        self._none_live.clear()
+        self.status.connected += 1
+        log.info("tunnel %d: connected to %s", number, self.config.relay)
+        try:
+            await connection.run()
+        finally:
+            self.live.discard(connection)
+            if not self.live:
+                self._none_live.set()
+            self.status.connected -= 1
+        log.info("tunnel %d: connection closed", number)
+
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = await asyncio.to_thread(client_context, self.config)
+        relay = self.config.relay
+        reader, writer = await asyncio.wait_for(
+            open_via_proxy(relay.host, relay.port, context, self.config.proxy), DIAL_TIMEOUT
+        )
+        chosen = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+        if chosen != ALPN:
+            writer.close()
+            raise TunnelRefused(
+                f"the relay does not speak {ALPN} (it chose {chosen!r}); "
+                "upgrade the agent or the relay so both speak the same tunnel version"
+            )
+        return reader, writer

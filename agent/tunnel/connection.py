@@ -1,0 +1,217 @@
+"""Pumps one tunnel connection: bytes to the session, requests to the pipeline, responses back.
+
+Rules:
+- Each request runs as its own task through the same pipeline as local requests
+  (`via="relay"`); a stream the relay resets cancels its task, and so its query.
+- Response bodies go out only as fast as the relay's HTTP/2 window allows (and the socket
+  drains), so a slow caller never makes the agent buffer more than a window per stream.
+- PING every `heartbeat` seconds; nothing heard for `dead_after` seconds closes the
+  connection (a silently dead path), and the client dials a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+import h2.exceptions
+
+from agent.api.message import ApiRequest, ApiResponse
+from agent.api.pipeline import Pipeline
+from agent.errors import PayloadTooLarge
+from agent.tunnel import session as ev
+from agent.tunnel.session import TunnelSession
+
+log = logging.getLogger("bridgehead.tunnel")
+READ_SIZE = 1 << 16
+
+
+@dataclass
+class _Stream:
+    headers: dict[str, str]
+    body: bytearray = field(default_factory=bytearray)
+    too_large: bool = False
+    task: asyncio.Task[None] | None = None
+    window: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class TunnelConnection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pipeline: Pipeline,
+        *,
+        max_body: int,
+        heartbeat: float,
+        dead_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader, self.writer, self.pipeline = reader, writer, pipeline
+        self.max_body, self.heartbeat, self.dead_after = max_body, heartbeat, dead_after
+        self.clock = clock
+        self.session = TunnelSession()
+        self.streams: dict[int, _Stream] = {}
+        self.draining = False
+        self.last_heard = clock()
+        self.rtt: float | None = None
+        self._pings: dict[bytes, float] = {}
+
+    async def run(self) -> None:
+        """Serve until the relay closes, the path dies, or a drain completes."""
+        self.session.start()
+        await self._flush()
+        heart = asyncio.create_task(self._beat())
+        try:
+            await self._read()
+        finally:
+            heart.cancel()
+            for stream in self.streams.values():
+                if stream.task is not None:
+                    stream.task.cancel()
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def drain(self) -> None:
+        """Take no new requests; the connection closes once those in flight are answered."""
+        self.draining = True
+        self.session.close()
+        await self._flush()
+        if not self.streams:
+            self.writer.close()
+
+    async def _read(self) -> None:
+        while data := await self.reader.read(READ_SIZE):
+            self.last_heard = self.clock()
+            for event in self.session.receive(data):
+                self._on(event)
+            await self._flush()
+            if self.draining and not self.streams:
+                return
+
+    def _on(self, event: ev.Event) -> None:
+        match event:
+            case ev.RequestReceived():
+                self._on_request(event)
+            case ev.BodyReceived():
+                self._on_body(event)
+            case ev.RequestComplete(stream_id=sid):
+                stream = self.streams.get(sid)
+                if stream is not None and stream.task is None:
+                    stream.task = asyncio.create_task(self._serve(sid, stream))
+            case ev.StreamCancelled(stream_id=sid):
+                stream = self.streams.pop(sid, None)
+                if stream is not None and stream.task is not None:
+                    stream.task.cancel()
+            case ev.WindowOpened(stream_id=sid):
+                for key, stream in self.streams.items():
+                    if sid in (0, key):
+                        stream.window.set()
+            case ev.PingAcknowledged(payload=payload):
+                sent = self._pings.pop(payload, None)
+                self.rtt = self.clock() - sent if sent is not None else self.rtt
+            case ev.Draining():
+                self.draining = True
+
+    def _on_request(self, event: ev.RequestReceived) -> None:
+        if self.draining:
+            self.session.reset(event.stream_id)
+        else:
+            self.streams[event.stream_id] = _Stream(event.headers)
+
+    def _on_body(self, event: ev.BodyReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.body += event.data
+        if len(stream.body) > self.max_body:
+            stream.too_large = True
+            stream.body.clear()  # answered 413 once the request ends; nothing more is kept
+
+    async def _serve(self, sid: int, stream: _Stream) -> None:
+        try:
+            request = _api_request(stream.headers, bytes(stream.body))
+            refusal = PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
+            response = await self.pipeline.handle(request, refusal if stream.too_large else None)
+            await self._respond(sid, stream, response)
+        except (h2.exceptions.StreamClosedError, ConnectionError):
+            pass  # the relay gave up on this stream, or the connection went away
+        finally:
+            self.streams.pop(sid, None)
+            if self.draining and not self.streams:
+                self.writer.close()
+
+    async def _respond(self, sid: int, stream: _Stream, response: ApiResponse) -> None:
+        headers = dict(response.headers)
+        if isinstance(response.body, bytes):
+            headers["content-length"] = str(len(response.body))
+            self.session.respond(sid, response.status, headers, end=not response.body)
+            if response.body:
+                await self._send(sid, stream, response.body)
+                self.session.end(sid)
+            await self._flush()
+            return
+        self.session.respond(sid, response.status, headers, end=False)
+        chunks: AsyncIterator[bytes] = response.body
+        try:
+            async for chunk in chunks:
+                await self._send(sid, stream, chunk)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self.session.end(sid)
+        await self._flush()
+
+    async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            room = self.session.sendable(sid)
+            if room <= 0:
+                stream.window.clear()
+                await stream.window.wait()
+                continue
+            self.session.send_body(sid, bytes(view[:room]))
+            view = view[room:]
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data = self.session.outgoing()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.clock() - self.last_heard > self.dead_after:
+                log.warning(
+                    "tunnel: nothing heard for %.0f s; closing the connection", self.dead_after
+                )
+                self.writer.transport.abort()
+                return
+            payload = os.urandom(8)
+            self._pings[payload] = self.clock()
+            self.session.ping(payload)
+            with contextlib.suppress(ConnectionError):
+                await self._flush()
+
+
+def _api_request(headers: dict[str, str], body: bytes) -> ApiRequest:
+    target = urlsplit(headers.get(":path", "/"))
+    fields = {k: v for k, v in headers.items() if not k.startswith(":")}
+    return ApiRequest(
+        method=headers.get(":method", "GET"),
+        path=target.path,
+        query=tuple(parse_qsl(target.query, keep_blank_values=True)),
+        headers=fields,
+        body=body,
+        via="relay",
+    )

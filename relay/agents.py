@@ -1,0 +1,77 @@
+"""The agent port: TLS 1.3 with client certificates from the relay's CA, one link per connection.
+
+The agent's identity comes only from its verified certificate (URI SANs); a revoked agent or
+a connection without the tunnel's ALPN is closed at once with a logged reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+from cryptography import x509
+
+from agent.tunnel import ALPN
+from certs.pki import Identity
+from relay.config import RelayConfig
+from relay.link import AgentLink
+from relay.registry import Registry
+
+log = logging.getLogger("bridgehead.relay")
+
+
+def agent_port_context(config: RelayConfig) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(config.tls.cert, config.tls.key)
+    context.load_verify_locations(cafile=config.ca.cert)
+    context.set_alpn_protocols([ALPN])
+    return context
+
+
+class AgentPort:
+    def __init__(self, config: RelayConfig, registry: Registry) -> None:
+        self.config, self.registry = config, registry
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            if task is not None:
+                self.tasks.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        tls: ssl.SSLObject = writer.get_extra_info("ssl_object")
+        if tls.selected_alpn_protocol() != ALPN:
+            log.warning("agent connection from %s refused: it does not speak %s", peer, ALPN)
+            writer.close()
+            return
+        try:
+            der = tls.getpeercert(binary_form=True)
+            identity = Identity.from_certificate(x509.load_der_x509_certificate(der or b""))
+        except ValueError as exc:
+            log.warning("agent connection from %s refused: %s", peer, exc)
+            writer.close()
+            return
+        if identity.agent_id in self.registry.revoked:
+            log.warning("agent %s is revoked; connection from %s refused", identity.agent_id, peer)
+            writer.close()
+            return
+        link = AgentLink(
+            identity, reader, writer,
+            heartbeat=self.config.heartbeat, dead_after=self.config.dead_after,
+        )  # fmt: skip
+        self.registry.add(link)
+        log.info("agent %s (group %s) connected from %s", identity.agent_id, identity.group, peer)
+        try:
+            await link.run()
+        finally:
+            self.registry.remove(link)
+            log.info("agent %s disconnected (%s)", identity.agent_id, peer)

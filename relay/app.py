@@ -1,0 +1,92 @@
+"""The relay's composition root: agent port, caller port and admin port, started and stopped
+together; the first failure stops the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+import orjson
+from aiohttp import web
+
+from agent.config.model import HostPort
+from relay.agents import AgentPort, agent_port_context
+from relay.callers import Callers
+from relay.config import RelayConfig
+from relay.registry import Registry
+
+log = logging.getLogger("bridgehead.relay")
+
+
+def caller_context(config: RelayConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls.cert, config.tls.key)
+    return context
+
+
+class Relay:
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.registry = Registry()
+        self.agent_port = AgentPort(config, self.registry)
+        self._server: asyncio.Server | None = None
+        self._runners: list[web.AppRunner] = []
+        self.agents_address: tuple[str, int] | None = None
+        self.callers_url: str | None = None
+        self.admin_url: str | None = None
+
+    async def start(self) -> None:
+        agents_tls = await asyncio.to_thread(agent_port_context, self.config)
+        callers_tls = await asyncio.to_thread(caller_context, self.config)
+        where = self.config.agents_listen
+        self._server = await asyncio.start_server(
+            self.agent_port.accept, where.host, where.port, ssl=agents_tls
+        )
+        self.agents_address = self._server.sockets[0].getsockname()[:2]
+        callers = Callers(self.config, self.registry).app()
+        self.callers_url = await self._serve(callers, self.config.listen, callers_tls)
+        if self.config.admin is not None:
+            self.admin_url = await self._serve(self._admin_app(), self.config.admin, None)
+        log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
+
+    async def _serve(
+        self, app: web.Application, where: HostPort, tls: ssl.SSLContext | None
+    ) -> str:
+        host, port = where.host, where.port
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        await site.start()
+        self._runners.append(runner)
+        bound = runner.addresses[0]
+        return f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
+
+    def _admin_app(self) -> web.Application:
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def agents(request: web.Request) -> web.Response:
+            views = [view.__dict__ for view in self.registry.views()]
+            return web.Response(
+                body=orjson.dumps({"agents": views}), content_type="application/json"
+            )
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", healthz)
+        app.router.add_get("/agents", agents)
+        return app
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self.agent_port.tasks):
+                task.cancel()
+            await asyncio.gather(*self.agent_port.tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()

@@ -1,0 +1,154 @@
+"""The caller port: cloud services call `/agents/{id}/v1/...` or `/groups/{group}/v1/...`.
+
+The caller's bearer token must be one the relay knows (SHA-256, constant-time compare) and
+allowed to reach that agent or group; the request then goes down the tunnel unchanged,
+`Authorization` included, so the agent applies its own auth as well. Bodies stream both
+ways. No agent connected: 502; no answer in `request_timeout`: 504; a caller that goes
+away resets its stream (the agent cancels the query).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+from aiohttp import web
+
+from relay.config import CallerConfig, RelayConfig
+from relay.link import AgentLink, LinkClosed, Reply
+from relay.registry import Registry
+
+log = logging.getLogger("bridgehead.relay")
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+     "host", "content-length", "proxy-authorization", "trailer"}
+)  # fmt: skip
+
+
+def problem(status: int, title: str, detail: str, request_id: str, **headers: str) -> web.Response:
+    body = {
+        "type": f"https://bridgehead.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/problem+json",
+        headers={"X-Request-Id": request_id, **headers},
+    )  # fmt: skip
+
+
+class Callers:
+    def __init__(self, config: RelayConfig, registry: Registry) -> None:
+        self.config, self.registry = config, registry
+        self._tokens = [(bytes.fromhex(c.token_sha256), c) for c in config.callers]
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/agents/{agent}/{tail:(?s:.*)}", self.to_agent)
+        app.router.add_route("*", "/groups/{group}/{tail:(?s:.*)}", self.to_group)
+        return app
+
+    def _caller(self, request: web.Request) -> CallerConfig | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
+        for expected, caller in self._tokens:
+            if hmac.compare_digest(digest, expected) and found is None:
+                found = caller
+        return found
+
+    async def to_agent(self, request: web.Request) -> web.StreamResponse:
+        agent = request.match_info["agent"]
+
+        def allowed(caller: CallerConfig) -> bool:
+            return agent in caller.agents or self.registry.group_of(agent) in caller.groups
+
+        return await self._route(
+            request, allowed, lambda: self.registry.pick_agent(agent), f"agent {agent!r}"
+        )
+
+    async def to_group(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info["group"]
+        return await self._route(
+            request,
+            lambda caller: group in caller.groups,
+            lambda: self.registry.pick_group(group),
+            f"group {group!r}",
+        )
+
+    async def _route(
+        self,
+        request: web.Request,
+        allowed: Callable[[CallerConfig], bool],
+        pick: Callable[[], AgentLink | None],
+        what: str,
+    ) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id") or secrets.token_hex(12)
+        caller = self._caller(request)
+        if caller is None:
+            detail = "send Authorization: Bearer <token> with a token this relay knows"
+            challenge = {"WWW-Authenticate": "Bearer"}
+            return problem(401, "Unauthorized", detail, request_id, **challenge)
+        if not allowed(caller):
+            return problem(403, "Forbidden", f"{caller.name} may not reach {what}", request_id)
+        link = pick()
+        if link is None:
+            detail = f"{what} has no tunnel connected to this relay; check the agent is running"
+            return problem(502, "Agent not connected", detail, request_id)
+        return await self._forward(request, link, request_id)
+
+    async def _forward(
+        self, request: web.Request, link: AgentLink, request_id: str
+    ) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        if request.query_string:
+            path += "?" + request.query_string
+        headers = [
+            (k.lower(), v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+        ]
+        if "x-request-id" not in {k for k, _ in headers}:
+            headers.append(("x-request-id", request_id))
+        try:
+            sid, reply = await asyncio.wait_for(
+                link.request(request.method, path, headers, _body(request)),
+                self.config.request_timeout,
+            )
+        except TimeoutError:
+            detail = f"the agent did not answer within {self.config.request_timeout:g} s"
+            return problem(504, "Agent timeout", detail, request_id)
+        except LinkClosed as exc:
+            return problem(502, "Agent connection lost", str(exc), request_id)
+        return await self._relay_reply(request, link, sid, reply)
+
+    async def _relay_reply(
+        self, request: web.Request, link: AgentLink, sid: int, reply: Reply
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=reply.status)
+        for name, value in reply.headers:
+            if name not in HOP_BY_HOP:
+                response.headers.add(name, value)
+        completed = False
+        try:
+            await response.prepare(request)
+            async for chunk in reply.body:
+                await response.write(chunk)
+            await response.write_eof()
+            completed = True
+        finally:
+            if not completed:
+                await link.cancel(sid)
+        return response
+
+
+async def _body(request: web.Request) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(1 << 16):
+        yield chunk

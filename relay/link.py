@@ -1,0 +1,218 @@
+"""One agent's tunnel connection, seen from the relay: an HTTP/2 client on a socket the agent
+opened, that sends cloud callers' requests down to the agent.
+
+Rules:
+- Each caller request is one HTTP/2 stream. Request bodies go as fast as the agent's window
+  allows; response data is acknowledged only once the caller has taken it, so the agent
+  never sends more than a window ahead of a slow caller, and other streams keep flowing.
+- A caller that goes away resets its stream; the agent then cancels the query.
+- PINGs measure the round trip; a connection silent for `dead_after` is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from certs.pki import Identity
+
+log = logging.getLogger("bridgehead.relay")
+STREAM_WINDOW = 1 << 18
+"""How far the agent may run ahead of a caller on one stream (response bytes in flight)."""
+READ_SIZE = 1 << 16
+
+
+class LinkClosed(Exception):
+    """The agent's connection went away before the stream was answered."""
+
+
+@dataclass
+class _Pending:
+    head: asyncio.Future[tuple[int, list[tuple[str, str]]]]
+    chunks: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    window: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: AsyncIterator[bytes]
+
+
+class AgentLink:
+    def __init__(
+        self,
+        identity: Identity,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        heartbeat: float,
+        dead_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.identity, self.reader, self.writer = identity, reader, writer
+        self.heartbeat, self.dead_after, self.clock = heartbeat, dead_after, clock
+        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        self.h2 = h2.connection.H2Connection(config)
+        self.streams: dict[int, _Pending] = {}
+        self.since = time.time()
+        self.last_heard = clock()
+        self.rtt: float | None = None
+        self.closed = asyncio.Event()
+        self._pings: dict[bytes, float] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.streams)
+
+    async def run(self) -> None:
+        self.h2.initiate_connection()
+        self.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW})
+        await self._flush()
+        heart = asyncio.create_task(self._beat())
+        try:
+            while data := await self.reader.read(READ_SIZE):
+                self.last_heard = self.clock()
+                for event in self.h2.receive_data(data):
+                    self._on(event)
+                await self._flush()
+        except (ConnectionError, h2.exceptions.ProtocolError) as exc:
+            log.info("agent %s: connection lost: %s", self.identity.agent_id, exc)
+        finally:
+            heart.cancel()
+            self._fail_all()
+            self.closed.set()
+            self.writer.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (revocation, dead path)."""
+        self.writer.transport.abort()
+
+    async def request(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: AsyncIterator[bytes]
+    ) -> tuple[int, Reply]:
+        """Open a stream, send the request, and wait for the response head."""
+        if self.closed.is_set():
+            raise LinkClosed("the agent's connection is closed")
+        sid = self.h2.get_next_available_stream_id()
+        fields = [(":method", method), (":path", path), (":scheme", "https"),
+                  (":authority", self.identity.agent_id), *headers]  # fmt: skip
+        pending = _Pending(asyncio.get_running_loop().create_future())
+        self.streams[sid] = pending
+        try:
+            self.h2.send_headers(sid, fields)
+            await self._flush()
+            async for chunk in body:
+                await self._send(sid, pending, chunk)
+            self.h2.end_stream(sid)
+            await self._flush()
+            status, response_headers = await pending.head
+        except BaseException:  # timed out, caller gone, or link lost: the stream is over
+            await self.cancel(sid)
+            raise
+        return sid, Reply(status, response_headers, self._body(sid, pending))
+
+    async def cancel(self, sid: int) -> None:
+        pending = self.streams.pop(sid, None)
+        if pending is None or self.closed.is_set():
+            return
+        with contextlib.suppress(h2.exceptions.StreamClosedError, ConnectionError):
+            self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            await self._flush()
+
+    async def _body(self, sid: int, pending: _Pending) -> AsyncIterator[bytes]:
+        while (chunk := await pending.chunks.get()) is not None:
+            yield chunk
+            # Acknowledged only now that the caller took it: this is the back-pressure.
+            with contextlib.suppress(h2.exceptions.StreamClosedError, KeyError):
+                self.h2.acknowledge_received_data(len(chunk), sid)
+                await self._flush()
+        self.streams.pop(sid, None)
+
+    async def _send(self, sid: int, pending: _Pending, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
+            if room <= 0:
+                pending.window.clear()
+                await pending.window.wait()
+                continue
+            self.h2.send_data(sid, bytes(view[:room]))
+            view = view[room:]
+            await self._flush()
+
+    def _on(self, event: h2.events.Event) -> None:
+        match event:
+            case h2.events.ResponseReceived(stream_id=sid, headers=headers):
+                self._head(sid, headers or [])
+            case h2.events.DataReceived(stream_id=sid, data=data):
+                pending = self.streams.get(sid)
+                if pending is not None and data:
+                    pending.chunks.put_nowait(data)
+            case h2.events.StreamEnded(stream_id=sid) | h2.events.StreamReset(stream_id=sid):
+                self._end(sid)
+            case h2.events.WindowUpdated(stream_id=sid):
+                for key, pending in self.streams.items():
+                    if sid in (0, key):
+                        pending.window.set()
+            case h2.events.PingAckReceived(ping_data=payload):
+                sent = self._pings.pop(payload or b"", None)
+                self.rtt = self.clock() - sent if sent is not None else self.rtt
+
+    def _head(self, sid: int, headers: Sequence[tuple[Any, Any]]) -> None:
+        pending = self.streams.get(sid)
+        if pending is None or pending.head.done():
+            return
+        fields = [(str(k), str(v)) for k, v in headers]
+        status = int(dict(fields).get(":status", "502"))
+        pending.head.set_result((status, [(k, v) for k, v in fields if not k.startswith(":")]))
+
+    def _end(self, sid: int) -> None:
+        pending = self.streams.get(sid)
+        if pending is None:
+            return
+        if not pending.head.done():
+            pending.head.set_exception(LinkClosed("the agent reset the stream"))
+        pending.chunks.put_nowait(None)
+
+    def _fail_all(self) -> None:
+        for pending in self.streams.values():
+            if not pending.head.done():
+                pending.head.set_exception(LinkClosed("the agent's connection was lost"))
+            pending.chunks.put_nowait(None)
+            pending.window.set()
+
+    async def _flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.clock() - self.last_heard > self.dead_after:
+                log.warning(
+                    "agent %s: silent for %.0f s; closing", self.identity.agent_id, self.dead_after
+                )
+                self.abort()
+                return
+            payload = os.urandom(8)
+            self._pings[payload] = self.clock()
+            self.h2.ping(payload)
+            with contextlib.suppress(ConnectionError):
+                await self._flush()

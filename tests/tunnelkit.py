@@ -1,0 +1,84 @@
+# A relay and its PKI for tunnel tests: a CA, the relay's server certificate for 127.0.0.1,
+# agent certificates (good, from another CA, expired), and a relay started on free ports.
+from __future__ import annotations
+
+import hashlib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from certs.pki import Identity, create_ca, issue_agent_cert, issue_server_cert, write_key_pair
+from relay.config import RelayConfig, load_relay_config
+
+
+@dataclass
+class Pki:
+    folder: Path
+    ca: Path
+    ca_key_pem: bytes
+    ca_cert_pem: bytes
+
+    def agent(
+        self, name: str, agent_id: str, group: str | None = None, **kw: Any
+    ) -> tuple[Path, Path]:
+        cert, key = issue_agent_cert(
+            self.ca_cert_pem, self.ca_key_pem, Identity(agent_id, group), **kw
+        )
+        paths = self.folder / f"{name}.pem", self.folder / f"{name}.key"
+        write_key_pair(*paths, cert, key)
+        return paths
+
+    def caller_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def make_pki(folder: Path) -> Pki:
+    ca_cert, ca_key = create_ca()
+    write_key_pair(folder / "ca.pem", folder / "ca.key", ca_cert, ca_key)
+    cert, key = issue_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"])
+    write_key_pair(folder / "relay.pem", folder / "relay.key", cert, key)
+    return Pki(folder, folder / "ca.pem", ca_key, ca_cert)
+
+
+def expired(pki: Pki, name: str, agent_id: str) -> tuple[Path, Path]:
+    return pki.agent(name, agent_id, now=datetime.now(UTC) - timedelta(days=400), days=30)
+
+
+def relay_config(pki: Pki, token: str, *, agents_port: int = 0, **extra: Any) -> RelayConfig:
+    config = {
+        "agents_listen": f"127.0.0.1:{agents_port}",
+        "listen": "127.0.0.1:0",
+        "admin": None,
+        "tls": {"cert": str(pki.folder / "relay.pem"), "key": str(pki.folder / "relay.key")},
+        "ca": {"cert": str(pki.ca)},
+        "callers": [
+            {"name": "cloud", "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+             "agents": ["plant-7", "ghost"], "groups": ["plants"]},
+            {"name": "other", "token_sha256": hashlib.sha256(b"other-token").hexdigest(),
+             "agents": ["elsewhere"]},
+        ],
+        "request_timeout": "5s",
+        "heartbeat": "1s",
+        "dead_after": "3s",
+        **extra,
+    }  # fmt: skip
+    path = pki.folder / "relay.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return load_relay_config(path)
+
+
+def tunnel_section(pki: Pki, port: int, cert: Path, key: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "relay": f"127.0.0.1:{port}",
+        "connections": 2,
+        "ca": str(pki.ca),
+        "cert": str(cert),
+        "key": str(key),
+        "heartbeat": "1s",
+        "dead_after": "3s",
+        **extra,
+    }
