@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a sample database behind a local agent")
     demo.add_argument("--dir", type=Path, default=Path("bridgehead-demo"), help="demo folder")
     demo.add_argument("--port", type=int, default=8470, help="local API port (0: any free)")
+    demo.add_argument(
+        "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
+    )
     audit = sub.add_parser("audit", help="work with the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
@@ -39,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
-    "demo": lambda args: commands.demo(args.dir, args.port),
+    "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
 }
 

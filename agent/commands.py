@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import logs
 from agent.app import Agent, StartupError
 from agent.check import run_check
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.runtime import Service, run_until_signalled
 
 
 class UsageError(Exception):
@@ -24,40 +25,31 @@ class Failure(Exception):
     """The command could not do its job: exit code 1."""
 
 
+def usage_error(path: Path, exc: ConfigError) -> UsageError:
+    """A config's problems as the one message the CLI prints (exit 2)."""
+    count = len(exc.problems)
+    header = f"{path}: {count} problem{'s' if count != 1 else ''}; fix and retry:"
+    return UsageError(header + "\n" + "\n".join(f"  {p}" for p in exc.problems))
+
+
 def load(path: Path) -> AgentConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        count = len(exc.problems)
-        header = f"{path}: {count} problem{'s' if count != 1 else ''}; fix and retry:"
-        raise UsageError(header + "\n" + "\n".join(f"  {p}" for p in exc.problems)) from None
+        raise usage_error(path, exc) from None
 
 
 def run(path: Path) -> int:
     config = load(path)
     logs.configure()
-    serve(Agent(config))
+    serve([Agent(config)])
     return 0
 
 
-def serve(agent: Agent, announce: str | None = None) -> None:
-    """Run until SIGINT or SIGTERM; StartupError becomes a UsageError."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await agent.start()
-        if announce:
-            print(announce.format(url=agent.listen_url), flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await agent.stop()
-
+def serve(services: Sequence[Service], on_started: Callable[[], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM; a StartupError becomes a UsageError (exit 2)."""
     try:
-        asyncio.run(main())
+        run_until_signalled(services, on_started)
     except StartupError as exc:
         raise UsageError(str(exc)) from None
 
@@ -70,10 +62,12 @@ def check(path: Path) -> int:
     return 0
 
 
-def demo(folder: Path, port: int) -> int:
+def demo(folder: Path, port: int, relay_port: int) -> int:
     from agent import demo as demo_module  # noqa: PLC0415 - only the demo needs its data
+    from relay.app import Relay  # noqa: PLC0415 - the demo alone runs a relay in-process
 
-    config, text = demo_module.prepare(folder, port)
+    setup = demo_module.prepare(folder, port, relay_port)
     logs.configure("WARNING")
-    serve(Agent(config), announce=text)
+    relay, agent = Relay(setup.relay), Agent(setup.agent)
+    serve([relay, agent], lambda: print(setup.announce(agent, relay), flush=True))
     return 0

@@ -11,12 +11,18 @@ import datetime as dt
 import hashlib
 import random
 import secrets
+import socket
 import sqlite3
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+from agent.app import Agent
 from agent.config import AgentConfig, load_config
 from certs.keyfiles import ensure_private_dir, write_private
+from certs.pki import Identity, create_ca, issue_agent_cert, issue_server_cert, write_key_pair
+from relay.app import Relay
+from relay.config import RelayConfig, load_relay_config
 
 CUSTOMERS, ORDERS = 2000, 5000
 FIRST = ["Zoë", "José", "Øyvind", "Łucja", "Müller", "Ἀλέξανδρος", "Ярослава", "さくら", "Siobhán",
@@ -143,8 +149,75 @@ def _lines(rng: random.Random, orders: int) -> list[tuple[object, ...]]:
     ]
 
 
-def prepare(folder: Path, port: int) -> tuple[AgentConfig, str]:
-    """Make what is missing in `folder`; the config to run and the text that says what to try."""
+RELAY_CONFIG = """\
+# Bridgehead demo relay: the cloud side, run locally with a development CA.
+agents_listen: 127.0.0.1:{agents_port}
+listen: 127.0.0.1:{relay_port}
+admin: null
+tls: {{cert: pki/relay.pem, key: pki/relay.key}}
+ca: {{cert: pki/ca.pem, key: pki/ca.key}}
+callers:
+  - name: demo
+    token_sha256: "{digest}"
+    agents: [demo]
+"""
+
+TUNNEL = """
+tunnel:
+  relay: 127.0.0.1:{agents_port}
+  connections: 2
+  ca: pki/ca.pem
+  cert: pki/agent.pem
+  key: pki/agent.key
+"""
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    agent: AgentConfig
+    relay: RelayConfig
+    key: str
+    folder: Path
+
+    def announce(self, agent: Agent, relay: Relay) -> str:
+        query = "/v1/customers?limit=3&order=balance.desc"
+        through = f"{relay.callers_url}/agents/demo"
+        auth = f"-H 'Authorization: Bearer {self.key}'"
+        return "\n".join([
+            "Bridgehead demo is running.",
+            f"  folder:  {self.folder}  (agent.yaml, relay.yaml, sample.db, api-key.txt, pki/)",
+            f"  API:     {agent.listen_url}/v1/customers   (also /v1/orders, /v1/order_lines)",
+            f"  relay:   {through}/v1/...   (the agent dialed out to it over mutual TLS)",
+            "Try, directly and through the relay:",
+            f"  curl -s {auth} '{agent.listen_url}{query}'",
+            f"  curl -s --cacert {self.folder}/pki/ca.pem {auth} '{through}{query}'",
+            "Press Ctrl-C to stop.",
+        ])  # fmt: skip
+
+
+def _pki(folder: Path) -> None:
+    """A development CA, the relay's certificate and the agent's, made once."""
+    pki = folder / "pki"
+    if (pki / "agent.pem").exists():
+        return
+    ensure_private_dir(pki)
+    ca_cert, ca_key = create_ca("Bridgehead demo CA")
+    write_key_pair(pki / "ca.pem", pki / "ca.key", ca_cert, ca_key)
+    write_key_pair(pki / "relay.pem", pki / "relay.key",
+                   *issue_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"]))  # fmt: skip
+    agent = issue_agent_cert(ca_cert, ca_key, Identity("demo", "demo"))
+    write_key_pair(pki / "agent.pem", pki / "agent.key", *agent)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
+    """Make what is missing in `folder`; the configs to run and what to tell the user."""
     folder = ensure_private_dir(folder.resolve())
     database = folder / "sample.db"
     if not database.exists():
@@ -153,16 +226,14 @@ def prepare(folder: Path, port: int) -> tuple[AgentConfig, str]:
     if not key_file.exists():
         write_private(key_file, (secrets.token_urlsafe(32) + "\n").encode())
     key = key_file.read_text().strip()
-    config_file = folder / "agent.yaml"
+    _pki(folder)
     digest = hashlib.sha256(key.encode()).hexdigest()
-    config_file.write_text(CONFIG.format(digest=digest, port=port), encoding="utf-8")
-    announce = "\n".join([
-        "Bridgehead demo is running.",
-        f"  folder:   {folder}  (agent.yaml, sample.db, api-key.txt)",
-        "  API:      {url}/v1/customers   (also /v1/orders, /v1/order_lines)",
-        "Try:",
-        f"  curl -s -H 'Authorization: Bearer {key}' "
-        "'{url}/v1/customers?limit=3&order=balance.desc'",
-        "Press Ctrl-C to stop.",
-    ])  # fmt: skip
-    return load_config(config_file), announce
+    agents_port = _free_port()
+    (folder / "relay.yaml").write_text(
+        RELAY_CONFIG.format(agents_port=agents_port, relay_port=relay_port, digest=digest)
+    )
+    agent_text = CONFIG.format(digest=digest, port=port) + TUNNEL.format(agents_port=agents_port)
+    (folder / "agent.yaml").write_text(agent_text, encoding="utf-8")
+    return DemoSetup(
+        load_config(folder / "agent.yaml"), load_relay_config(folder / "relay.yaml"), key, folder
+    )

@@ -1,18 +1,83 @@
-"""The `bridgehead-relay` command line (SPEC §1)."""
+"""The `bridgehead-relay` command line (SPEC §1): run the relay, create its CA.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sentence.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent import logs
+from agent.commands import UsageError, serve
+from agent.config import ConfigError
+from certs.pki import create_ca, issue_server_cert, write_key_pair
+from relay.app import Relay
+from relay.config import RelayConfig, load_relay_config
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="bridgehead-relay", description="The Bridgehead relay.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the relay in the foreground")
+    run.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
+    ca = sub.add_parser("ca", help="the agents' certificate authority")
+    ca_sub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    init = ca_sub.add_parser("init", help="create the CA and the relay's server certificate")
+    init.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
+    init.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
+    return top
+
+
+def load(path: Path) -> RelayConfig:
+    try:
+        return load_relay_config(path)
+    except ConfigError as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems)
+        raise UsageError(
+            f"{path}: {len(exc.problems)} problem(s); fix and retry:\n{lines}"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    logs.configure()
+    serve([Relay(config)])
+    return 0
+
+
+def ca_init(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    if config.ca.key is None:
+        raise UsageError("ca.key is not set in the config; add ca: {cert: ..., key: ...}")
+    for existing in (config.ca.cert, config.ca.key, config.tls.cert, config.tls.key):
+        if existing.exists():
+            raise UsageError(f"{existing} already exists; move it away to create a new CA")
+    names = args.san or ["localhost", "127.0.0.1"]
+    ca_cert, ca_key = create_ca()
+    write_key_pair(config.ca.cert, config.ca.key, ca_cert, ca_key)
+    write_key_pair(config.tls.cert, config.tls.key, *issue_server_cert(ca_cert, ca_key, names))
+    print(f"created the CA ({config.ca.cert}) and the relay certificate for {', '.join(names)}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": run, "ca": ca_init}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="bridgehead-relay", description="The Bridgehead relay.")
-    top.add_subparsers(dest="command", metavar="COMMAND")
-    top.parse_args(argv)
-    print("bridgehead-relay: this build has no relay commands yet", file=sys.stderr)
-    return 2
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"bridgehead-relay: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"bridgehead-relay: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def bridgehead(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     process = subprocess.Popen(
-        [*BRIDGEHEAD, "demo", "--dir", str(tmp_path / "demo"), "--port", "0"],
+        [*BRIDGEHEAD, "demo", "--dir", str(tmp_path / "demo"), "--port", "0", "--relay-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,6 +70,19 @@ def test_demo_prints_a_curl_line_that_returns_rows(
     assert page["next_cursor"]
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
+
+
+def run_curl(command: str, retry_for: float = 0) -> dict[str, object]:
+    """The JSON a printed curl line returns; retried while the tunnel is still connecting."""
+    deadline = time.monotonic() + retry_for
+    while True:
+        result = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+        )
+        page: dict[str, object] = json.loads(result.stdout)
+        if "items" in page or time.monotonic() > deadline:
+            return page
+        time.sleep(0.2)
 
 
 def write_db(path: Path) -> None:

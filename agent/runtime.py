@@ -1,0 +1,41 @@
+"""Runs services in the foreground until SIGINT or SIGTERM: started in order, stopped in reverse.
+
+A service that fails to start stops the ones already started, so start-up never leaves a
+half-running process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def run_until_signalled(
+    services: Sequence[Service], on_started: Callable[[], None] | None = None
+) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        started: list[Service] = []
+        try:
+            for service in services:
+                await service.start()
+                started.append(service)
+            if on_started is not None:
+                on_started()
+            await stop.wait()
+        finally:
+            for service in reversed(started):
+                await service.stop()
+
+    asyncio.run(main())

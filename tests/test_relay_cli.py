@@ -1,0 +1,66 @@
+# The `bridgehead-relay` command line: `ca init` makes the CA and the relay's certificate
+# (keys 0600, never overwritten), `run` serves until SIGTERM, and bad configs are exit 2.
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cryptography import x509
+
+RELAY = [sys.executable, "-m", "relay.cli"]
+CONFIG = """\
+tls: {cert: relay.pem, key: relay.key}
+ca: {cert: ca.pem, key: ca.key}
+listen: 127.0.0.1:0
+agents_listen: 127.0.0.1:0
+admin: null
+"""
+
+
+def relay(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RELAY, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_ca_init_makes_the_ca_and_the_relay_certificate(tmp_path: Path) -> None:
+    """ca init writes the CA and a server certificate with the SANs asked for; keys are 0600."""
+    (tmp_path / "relay.yaml").write_text(CONFIG)
+    result = relay("ca", "init", "-c", str(tmp_path / "relay.yaml"), "--san", "relay.example.com",
+                   "--san", "10.0.0.5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "relay.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["relay.example.com"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
+    assert (tmp_path / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "relay.key").stat().st_mode & 0o777 == 0o600
+    again = relay("ca", "init", "-c", str(tmp_path / "relay.yaml"))
+    assert again.returncode == 2
+    assert "already exists; move it away to create a new CA" in again.stderr
+
+
+def test_run_serves_until_sigterm(tmp_path: Path) -> None:
+    """run starts the relay's ports and exits 0 on SIGTERM."""
+    (tmp_path / "relay.yaml").write_text(CONFIG)
+    assert relay("ca", "init", "-c", str(tmp_path / "relay.yaml")).returncode == 0
+    with subprocess.Popen(
+        [*RELAY, "run", "-c", str(tmp_path / "relay.yaml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        while "relay: agents on" not in process.stderr.readline():
+            assert time.monotonic() < deadline
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+
+
+def test_bad_relay_config_is_exit_2(tmp_path: Path) -> None:
+    """A relay config with an unknown key and a missing tls section is refused with lines."""
+    (tmp_path / "relay.yaml").write_text("ca: {cert: ca.pem}\ncolour: red\n")
+    result = relay("run", "-c", str(tmp_path / "relay.yaml"))
+    assert result.returncode == 2
+    assert "colour: line 2: unknown key 'colour'" in result.stderr
+    assert "missing required key 'tls'" in result.stderr
