@@ -7,10 +7,10 @@ import asyncio
 import logging
 import ssl
 
-import orjson
 from aiohttp import web
 
 from agent.config.model import HostPort
+from relay.admin import RelayMetrics, admin_app
 from relay.agents import AgentPort, agent_port_context
 from relay.callers import Callers
 from relay.config import RelayConfig
@@ -31,6 +31,7 @@ class Relay:
         self.config = config
         self.registry = Registry()
         self.agent_port = AgentPort(config, self.registry)
+        self.metrics = RelayMetrics(self.registry)
         self._server: asyncio.Server | None = None
         self._runners: list[web.AppRunner] = []
         self.agents_address: tuple[str, int] | None = None
@@ -45,10 +46,11 @@ class Relay:
             self.agent_port.accept, where.host, where.port, ssl=agents_tls
         )
         self.agents_address = self._server.sockets[0].getsockname()[:2]
-        callers = Callers(self.config, self.registry).app()
-        self.callers_url = await self._serve(callers, self.config.listen, callers_tls)
+        callers = Callers(self.config, self.registry, self.metrics)
+        self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
         if self.config.admin is not None:
-            self.admin_url = await self._serve(self._admin_app(), self.config.admin, None)
+            admin = admin_app(self.registry, self.metrics, callers.identify)
+            self.admin_url = await self._serve(admin, self.config.admin, None)
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
 
     async def _serve(
@@ -62,22 +64,6 @@ class Relay:
         self._runners.append(runner)
         bound = runner.addresses[0]
         return f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
-
-    def _admin_app(self) -> web.Application:
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"status": "ok"})
-
-        async def agents(request: web.Request) -> web.Response:
-            views = [view.__dict__ for view in self.registry.views()]
-            return web.Response(
-                body=orjson.dumps({"agents": views}), content_type="application/json"
-            )
-
-        app = web.Application()
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", healthz)
-        app.router.add_get("/agents", agents)
-        return app
 
     async def stop(self) -> None:
         if self._server is not None:

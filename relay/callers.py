@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from relay.admin import RelayMetrics
 from relay.config import CallerConfig, RelayConfig
 from relay.link import AgentLink, LinkClosed, Reply
 from relay.registry import Registry
@@ -45,17 +47,23 @@ def problem(status: int, title: str, detail: str, request_id: str, **headers: st
 
 
 class Callers:
-    def __init__(self, config: RelayConfig, registry: Registry) -> None:
-        self.config, self.registry = config, registry
+    def __init__(self, config: RelayConfig, registry: Registry, metrics: RelayMetrics) -> None:
+        self.config, self.registry, self.metrics = config, registry, metrics
         self._tokens = [(bytes.fromhex(c.token_sha256), c) for c in config.callers]
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1024**3)
+        @web.middleware
+        async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+            response = await handler(request)
+            self.metrics.requests.labels(str(response.status)).inc()
+            return response
+
+        app = web.Application(client_max_size=1024**3, middlewares=[count])
         app.router.add_route("*", "/agents/{agent}/{tail:(?s:.*)}", self.to_agent)
         app.router.add_route("*", "/groups/{group}/{tail:(?s:.*)}", self.to_group)
         return app
 
-    def _caller(self, request: web.Request) -> CallerConfig | None:
+    def identify(self, request: web.Request) -> CallerConfig | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
@@ -93,7 +101,7 @@ class Callers:
         what: str,
     ) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id") or secrets.token_hex(12)
-        caller = self._caller(request)
+        caller = self.identify(request)
         if caller is None:
             detail = "send Authorization: Bearer <token> with a token this relay knows"
             challenge = {"WWW-Authenticate": "Bearer"}

@@ -187,3 +187,36 @@ async def test_certificates_the_relay_did_not_issue_are_refused(
     assert await tls_refused(pki, relay, *foreign)
     assert await tls_refused(pki, relay, *old)
     assert relay.registry.views() == []
+
+
+async def test_relay_admin_lists_agents_and_serves_metrics(
+    pki: Pki, tmp_path: Path, run_agent: Any
+) -> None:
+    """The admin port lists connected agents to an authenticated caller and exports metrics."""
+    config = await asyncio.to_thread(relay_config, pki, TOKEN, admin="127.0.0.1:0")
+    relay = Relay(config)
+    await relay.start()
+    try:
+        await asyncio.to_thread(make_db, tmp_path / "t.db")
+        cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
+        assert relay.agents_address is not None
+        await run_agent(
+            {"db": {"sqlite": str(tmp_path / "t.db")}},
+            {"t": {"source": "db", "table": "t"}},
+            api_key=TOKEN,
+            tunnel=tunnel_section(pki, relay.agents_address[1], cert, key),
+        )
+        await wait_for(lambda: sum(v.connections for v in relay.registry.views()) == 2)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{relay.admin_url}/agents") as response:
+                assert response.status == 401
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with session.get(f"{relay.admin_url}/agents", headers=auth) as response:
+                listing = await response.json()
+            async with session.get(f"{relay.admin_url}/metrics") as response:
+                metrics = await response.text()
+        (agent,) = listing["agents"]
+        assert (agent["agent_id"], agent["group"], agent["connections"]) == ("plant-7", "plants", 2)
+        assert "bridgehead_relay_tunnel_connections 2.0" in metrics
+    finally:
+        await relay.stop()
