@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from relay.config import CallerConfig
 from relay.registry import Registry
 
 
