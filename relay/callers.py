@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 
 from relay.admin import RelayMetrics
 from relay.config import CallerConfig, RelayConfig
-from relay.link import AgentLink, LinkClosed, Reply
+from relay.link import AgentLink, LinkClosed, Reply, StreamRefused
 from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
@@ -108,11 +108,18 @@ class Callers:
             return problem(401, "Unauthorized", detail, request_id, **challenge)
         if not allowed(caller):
             return problem(403, "Forbidden", f"{caller.name} may not reach {what}", request_id)
-        link = pick()
-        if link is None:
-            detail = f"{what} has no tunnel connected to this relay; check the agent is running"
-            return problem(502, "Agent not connected", detail, request_id)
-        return await self._forward(request, link, request_id)
+        for attempt in (1, 2):
+            link = pick()
+            if link is None:
+                detail = f"{what} has no tunnel connected to this relay; check the agent is running"
+                return problem(502, "Agent not connected", detail, request_id)
+            try:
+                return await self._forward(request, link, request_id)
+            except StreamRefused:
+                if attempt == 2 or request.can_read_body:
+                    return problem(502, "Agent connection lost", "the agent refused the request "
+                                   "while draining; retry", request_id)  # fmt: skip
+        raise AssertionError("unreachable")
 
     async def _forward(
         self, request: web.Request, link: AgentLink, request_id: str
@@ -133,6 +140,8 @@ class Callers:
         except TimeoutError:
             detail = f"the agent did not answer within {self.config.request_timeout:g} s"
             return problem(504, "Agent timeout", detail, request_id)
+        except StreamRefused:
+            raise
         except LinkClosed as exc:
             return problem(502, "Agent connection lost", str(exc), request_id)
         return await self._relay_reply(request, link, sid, reply)

@@ -39,6 +39,13 @@ class LinkClosed(Exception):
     """The agent's connection went away before the stream was answered."""
 
 
+class StreamRefused(LinkClosed):
+    """The agent declined the stream unprocessed (draining): safe to send elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__("the agent is draining this connection and refused the request")
+
+
 @dataclass
 class _Pending:
     head: asyncio.Future[tuple[int, list[tuple[str, str]]]]
@@ -73,6 +80,7 @@ class AgentLink:
         self.last_heard = clock()
         self.rtt: float | None = None
         self.closed = asyncio.Event()
+        self.draining = False
         self._pings: dict[bytes, float] = {}
 
     @property
@@ -163,12 +171,16 @@ class AgentLink:
                 pending = self.streams.get(sid)
                 if pending is not None and data:
                     pending.chunks.put_nowait(data)
-            case h2.events.StreamEnded(stream_id=sid) | h2.events.StreamReset(stream_id=sid):
+            case h2.events.StreamEnded(stream_id=sid):
                 self._end(sid)
+            case h2.events.StreamReset(stream_id=sid, error_code=code):
+                self._end(sid, refused=code == h2.errors.ErrorCodes.REFUSED_STREAM)
             case h2.events.WindowUpdated(stream_id=sid):
                 for key, pending in self.streams.items():
                     if sid in (0, key):
                         pending.window.set()
+            case h2.events.ConnectionTerminated():
+                self.draining = True  # the agent is going away: no new streams here
             case h2.events.PingAckReceived(ping_data=payload):
                 sent = self._pings.pop(payload or b"", None)
                 self.rtt = self.clock() - sent if sent is not None else self.rtt
@@ -181,12 +193,13 @@ class AgentLink:
         status = int(dict(fields).get(":status", "502"))
         pending.head.set_result((status, [(k, v) for k, v in fields if not k.startswith(":")]))
 
-    def _end(self, sid: int) -> None:
+    def _end(self, sid: int, refused: bool = False) -> None:
         pending = self.streams.get(sid)
         if pending is None:
             return
         if not pending.head.done():
-            pending.head.set_exception(LinkClosed("the agent reset the stream"))
+            failure = StreamRefused() if refused else LinkClosed("the agent reset the stream")
+            pending.head.set_exception(failure)
         pending.chunks.put_nowait(None)
 
     def _fail_all(self) -> None:

@@ -81,5 +81,5 @@ class Registry:
 
 
 def _least_busy(links: list[AgentLink]) -> AgentLink | None:
-    live = [link for link in links if not link.closed.is_set()]
+    live = [link for link in links if not link.closed.is_set() and not link.draining]
     return min(live, key=lambda link: link.in_flight) if live else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import hypothesis  # noqa: F401 - see below
 import pytest
 import yaml
 from backends import Backend, mariadb_backend, postgres_backend, sqlite_backend
@@ -21,6 +22,10 @@ from agent.app import Agent
 from agent.config import load_config
 
 BACKENDS = ["sqlite", "sqlite-odbc", "postgresql", "mariadb"]
+# hypothesis is imported above, on the main thread at collection: its pytest plugin would
+# otherwise import it at session end, and pytest's assertion rewriter parsing it while a
+# test's worker thread is still running trips CPython 3.11's "AST constructor recursion
+# depth mismatch" bug.
 
 
 @pytest.fixture(autouse=True)

@@ -220,3 +220,21 @@ async def test_relay_admin_lists_agents_and_serves_metrics(
         assert "bridgehead_relay_tunnel_connections 2.0" in metrics
     finally:
         await relay.stop()
+
+
+async def test_renewed_certificate_rotates_without_losing_requests(
+    tunnel: tuple[Caller, Caller], pki: Pki, relay: Relay
+) -> None:
+    """New certificate files replace the connections one by one; no request in flight fails."""
+    direct, via = tunnel
+    assert direct.agent is not None
+    assert direct.agent.tunnel is not None
+    client = direct.agent.tunnel
+    before = set(client.live)
+    await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")  # same paths, new cert
+    load = asyncio.gather(*(via.get(f"/v1/t/{1 + i}") for i in range(40)))
+    assert await client.rotate_if_renewed()
+    results = await load
+    assert [status for status, _, _ in results] == [200] * 40
+    await wait_for(lambda: len(client.live) == 2 and not (set(client.live) & before))
+    assert (await via.get("/v1/t/7"))[0] == 200

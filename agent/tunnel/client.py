@@ -24,8 +24,16 @@ from agent.tunnel.proxy import open_via_proxy
 
 log = logging.getLogger("bridgehead.tunnel")
 DIAL_TIMEOUT = 10.0
+CERT_CHECK = 30.0
+"""Seconds between checks of the certificate files for a renewal."""
 STABLE_AFTER = 30.0
 """A connection that lived this long resets the backoff: the next failure retries at once."""
+
+
+def _stamp(config: TunnelConfig) -> tuple[tuple[int, int], ...]:
+    """What changes when a certificate file is replaced: (mtime, size) of each."""
+    stats = [path.stat() for path in (config.ca, config.cert, config.key)]
+    return tuple((s.st_mtime_ns, s.st_size) for s in stats)
 
 
 class TunnelRefused(Exception):
@@ -64,9 +72,34 @@ class TunnelClient:
         self.live: set[TunnelConnection] = set()
         self.stopping = False
         self._none_live = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._stamp: tuple[tuple[int, int], ...] = ()
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._keep(n) for n in range(self.config.connections)))
+        keepers = [self._keep(n) for n in range(self.config.connections)]
+        await asyncio.gather(*keepers, self._watch_certificates())
+
+    async def _watch_certificates(self) -> None:
+        self._stamp = await asyncio.to_thread(_stamp, self.config)
+        while self._dialing():
+            await self.sleep(CERT_CHECK)
+            await self.rotate_if_renewed()
+
+    async def rotate_if_renewed(self) -> bool:
+        """If the certificate files changed, replace the connections one at a time: each is
+        drained (its streams finish) and its keeper dials again with the new files."""
+        stamp = await asyncio.to_thread(_stamp, self.config)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        log.info("tunnel: certificate files changed; rotating connections")
+        for connection in list(self.live):
+            self._connected.clear()
+            await connection.drain()
+            await connection.closed.wait()
+            with contextlib.suppress(TimeoutError):  # the replacement, before the next drain
+                await asyncio.wait_for(self._connected.wait(), DIAL_TIMEOUT)
+        return True
 
     async def drain(self, grace: float) -> None:
         """Stop dialing, ask every connection to finish its streams, wait up to `grace` s."""
@@ -109,6 +142,7 @@ class TunnelClient:
         )
         self.live.add(connection)
         self._none_live.clear()
+        self._connected.set()
         self.status.connected += 1
         log.info("tunnel %d: connected to %s", number, self.config.relay)
         try:

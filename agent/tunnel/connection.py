@@ -62,6 +62,7 @@ class TunnelConnection:
         self.last_heard = clock()
         self.rtt: float | None = None
         self._pings: dict[bytes, float] = {}
+        self.closed = asyncio.Event()
 
     async def run(self) -> None:
         """Serve until the relay closes, the path dies, or a drain completes."""
@@ -78,6 +79,7 @@ class TunnelConnection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+            self.closed.set()
 
     async def drain(self) -> None:
         """Take no new requests; the connection closes once those in flight are answered."""
@@ -122,7 +124,7 @@ class TunnelConnection:
 
     def _on_request(self, event: ev.RequestReceived) -> None:
         if self.draining:
-            self.session.reset(event.stream_id)
+            self.session.refuse(event.stream_id)
         else:
             self.streams[event.stream_id] = _Stream(event.headers)
 

@@ -122,6 +122,10 @@ class TunnelSession:
     def reset(self, stream_id: int) -> None:
         self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
+    def refuse(self, stream_id: int) -> None:
+        """Decline a stream unprocessed (REFUSED_STREAM): the relay may retry it elsewhere."""
+        self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+
     def ping(self, payload: bytes) -> None:
         self._h2.ping(payload)
 
