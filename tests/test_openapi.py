@@ -15,6 +15,11 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+
+# Loaded here on the main thread: schemathesis imports it lazily, and a first import inside
+# the fuzzing thread (pytest rewrites schemathesis, a pytest plugin) can trip CPython 3.11's
+# "AST constructor recursion depth mismatch" bug.
+import schemathesis.specs.openapi.schemas
 from conftest import Caller
 from hypothesis import HealthCheck, Phase
 from jsonschema import Draft202012Validator
