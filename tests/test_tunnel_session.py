@@ -1,0 +1,111 @@
+# The agent's tunnel session without sockets: an h2 client (the relay's role) and the
+# TunnelSession exchange bytes in memory. Requests become events, response bodies respect
+# the relay's flow-control window, resets, GOAWAY and PINGs surface as events.
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+
+from agent.tunnel import session as ev
+from agent.tunnel.session import TunnelSession
+
+
+def pair() -> tuple[h2.connection.H2Connection, TunnelSession]:
+    relay = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    agent = TunnelSession()
+    relay.initiate_connection()
+    agent.start()
+    exchange(relay, agent)
+    return relay, agent
+
+
+def exchange(relay: h2.connection.H2Connection, agent: TunnelSession) -> list[ev.Event]:
+    """Carry bytes both ways until both sides are quiet; the agent's events."""
+    events: list[ev.Event] = []
+    for _ in range(10):
+        to_agent, to_relay = relay.data_to_send(), agent.outgoing()
+        if not to_agent and not to_relay:
+            break
+        if to_agent:
+            events += agent.receive(to_agent)
+        if to_relay:
+            relay.receive_data(to_relay)
+    return events
+
+
+def request(relay: h2.connection.H2Connection, body: bytes = b"") -> int:
+    sid = relay.get_next_available_stream_id()
+    headers = [
+        (":method", "POST" if body else "GET"),
+        (":path", "/v1/t?limit=2"),
+        (":scheme", "https"),
+        (":authority", "plant-7"),
+        ("authorization", "Bearer k"),
+    ]
+    relay.send_headers(sid, headers, end_stream=not body)
+    if body:
+        relay.send_data(sid, body, end_stream=True)
+    return sid
+
+
+def test_a_request_becomes_events() -> None:
+    """A request's headers, body and end arrive as three events, in that order."""
+    relay, agent = pair()
+    sid = request(relay, b'{"id": 1}')
+    events = exchange(relay, agent)
+    expected = {
+        ":method": "POST",
+        ":path": "/v1/t?limit=2",
+        ":scheme": "https",
+        ":authority": "plant-7",
+        "authorization": "Bearer k",
+    }
+    assert events[0] == ev.RequestReceived(sid, expected)
+    assert ev.BodyReceived(sid, b'{"id": 1}') in events
+    assert events[-1] == ev.RequestComplete(sid)
+
+
+def test_response_bodies_wait_for_the_window() -> None:
+    """The agent may send only what the relay's window allows; the relay's ack reopens it."""
+    relay, agent = pair()
+    sid = request(relay)
+    exchange(relay, agent)
+    agent.respond(sid, 200, {"content-type": "application/x-ndjson"}, end=False)
+    sent = 0
+    while (room := agent.sendable(sid)) > 0:
+        agent.send_body(sid, b"x" * room)
+        sent += room
+    assert sent == 65_535  # the relay's default initial window: nothing more may go
+    received = [
+        e for e in relay.receive_data(agent.outgoing()) if isinstance(e, h2.events.DataReceived)
+    ]
+    relay.acknowledge_received_data(sum(e.flow_controlled_length for e in received), sid)
+    events = exchange(relay, agent)
+    assert ev.WindowOpened(sid) in events or ev.WindowOpened(0) in events
+    assert agent.sendable(sid) > 0
+
+
+def test_reset_goaway_and_ping() -> None:
+    """RST_STREAM is StreamCancelled, GOAWAY is Draining, a PING ack carries its payload."""
+    relay, agent = pair()
+    sid = request(relay)
+    exchange(relay, agent)
+    relay.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    assert ev.StreamCancelled(sid) in exchange(relay, agent)
+    agent.ping(b"12345678")
+    assert ev.PingAcknowledged(b"12345678") in exchange(relay, agent)
+    relay.close_connection()
+    assert ev.Draining() in exchange(relay, agent)
+
+
+def test_refused_streams_are_marked_for_retry() -> None:
+    """A stream refused while draining reaches the relay as REFUSED_STREAM (safe to retry)."""
+    relay, agent = pair()
+    sid = request(relay)
+    exchange(relay, agent)
+    agent.refuse(sid)
+    events = relay.receive_data(agent.outgoing())
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert resets[0].error_code == h2.errors.ErrorCodes.REFUSED_STREAM
