@@ -26,6 +26,7 @@ from relay.link import AgentLink, LinkClosed, Reply, StreamRefused
 from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
      "host", "content-length", "proxy-authorization", "trailer"}
@@ -115,10 +116,11 @@ class Callers:
                 return problem(502, "Agent not connected", detail, request_id)
             try:
                 return await self._forward(request, link, request_id)
-            except StreamRefused:
-                if attempt == 2 or request.can_read_body:
-                    return problem(502, "Agent connection lost", "the agent refused the request "
-                                   "while draining; retry", request_id)  # fmt: skip
+            except LinkClosed as exc:
+                # Unanswered and safe to send again: refused unprocessed, or a bodiless read.
+                retry = isinstance(exc, StreamRefused) or request.method in SAFE_METHODS
+                if attempt == 2 or request.can_read_body or not retry:
+                    return problem(502, "Agent connection lost", str(exc), request_id)
         raise AssertionError("unreachable")
 
     async def _forward(
@@ -140,10 +142,6 @@ class Callers:
         except TimeoutError:
             detail = f"the agent did not answer within {self.config.request_timeout:g} s"
             return problem(504, "Agent timeout", detail, request_id)
-        except StreamRefused:
-            raise
-        except LinkClosed as exc:
-            return problem(502, "Agent connection lost", str(exc), request_id)
         return await self._relay_reply(request, link, sid, reply)
 
     async def _relay_reply(

@@ -81,6 +81,8 @@ class AgentLink:
         self.rtt: float | None = None
         self.closed = asyncio.Event()
         self.draining = False
+        self.last_processed: int | None = None
+        """From the agent's GOAWAY: streams above it were never processed (safe to retry)."""
         self._pings: dict[bytes, float] = {}
 
     @property
@@ -179,8 +181,9 @@ class AgentLink:
                 for key, pending in self.streams.items():
                     if sid in (0, key):
                         pending.window.set()
-            case h2.events.ConnectionTerminated():
+            case h2.events.ConnectionTerminated(last_stream_id=last):
                 self.draining = True  # the agent is going away: no new streams here
+                self.last_processed = last if last is not None else 0
             case h2.events.PingAckReceived(ping_data=payload):
                 sent = self._pings.pop(payload or b"", None)
                 self.rtt = self.clock() - sent if sent is not None else self.rtt
@@ -203,9 +206,11 @@ class AgentLink:
         pending.chunks.put_nowait(None)
 
     def _fail_all(self) -> None:
-        for pending in self.streams.values():
+        for sid, pending in self.streams.items():
             if not pending.head.done():
-                pending.head.set_exception(LinkClosed("the agent's connection was lost"))
+                unprocessed = self.last_processed is not None and sid > self.last_processed
+                lost = LinkClosed("the agent's connection was lost")
+                pending.head.set_exception(StreamRefused() if unprocessed else lost)
             pending.chunks.put_nowait(None)
             pending.window.set()
 
