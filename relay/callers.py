@@ -136,7 +136,9 @@ class Callers:
             headers.append(("x-request-id", request_id))
         try:
             sid, reply = await asyncio.wait_for(
-                link.request(request.method, path, headers, _body(request)),
+                link.request(
+                    request.method, path, headers, _body(request) if request.can_read_body else None
+                ),
                 self.config.request_timeout,
             )
         except TimeoutError:
@@ -149,7 +151,9 @@ class Callers:
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=reply.status)
         for name, value in reply.headers:
-            if name not in HOP_BY_HOP:
+            if name == "content-length":
+                response.content_length = int(value)  # sent as is, not re-chunked
+            elif name not in HOP_BY_HOP:
                 response.headers.add(name, value)
         completed = False
         try:

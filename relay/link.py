@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +26,13 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
 from certs.pki import Identity
 
 log = logging.getLogger("bridgehead.relay")
 STREAM_WINDOW = 1 << 18
 """How far the agent may run ahead of a caller on one stream (response bytes in flight)."""
+CONNECTION_WINDOW = 16 << 20
 READ_SIZE = 1 << 16
 
 
@@ -72,18 +73,15 @@ class AgentLink:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity, self.reader, self.writer = identity, reader, writer
-        self.heartbeat, self.dead_after, self.clock = heartbeat, dead_after, clock
+        self.liveness = Liveness(clock, heartbeat, dead_after)
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         self.h2 = h2.connection.H2Connection(config)
         self.streams: dict[int, _Pending] = {}
         self.since = time.time()
-        self.last_heard = clock()
-        self.rtt: float | None = None
         self.closed = asyncio.Event()
         self.draining = False
         self.last_processed: int | None = None
         """From the agent's GOAWAY: streams above it were never processed (safe to retry)."""
-        self._pings: dict[bytes, float] = {}
 
     @property
     def in_flight(self) -> int:
@@ -92,11 +90,15 @@ class AgentLink:
     async def run(self) -> None:
         self.h2.initiate_connection()
         self.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW})
+        # The connection window bounds all streams together: wide, so streams bound alone.
+        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
         await self._flush()
-        heart = asyncio.create_task(self._beat())
+        heart = asyncio.create_task(
+            keep_alive(self.liveness, self.h2.ping, self._flush, self._dead)
+        )
         try:
             while data := await self.reader.read(READ_SIZE):
-                self.last_heard = self.clock()
+                self.liveness.heard()
                 for event in self.h2.receive_data(data):
                     self._on(event)
                 await self._flush()
@@ -113,7 +115,11 @@ class AgentLink:
         self.writer.transport.abort()
 
     async def request(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: AsyncIterator[bytes]
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
     ) -> tuple[int, Reply]:
         """Open a stream, send the request, and wait for the response head."""
         if self.closed.is_set():
@@ -124,11 +130,11 @@ class AgentLink:
         pending = _Pending(asyncio.get_running_loop().create_future())
         self.streams[sid] = pending
         try:
-            self.h2.send_headers(sid, fields)
-            await self._flush()
-            async for chunk in body:
-                await self._send(sid, pending, chunk)
-            self.h2.end_stream(sid)
+            self.h2.send_headers(sid, fields, end_stream=body is None)
+            if body is not None:
+                async for chunk in body:
+                    await self._send(sid, pending, chunk)
+                self.h2.end_stream(sid)
             await self._flush()
             status, response_headers = await pending.head
         except BaseException:  # timed out, caller gone, or link lost: the stream is over
@@ -154,16 +160,12 @@ class AgentLink:
         self.streams.pop(sid, None)
 
     async def _send(self, sid: int, pending: _Pending, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-            if room <= 0:
-                pending.window.clear()
-                await pending.window.wait()
-                continue
-            self.h2.send_data(sid, bytes(view[:room]))
-            view = view[room:]
-            await self._flush()
+        def room() -> int:
+            return min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
+
+        await send_windowed(
+            data, room, lambda piece: self.h2.send_data(sid, piece), self._flush, pending.window
+        )
 
     def _on(self, event: h2.events.Event) -> None:
         match event:
@@ -185,8 +187,7 @@ class AgentLink:
                 self.draining = True  # the agent is going away: no new streams here
                 self.last_processed = last if last is not None else 0
             case h2.events.PingAckReceived(ping_data=payload):
-                sent = self._pings.pop(payload or b"", None)
-                self.rtt = self.clock() - sent if sent is not None else self.rtt
+                self.liveness.acknowledged(payload or b"")
 
     def _head(self, sid: int, headers: Sequence[tuple[Any, Any]]) -> None:
         pending = self.streams.get(sid)
@@ -220,17 +221,7 @@ class AgentLink:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            if self.clock() - self.last_heard > self.dead_after:
-                log.warning(
-                    "agent %s: silent for %.0f s; closing", self.identity.agent_id, self.dead_after
-                )
-                self.abort()
-                return
-            payload = os.urandom(8)
-            self._pings[payload] = self.clock()
-            self.h2.ping(payload)
-            with contextlib.suppress(ConnectionError):
-                await self._flush()
+    def _dead(self) -> None:
+        agent = self.identity.agent_id
+        log.warning("agent %s: silent for %.0f s; closing", agent, self.liveness.dead_after)
+        self.abort()

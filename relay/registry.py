@@ -66,7 +66,7 @@ class Registry:
     def views(self) -> list[AgentView]:
         out = []
         for agent_id, links in sorted(self._links.items()):
-            rtts = [link.rtt for link in links if link.rtt is not None]
+            rtts = [link.liveness.rtt for link in links if link.liveness.rtt is not None]
             out.append(
                 AgentView(
                     agent_id=agent_id,

@@ -393,6 +393,20 @@ def _declared_precision(db_type: str) -> tuple[int | None, int | None]:
     return int(match.group(1)), int(match.group(2) or 0)
 
 
+def parsed_or_text(parse: Callable[[str], Any]) -> Decoder:
+    """A decoder that parses text it can (ISO 8601 dates and times) and keeps the rest as is."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse(value)
+            except ValueError:
+                return value
+        return value
+
+    return decode
+
+
 def quantizer(scale: int | None) -> Decoder:
     """Decimal decoder for drivers that may hand back floats or text for DECIMAL columns."""
     exponent = Decimal(1).scaleb(-scale) if scale is not None else None

@@ -6,18 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import CallPlan, Decoder, Dialect
+from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed_or_text
 from adapters.types import ColumnType, Kind, TableRef
 
-
-def _time_or_text(value: Any) -> Any:
-    """MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one."""
-    if isinstance(value, str):
-        try:
-            return dt.time.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
+# MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one.
+_time_or_text = parsed_or_text(dt.time.fromisoformat)
 
 
 class MySQLDialect(Dialect):

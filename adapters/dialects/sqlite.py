@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from adapters.dialects.base import Decoder, Dialect, base_type_name, quantizer
+from adapters.dialects.base import Decoder, Dialect, base_type_name, parsed_or_text, quantizer
 from adapters.types import ColumnType, Kind
 
 
@@ -28,31 +28,9 @@ def _affinity(base: str) -> Kind:
     return Kind.UNKNOWN
 
 
-def _parse_datetime(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _parse_date(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _parse_time(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return dt.time.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
+_parse_datetime = parsed_or_text(dt.datetime.fromisoformat)
+_parse_date = parsed_or_text(dt.date.fromisoformat)
+_parse_time = parsed_or_text(dt.time.fromisoformat)
 
 
 def _as_bool(value: Any) -> Any:

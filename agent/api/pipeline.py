@@ -111,7 +111,7 @@ class _Done:
                 via=self.request.via,
             )
         )
-        log.info(
+        log.debug(  # every access is in the audit log; this is for troubleshooting
             "%s %s %d %.1fms via %s",
             self.request.method,
             self.request.path,

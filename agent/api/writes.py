@@ -159,10 +159,7 @@ async def update(
     tags = _if_match(headers, required=True)
     where = key_condition(resource, key_values(resource, raw_key))
     async with resource.adapter.transaction() as tx:
-        current = await read_back(tx, resource, where, lock=True)
-        if current is None:
-            raise NotFound(f"no {resource.name} row with key {raw_key!r}")
-        _check_etag(resource, current, tags)
+        await _current(tx, resource, where, raw_key, tags)
         statement = Update(resource.table.ref, tuple(values), tuple(values.values()), where)
         rendered = resource.adapter.dialect.render_update(statement)
         await tx.execute(rendered.sql, rendered.params)
@@ -182,15 +179,23 @@ async def delete(
     tags = _if_match(headers, required=False)
     where = key_condition(resource, key_values(resource, raw_key))
     async with resource.adapter.transaction() as tx:
-        current = await read_back(tx, resource, where, lock=True)
-        if current is None:
-            raise NotFound(f"no {resource.name} row with key {raw_key!r}")
-        _check_etag(resource, current, tags)
+        current = await _current(tx, resource, where, raw_key, tags)
         rendered = resource.adapter.dialect.render_delete(Delete(resource.table.ref, where))
         await tx.execute(rendered.sql, rendered.params)
         response = ApiResponse(204, {}, rows=1)
         await before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
     return response
+
+
+async def _current(
+    tx: Transaction, resource: Resource, where: Condition, raw_key: str, tags: list[str] | None
+) -> Any:
+    """The row to change, locked until the transaction ends; 404 if absent, 412 if stale."""
+    current = await read_back(tx, resource, where, lock=True)
+    if current is None:
+        raise NotFound(f"no {resource.name} row with key {raw_key!r}")
+    _check_etag(resource, current, tags)
+    return current
 
 
 async def committed(resource: Resource, proof: Proof) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from agent.api.message import ApiRequest, ApiResponse
 from agent.api.pipeline import Pipeline
 from agent.errors import PayloadTooLarge
 from agent.tunnel import session as ev
+from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
 from agent.tunnel.session import TunnelSession
 
 log = logging.getLogger("bridgehead.tunnel")
@@ -54,21 +54,20 @@ class TunnelConnection:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader, self.writer, self.pipeline = reader, writer, pipeline
-        self.max_body, self.heartbeat, self.dead_after = max_body, heartbeat, dead_after
-        self.clock = clock
+        self.max_body = max_body
+        self.liveness = Liveness(clock, heartbeat, dead_after)
         self.session = TunnelSession()
         self.streams: dict[int, _Stream] = {}
         self.draining = False
-        self.last_heard = clock()
-        self.rtt: float | None = None
-        self._pings: dict[bytes, float] = {}
         self.closed = asyncio.Event()
 
     async def run(self) -> None:
         """Serve until the relay closes, the path dies, or a drain completes."""
         self.session.start()
         await self._flush()
-        heart = asyncio.create_task(self._beat())
+        heart = asyncio.create_task(
+            keep_alive(self.liveness, self.session.ping, self._flush, self._dead)
+        )
         try:
             await self._read()
         finally:
@@ -91,7 +90,7 @@ class TunnelConnection:
 
     async def _read(self) -> None:
         while data := await self.reader.read(READ_SIZE):
-            self.last_heard = self.clock()
+            self.liveness.heard()
             for event in self.session.receive(data):
                 self._on(event)
             await self._flush()
@@ -117,8 +116,7 @@ class TunnelConnection:
                     if sid in (0, key):
                         stream.window.set()
             case ev.PingAcknowledged(payload=payload):
-                sent = self._pings.pop(payload, None)
-                self.rtt = self.clock() - sent if sent is not None else self.rtt
+                self.liveness.acknowledged(payload)
             case ev.Draining():
                 self.draining = True
 
@@ -173,16 +171,13 @@ class TunnelConnection:
         await self._flush()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            room = self.session.sendable(sid)
-            if room <= 0:
-                stream.window.clear()
-                await stream.window.wait()
-                continue
-            self.session.send_body(sid, bytes(view[:room]))
-            view = view[room:]
-            await self._flush()
+        await send_windowed(
+            data,
+            lambda: self.session.sendable(sid),
+            lambda piece: self.session.send_body(sid, piece),
+            self._flush,
+            stream.window,
+        )
 
     async def _flush(self) -> None:
         data = self.session.outgoing()
@@ -190,20 +185,9 @@ class TunnelConnection:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            if self.clock() - self.last_heard > self.dead_after:
-                log.warning(
-                    "tunnel: nothing heard for %.0f s; closing the connection", self.dead_after
-                )
-                self.writer.transport.abort()
-                return
-            payload = os.urandom(8)
-            self._pings[payload] = self.clock()
-            self.session.ping(payload)
-            with contextlib.suppress(ConnectionError):
-                await self._flush()
+    def _dead(self) -> None:
+        log.warning("tunnel: nothing heard for %.0f s; closing it", self.liveness.dead_after)
+        self.writer.transport.abort()
 
 
 def _api_request(headers: dict[str, str], body: bytes) -> ApiRequest:

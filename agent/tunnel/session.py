@@ -17,6 +17,8 @@ import h2.events
 import h2.settings
 
 STREAM_WINDOW = 1 << 20
+CONNECTION_WINDOW = 16 << 20
+"""For all request bodies together; each stream is bounded by STREAM_WINDOW on its own."""
 """How much request body the relay may send ahead on one stream before we acknowledge it."""
 
 
@@ -77,6 +79,7 @@ class TunnelSession:
     def start(self) -> None:
         self._h2.initiate_connection()
         self._h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW})
+        self._h2.increment_flow_control_window(CONNECTION_WINDOW)
 
     def receive(self, data: bytes) -> list[Event]:
         """Events for the bytes read; raises h2's ProtocolError on a broken peer."""
