@@ -152,9 +152,12 @@ class TunnelConnection:
         headers = dict(response.headers)
         if isinstance(response.body, bytes):
             headers["content-length"] = str(len(response.body))
-            self.session.respond(sid, response.status, headers, end=not response.body)
-            if response.body:
-                await self._send(sid, stream, response.body)
+            body = response.body
+            self.session.respond(sid, response.status, headers, end=not body)
+            if body and len(body) <= self.session.sendable(sid):
+                self.session.send_body(sid, body, end=True)  # one write for the whole answer
+            elif body:
+                await self._send(sid, stream, body)
                 self.session.end(sid)
             await self._flush()
             return

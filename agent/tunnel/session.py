@@ -116,8 +116,8 @@ class TunnelSession:
         window = self._h2.local_flow_control_window(stream_id)
         return min(window, self._h2.max_outbound_frame_size)
 
-    def send_body(self, stream_id: int, data: bytes) -> None:
-        self._h2.send_data(stream_id, data)
+    def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        self._h2.send_data(stream_id, data, end_stream=end)
 
     def end(self, stream_id: int) -> None:
         self._h2.end_stream(stream_id)
