@@ -17,6 +17,7 @@ from relay.config import RelayConfig
 from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
+SHUTDOWN_GRACE = 10.0
 
 
 def caller_context(config: RelayConfig) -> ssl.SSLContext:
@@ -68,9 +69,11 @@ class Relay:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self.agent_port.tasks):
-                task.cancel()
-            await asyncio.gather(*self.agent_port.tasks, return_exceptions=True)
+            # End the connections, not the accept callbacks: each returns once its link does.
+            for link in self.registry.links():
+                link.abort()
+            if self.agent_port.tasks:
+                await asyncio.wait(self.agent_port.tasks, timeout=SHUTDOWN_GRACE)
             await self._server.wait_closed()
             self._server = None
         for runner in self._runners:

@@ -134,13 +134,12 @@ class Callers:
         ]
         if "x-request-id" not in {k for k, _ in headers}:
             headers.append(("x-request-id", request_id))
+        body = _body(request) if request.can_read_body else None
         try:
-            sid, reply = await asyncio.wait_for(
-                link.request(
-                    request.method, path, headers, _body(request) if request.can_read_body else None
-                ),
-                self.config.request_timeout,
-            )
+            # Awaited inline (not wait_for's task): the stream counts as in flight on this
+            # link before the handler first yields, so a burst spreads over the links.
+            async with asyncio.timeout(self.config.request_timeout):
+                sid, reply = await link.request(request.method, path, headers, body)
         except TimeoutError:
             detail = f"the agent did not answer within {self.config.request_timeout:g} s"
             return problem(504, "Agent timeout", detail, request_id)

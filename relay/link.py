@@ -52,6 +52,8 @@ class _Pending:
     head: asyncio.Future[tuple[int, list[tuple[str, str]]]]
     chunks: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     window: asyncio.Event = field(default_factory=asyncio.Event)
+    unacknowledged: int = 0
+    """Response bytes received but not yet acknowledged (given back to the windows)."""
 
 
 @dataclass
@@ -98,7 +100,6 @@ class AgentLink:
         )
         try:
             while data := await self.reader.read(READ_SIZE):
-                self.liveness.heard()
                 for event in self.h2.receive_data(data):
                     self._on(event)
                 await self._flush()
@@ -148,14 +149,22 @@ class AgentLink:
             return
         with contextlib.suppress(h2.exceptions.StreamClosedError, ConnectionError):
             self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        self._give_back(sid, pending.unacknowledged)  # else the connection window shrinks
+        with contextlib.suppress(ConnectionError):
             await self._flush()
+
+    def _give_back(self, sid: int, size: int) -> None:
+        if size > 0:
+            with contextlib.suppress(h2.exceptions.StreamClosedError, KeyError):
+                self.h2.acknowledge_received_data(size, sid)
 
     async def _body(self, sid: int, pending: _Pending) -> AsyncIterator[bytes]:
         while (chunk := await pending.chunks.get()) is not None:
             yield chunk
             # Acknowledged only now that the caller took it: this is the back-pressure.
-            with contextlib.suppress(h2.exceptions.StreamClosedError, KeyError):
-                self.h2.acknowledge_received_data(len(chunk), sid)
+            pending.unacknowledged -= len(chunk)
+            self._give_back(sid, len(chunk))
+            with contextlib.suppress(ConnectionError):
                 await self._flush()
         self.streams.pop(sid, None)
 
@@ -171,9 +180,12 @@ class AgentLink:
         match event:
             case h2.events.ResponseReceived(stream_id=sid, headers=headers):
                 self._head(sid, headers or [])
-            case h2.events.DataReceived(stream_id=sid, data=data):
+            case h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size):
                 pending = self.streams.get(sid)
-                if pending is not None and data:
+                if pending is None:
+                    self._give_back(sid, size or 0)  # for a stream already given up
+                elif data:
+                    pending.unacknowledged += len(data)
                     pending.chunks.put_nowait(data)
             case h2.events.StreamEnded(stream_id=sid):
                 self._end(sid)

@@ -38,6 +38,9 @@ class Registry:
         if not links:
             self._links.pop(link.identity.agent_id, None)
 
+    def links(self) -> list[AgentLink]:
+        return [link for links in self._links.values() for link in links]
+
     def group_of(self, agent_id: str) -> str | None:
         links = self._links.get(agent_id)
         return links[0].identity.group if links else None
@@ -46,14 +49,7 @@ class Registry:
         return _least_busy(self._links.get(agent_id, []))
 
     def pick_group(self, group: str) -> AgentLink | None:
-        return _least_busy(
-            [
-                link
-                for links in self._links.values()
-                for link in links
-                if link.identity.group == group
-            ]
-        )
+        return _least_busy([link for link in self.links() if link.identity.group == group])
 
     def revoke(self, agent_id: str) -> int:
         """Block the agent and drop its connections; how many were dropped."""

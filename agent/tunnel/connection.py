@@ -90,7 +90,6 @@ class TunnelConnection:
 
     async def _read(self) -> None:
         while data := await self.reader.read(READ_SIZE):
-            self.liveness.heard()
             for event in self.session.receive(data):
                 self._on(event)
             await self._flush()

@@ -15,16 +15,16 @@ from collections.abc import Awaitable, Callable
 
 
 class Liveness:
-    """When the peer was last heard, the PINGs in flight, and the round trip they measured."""
+    """When the peer last answered a PING, the PINGs in flight, and the round trip measured.
+
+    Only PING acknowledgements count as signs of life: a peer that still sends (its own
+    PINGs, data) but no longer reads what we send is as dead as a silent one."""
 
     def __init__(self, clock: Callable[[], float], heartbeat: float, dead_after: float) -> None:
         self.clock, self.heartbeat, self.dead_after = clock, heartbeat, dead_after
         self.last_heard = clock()
         self.rtt: float | None = None
         self._pings: dict[bytes, float] = {}
-
-    def heard(self) -> None:
-        self.last_heard = self.clock()
 
     def dead(self) -> bool:
         return self.clock() - self.last_heard > self.dead_after
@@ -37,7 +37,8 @@ class Liveness:
     def acknowledged(self, payload: bytes) -> None:
         sent = self._pings.pop(payload, None)
         if sent is not None:
-            self.rtt = self.clock() - sent
+            self.last_heard = self.clock()
+            self.rtt = self.last_heard - sent
 
 
 async def keep_alive(
