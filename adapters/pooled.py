@@ -295,7 +295,7 @@ class PooledAdapter(ABC):
         finally:
             pending = job.pending
             if pending is not None and not pending.done():
-                pending.add_done_callback(lambda _: self._checkin(job))
+                pending.add_done_callback(lambda done: self._checkin_after(job, done))
             else:
                 self._checkin(job)
 
@@ -305,6 +305,12 @@ class PooledAdapter(ABC):
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(self._executor, self._open_connection)
         return Job(conn, fresh=True)
+
+    def _checkin_after(self, job: Job, done: asyncio.Future[Any]) -> None:
+        """Return the connection once an abandoned statement ends; its outcome is moot."""
+        if not done.cancelled():
+            done.exception()  # retrieved, so asyncio does not report it as lost
+        self._checkin(job)
 
     def _checkin(self, job: Job) -> None:
         self._slots.release()

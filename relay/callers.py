@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 
 from relay.admin import RelayMetrics
 from relay.config import CallerConfig, RelayConfig
-from relay.link import AgentLink, LinkClosed, Reply, StreamRefused
+from relay.link import AgentLink, BodyCut, LinkClosed, Reply, StreamRefused
 from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
@@ -161,6 +161,10 @@ class Callers:
                 await response.write(chunk)
             await response.write_eof()
             completed = True
+        except BodyCut as exc:
+            log.info("agent %s: %s; cutting the caller's response", link.identity.agent_id, exc)
+            if request.transport is not None:
+                request.transport.abort()  # an incomplete body must not look complete
         finally:
             if not completed:
                 await link.cancel(sid)

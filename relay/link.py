@@ -40,6 +40,10 @@ class LinkClosed(Exception):
     """The agent's connection went away before the stream was answered."""
 
 
+class BodyCut(Exception):
+    """The agent's answer stopped part-way: the caller must see an incomplete response."""
+
+
 class StreamRefused(LinkClosed):
     """The agent declined the stream unprocessed (draining): safe to send elsewhere."""
 
@@ -50,7 +54,8 @@ class StreamRefused(LinkClosed):
 @dataclass
 class _Pending:
     head: asyncio.Future[tuple[int, list[tuple[str, str]]]]
-    chunks: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    chunks: asyncio.Queue[bytes | LinkClosed | None] = field(default_factory=asyncio.Queue)
+    """Body data; then None at a clean end, or the LinkClosed that cut the body short."""
     window: asyncio.Event = field(default_factory=asyncio.Event)
     unacknowledged: int = 0
     """Response bytes received but not yet acknowledged (given back to the windows)."""
@@ -160,6 +165,10 @@ class AgentLink:
 
     async def _body(self, sid: int, pending: _Pending) -> AsyncIterator[bytes]:
         while (chunk := await pending.chunks.get()) is not None:
+            if isinstance(chunk, LinkClosed):
+                # Not a LinkClosed (which means "unanswered, maybe retry"): the answer has
+                # begun, so the caller's connection is cut to show the body is incomplete.
+                raise BodyCut(str(chunk))
             yield chunk
             # Acknowledged only now that the caller took it: this is the back-pressure.
             pending.unacknowledged -= len(chunk)
@@ -190,7 +199,7 @@ class AgentLink:
             case h2.events.StreamEnded(stream_id=sid):
                 self._end(sid)
             case h2.events.StreamReset(stream_id=sid, error_code=code):
-                self._end(sid, refused=code == h2.errors.ErrorCodes.REFUSED_STREAM)
+                self._end(sid, reset=True, refused=code == h2.errors.ErrorCodes.REFUSED_STREAM)
             case h2.events.WindowUpdated(stream_id=sid):
                 for key, pending in self.streams.items():
                     if sid in (0, key):
@@ -209,14 +218,14 @@ class AgentLink:
         status = int(dict(fields).get(":status", "502"))
         pending.head.set_result((status, [(k, v) for k, v in fields if not k.startswith(":")]))
 
-    def _end(self, sid: int, refused: bool = False) -> None:
+    def _end(self, sid: int, reset: bool = False, refused: bool = False) -> None:
         pending = self.streams.get(sid)
         if pending is None:
             return
+        failure = StreamRefused() if refused else LinkClosed("the agent reset the stream")
         if not pending.head.done():
-            failure = StreamRefused() if refused else LinkClosed("the agent reset the stream")
             pending.head.set_exception(failure)
-        pending.chunks.put_nowait(None)
+        pending.chunks.put_nowait(failure if reset else None)
 
     def _fail_all(self) -> None:
         for sid, pending in self.streams.items():
@@ -224,7 +233,7 @@ class AgentLink:
                 unprocessed = self.last_processed is not None and sid > self.last_processed
                 lost = LinkClosed("the agent's connection was lost")
                 pending.head.set_exception(StreamRefused() if unprocessed else lost)
-            pending.chunks.put_nowait(None)
+            pending.chunks.put_nowait(LinkClosed("the agent's connection was lost"))
             pending.window.set()
 
     async def _flush(self) -> None:

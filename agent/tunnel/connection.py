@@ -30,6 +30,7 @@ from agent.tunnel.session import TunnelSession
 
 log = logging.getLogger("bridgehead.tunnel")
 READ_SIZE = 1 << 16
+CLEANUP_GRACE = 5.0
 
 
 @dataclass
@@ -72,9 +73,11 @@ class TunnelConnection:
             await self._read()
         finally:
             heart.cancel()
-            for stream in self.streams.values():
-                if stream.task is not None:
-                    stream.task.cancel()
+            tasks = [s.task for s in self.streams.values() if s.task is not None]
+            for task in tasks:
+                task.cancel()
+            if tasks:  # their cleanup (closing exports, audit records) ends before we do
+                await asyncio.wait(tasks, timeout=CLEANUP_GRACE)
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
