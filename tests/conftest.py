@@ -17,6 +17,7 @@ import yaml
 from backends import Backend, mariadb_backend, postgres_backend, sqlite_backend
 from blockbuster import blockbuster_ctx
 from dbservers import MariaDBServer, PostgresServer
+from tunnelkit import Pki, make_pki
 
 from agent.app import Agent
 from agent.config import load_config
@@ -65,6 +66,14 @@ def make_backend(name: str, request: pytest.FixtureRequest, folder: Path, databa
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", maxsplit=1)[0]
     return media in ("application/json", "application/problem+json")
+
+
+@pytest.fixture
+async def pki(tmp_path: Path) -> Pki:
+    """A CA, the relay's certificate and a way to issue agent certificates (tests/tunnelkit)."""
+    folder = tmp_path / "pki"
+    await asyncio.to_thread(folder.mkdir)
+    return await asyncio.to_thread(make_pki, folder)
 
 
 @dataclass

@@ -32,13 +32,6 @@ def make_db(path: Path) -> None:
 
 
 @pytest.fixture
-async def pki(tmp_path: Path) -> Pki:
-    folder = tmp_path / "pki"
-    await asyncio.to_thread(folder.mkdir)
-    return await asyncio.to_thread(make_pki, folder)
-
-
-@pytest.fixture
 async def relay(pki: Pki) -> Any:
     config = await asyncio.to_thread(relay_config, pki, TOKEN)
     started = Relay(config)

@@ -21,7 +21,7 @@ import pytest
 from agentproc import free_port
 from conftest import Caller
 from connectproxy import ConnectProxy
-from tunnelkit import Pki, make_pki, relay_config, tunnel_section
+from tunnelkit import Pki, relay_config, tunnel_section
 
 from agent.api.message import ApiRequest, ApiResponse
 from agent.api.pipeline import Pipeline
@@ -89,13 +89,6 @@ def has_in_flight(relay: Relay, count: int) -> bool:
 def tunnel_of(agent: Agent) -> TunnelClient:
     assert agent.tunnel is not None
     return agent.tunnel
-
-
-@pytest.fixture
-async def pki(tmp_path: Path) -> Pki:
-    folder = tmp_path / "pki"
-    await asyncio.to_thread(folder.mkdir)
-    return await asyncio.to_thread(make_pki, folder)
 
 
 @pytest.fixture
