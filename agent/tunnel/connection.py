@@ -61,6 +61,8 @@ class TunnelConnection:
         self.streams: dict[int, _Stream] = {}
         self.draining = False
         self.closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Every request still being served, reset or not: waited for when the connection ends."""
 
     async def run(self) -> None:
         """Serve until the relay closes, the path dies, or a drain completes."""
@@ -73,11 +75,10 @@ class TunnelConnection:
             await self._read()
         finally:
             heart.cancel()
-            tasks = [s.task for s in self.streams.values() if s.task is not None]
-            for task in tasks:
+            for task in self._tasks:
                 task.cancel()
-            if tasks:  # their cleanup (closing exports, audit records) ends before we do
-                await asyncio.wait(tasks, timeout=CLEANUP_GRACE)
+            if self._tasks:  # their cleanup (closing exports, audit records) ends before ours
+                await asyncio.wait(set(self._tasks), timeout=CLEANUP_GRACE)
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
@@ -109,6 +110,8 @@ class TunnelConnection:
                 stream = self.streams.get(sid)
                 if stream is not None and stream.task is None:
                     stream.task = asyncio.create_task(self._serve(sid, stream))
+                    self._tasks.add(stream.task)
+                    stream.task.add_done_callback(self._tasks.discard)
             case ev.StreamCancelled(stream_id=sid):
                 stream = self.streams.pop(sid, None)
                 if stream is not None and stream.task is not None:
