@@ -204,11 +204,18 @@ class AgentLink:
                 for key, pending in self.streams.items():
                     if sid in (0, key):
                         pending.window.set()
+            case h2.events.RemoteSettingsChanged(changed_settings=changed):
+                self._on_settings(changed)
             case h2.events.ConnectionTerminated(last_stream_id=last):
                 self.draining = True  # the agent is going away: no new streams here
                 self.last_processed = last if last is not None else 0
             case h2.events.PingAckReceived(ping_data=payload):
                 self.liveness.acknowledged(payload or b"")
+
+    def _on_settings(self, changed: dict[Any, Any]) -> None:
+        limit = changed.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
+        if limit is not None and limit.new_value == 0:
+            self.draining = True  # the agent is draining: route new requests elsewhere
 
     def _head(self, sid: int, headers: Sequence[tuple[Any, Any]]) -> None:
         pending = self.streams.get(sid)

@@ -77,7 +77,9 @@ class TunnelClient:
 
     async def run(self) -> None:
         keepers = [self._keep(n) for n in range(self.config.connections)]
-        await asyncio.gather(*keepers, self._watch_certificates())
+        # return_exceptions: when cancelled, wait for every keeper (and its connection's
+        # cleanup) rather than returning as soon as the first child is cancelled.
+        await asyncio.gather(*keepers, self._watch_certificates(), return_exceptions=True)
 
     async def _watch_certificates(self) -> None:
         self._stamp = await asyncio.to_thread(_stamp, self.config)

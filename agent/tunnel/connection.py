@@ -87,10 +87,17 @@ class TunnelConnection:
     async def drain(self) -> None:
         """Take no new requests; the connection closes once those in flight are answered."""
         self.draining = True
-        self.session.close()
+        self.session.stop_new_streams()
         await self._flush()
         if not self.streams:
-            self.writer.close()
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """The drain is done: GOAWAY, then close."""
+        with contextlib.suppress(Exception):
+            self.session.close()
+            await self._flush()
+        self.writer.close()
 
     async def _read(self) -> None:
         while data := await self.reader.read(READ_SIZE):
@@ -148,10 +155,15 @@ class TunnelConnection:
             await self._respond(sid, stream, response)
         except (h2.exceptions.StreamClosedError, ConnectionError):
             pass  # the relay gave up on this stream, or the connection went away
+        except Exception:
+            log.exception("tunnel: request on stream %d failed mid-answer", sid)
+            with contextlib.suppress(Exception):
+                self.session.reset(sid)  # the relay must not wait for an end that never comes
+                await self._flush()
         finally:
             self.streams.pop(sid, None)
             if self.draining and not self.streams:
-                self.writer.close()
+                await self._finish()
 
     async def _respond(self, sid: int, stream: _Stream, response: ApiResponse) -> None:
         headers = dict(response.headers)

@@ -132,5 +132,11 @@ class TunnelSession:
     def ping(self, payload: bytes) -> None:
         self._h2.ping(payload)
 
+    def stop_new_streams(self) -> None:
+        """Announce a drain without ending the connection: no new streams (the relay stops
+        picking it), while the ones in flight keep sending. GOAWAY comes with `close`."""
+        self._h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+
     def close(self) -> None:
+        """GOAWAY: only once no stream is left, as h2 sends no more DATA after it."""
         self._h2.close_connection()
