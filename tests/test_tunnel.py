@@ -261,3 +261,10 @@ async def test_renewed_certificate_rotates_without_losing_requests(
     assert failures == []
     await wait_for(lambda: len(client.live) == 2 and not (set(client.live) & before))
     assert (await via.get("/v1/t/7"))[0] == 200
+
+
+async def test_a_certificate_that_names_no_agent_is_refused(pki: Pki, relay: Relay) -> None:
+    """A certificate from the relay's own CA that names no agent (its server certificate) is
+    refused: the agent's identity comes only from an agent certificate."""
+    assert await tls_refused(pki, relay, pki.folder / "relay.pem", pki.folder / "relay.key")
+    assert relay.registry.views() == []
