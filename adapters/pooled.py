@@ -194,8 +194,9 @@ class PooledAdapter(ABC):
         return self._dialect
 
     async def open(self) -> None:
+        """Lease one connection: the first one also learns the DBMS, and so the dialect."""
         async with self._lease():
-            pass
+            return
 
     async def probe(self) -> None:
         await self._read(_fetch_rows, self.dialect.probe_sql, (), 1)
@@ -375,12 +376,11 @@ class PooledAdapter(ABC):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._side, self._interrupt_quietly, job)
         try:
-            await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE)
+            with contextlib.suppress(errors.SourceError):  # the cancelled statement's own error
+                await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE)
         except TimeoutError:
             log.warning("source %s: statement ignored cancel; abandoning connection", self.source)
             job.broken = True
-        except Exception:  # noqa: S110 - the statement was cancelled; its error is expected
-            pass
 
     def _interrupt_quietly(self, job: Job) -> None:
         try:

@@ -7,6 +7,7 @@
 # agent is; every private key file is written through `keyfiles.write_private` (0600, atomic).
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -128,10 +129,8 @@ def issue_server_cert(
 
 
 def _general_name(name: str) -> x509.GeneralName:
-    try:
+    with contextlib.suppress(ValueError):
         return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        pass
     if not name or not name.isascii() or any(c.isspace() for c in name):
         raise ValueError(
             f"server name {name!r} is not a DNS name or IP address; "

@@ -16,8 +16,7 @@ from pydantic import Field, field_validator
 from agent.config.load import parse_document, read_text
 from agent.config.model import ConfigPath, Duration, Frozen, HostPort, TlsFiles
 from agent.config.yamltree import Path_
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+from certs.pki import NAME_PATTERN
 
 
 class CaFiles(Frozen):
@@ -70,7 +69,7 @@ def _bad_names(data: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
         for field in ("agents", "groups"):
             names = caller.get(field)
             for j, name in enumerate(names if isinstance(names, list) else []):
-                if isinstance(name, str) and not NAME.match(name):
+                if isinstance(name, str) and not NAME_PATTERN.fullmatch(name):
                     yield (
                         ("callers", i, field, j),
                         f"{name!r} is not an agent or group name (letters, digits, . _ -)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,18 @@ async def pki(tmp_path: Path) -> Pki:
     folder = tmp_path / "pki"
     await asyncio.to_thread(folder.mkdir)
     return await asyncio.to_thread(make_pki, folder)
+
+
+def module_backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    database: str,
+    schema: Callable[[Backend], list[str]],
+) -> Backend:
+    """The backend named by a parametrised fixture, with a fresh database and its schema."""
+    b = make_backend(request.param, request, tmp_path_factory.mktemp(request.param), database)
+    b.run(schema(b))
+    return b
 
 
 @dataclass

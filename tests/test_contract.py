@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from backends import Backend
-from conftest import BACKENDS, Caller, make_backend
+from conftest import BACKENDS, Caller, make_backend, module_backend
 
 ROWS = 10_000
 GUID = "123e4567-e89b-12d3-a456-426614174000"
@@ -79,10 +79,9 @@ RESOURCES = {
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    folder = tmp_path_factory.mktemp(request.param)
-    b = make_backend(request.param, request, folder, "contract")
-    b.run(schema(b) + typed_rows(b))
-    return b
+    return module_backend(
+        request, tmp_path_factory, "contract", lambda b: schema(b) + typed_rows(b)
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import aiohttp
 import pyodbc
 import pytest
 from backends import Backend
-from conftest import BACKENDS, Caller, make_backend
+from conftest import BACKENDS, Caller, make_backend, module_backend
 
 ROWS = 10_000
 AWKWARD = ["plain", "comma, inside", 'quote " inside', "line\nbreak", "Zoë 東京", ""]
@@ -33,9 +33,7 @@ def schema(b: Backend) -> list[str]:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    b = make_backend(request.param, request, tmp_path_factory.mktemp(request.param), "exports")
-    b.run(schema(b))
-    return b
+    return module_backend(request, tmp_path_factory, "exports", schema)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from backends import Backend
-from conftest import BACKENDS, Caller, make_backend
+from conftest import BACKENDS, Caller, module_backend
 
 AUTO = {
     "sqlite": "INTEGER PRIMARY KEY",
@@ -35,9 +35,7 @@ WRITABLE = ["read", "insert", "update", "delete"]
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    b = make_backend(request.param, request, tmp_path_factory.mktemp(request.param), "writes")
-    b.run(schema(b))
-    return b
+    return module_backend(request, tmp_path_factory, "writes", schema)
 
 
 @pytest.fixture
