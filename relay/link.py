@@ -7,6 +7,7 @@ Rules:
   never sends more than a window ahead of a slow caller, and other streams keep flowing.
 - A caller that goes away resets its stream; the agent then cancels the query.
 - PINGs measure the round trip; a connection silent for `dead_after` is closed.
+- A response whose header block breaks HTTP/2's rules fails its own stream (502), not the link.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
 
+from agent.tunnel import wire
 from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
 from certs.pki import Identity
 
@@ -81,8 +82,9 @@ class AgentLink:
     ) -> None:
         self.identity, self.reader, self.writer = identity, reader, writer
         self.liveness = Liveness(clock, heartbeat, dead_after)
-        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self.h2 = h2.connection.H2Connection(config)
+        self.h2 = h2.connection.H2Connection(wire.configuration(client_side=True))
+        self.h2.encoder = wire.PlainEncoder()
+        self.outbox = wire.Outbox(self.h2.data_to_send, writer)
         self.streams: dict[int, _Pending] = {}
         self.since = time.time()
         self.closed = asyncio.Event()
@@ -136,7 +138,7 @@ class AgentLink:
         pending = _Pending(asyncio.get_running_loop().create_future())
         self.streams[sid] = pending
         try:
-            self.h2.send_headers(sid, fields, end_stream=body is None)
+            self.h2.send_headers(sid, wire.encode(fields), end_stream=body is None)
             if body is not None:
                 async for chunk in body:
                     await self._send(sid, pending, chunk)
@@ -217,13 +219,24 @@ class AgentLink:
         if limit is not None and limit.new_value == 0:
             self.draining = True  # the agent is draining: route new requests elsewhere
 
-    def _head(self, sid: int, headers: Sequence[tuple[Any, Any]]) -> None:
+    def _head(self, sid: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
         pending = self.streams.get(sid)
         if pending is None or pending.head.done():
             return
-        fields = [(str(k), str(v)) for k, v in headers]
-        status = int(dict(fields).get(":status", "502"))
-        pending.head.set_result((status, [(k, v) for k, v in fields if not k.startswith(":")]))
+        fields = wire.decode(headers)
+        problem = wire.header_problem(fields, wire.RESPONSE_PSEUDO)
+        status = dict(fields).get(":status", "")
+        if problem is None and not (status.isdigit() and len(status) == 3):
+            problem = f"status {status!r} is not three digits"
+        if problem is not None:
+            log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
+                        sid, problem)  # fmt: skip
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self.h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self.outbox.kick()
+            pending.head.set_exception(LinkClosed(f"the agent's response was malformed: {problem}"))
+            return
+        pending.head.set_result((int(status), [(k, v) for k, v in fields if k[0] != ":"]))
 
     def _end(self, sid: int, reset: bool = False, refused: bool = False) -> None:
         pending = self.streams.get(sid)
@@ -244,10 +257,7 @@ class AgentLink:
             pending.window.set()
 
     async def _flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data:
-            self.writer.write(data)
-            await self.writer.drain()
+        await self.outbox.flush()
 
     def _dead(self) -> None:
         agent = self.identity.agent_id

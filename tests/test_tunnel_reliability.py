@@ -158,6 +158,19 @@ class Gate:
         return await self.pipeline.handle(request, refusal)
 
 
+class Tamper:
+    """The real pipeline, with a CR LF smuggled into a header of the answers for one path."""
+
+    def __init__(self, pipeline: Pipeline, path: str) -> None:
+        self.pipeline, self.path = pipeline, path
+
+    async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
+        response = await self.pipeline.handle(request, refusal)
+        if request.path == self.path:
+            response.headers["x-note"] = "a\r\nset-cookie: session=stolen"
+        return response
+
+
 # 1. A connection killed mid-load
 
 NEW_IDS = itertools.count(10_000)  # rows the tests insert into the shared table
@@ -691,3 +704,29 @@ async def test_a_drain_lets_an_export_in_flight_finish(
         rest = await asyncio.wait_for(export.read(), 10)
     assert len((first + rest).splitlines()) == 50_000
     await wait_for(connection.closed.is_set, 5)
+
+
+async def test_a_malformed_answer_fails_only_its_own_request(
+    relays: StartRelay, agents: StartAgent, session: aiohttp.ClientSession
+) -> None:
+    """An answer whose headers break HTTP/2's rules (a CR LF in a value) is a 502 for its
+    caller with nothing of it passed on; the connection stays up and keeps answering."""
+    relay = await relays()
+    assert relay.agents_address is not None
+    tunnel = tunnel_of(await agents(relay.agents_address[1], connections=1))
+    await wait_for(lambda: connections(relay) == 1 and tunnel.status.connected == 1)
+    [link] = links(relay)
+    tamper = Tamper(tunnel.pipeline, "/v1/t/1")
+    for connection in tunnel.live:
+        connection.pipeline = tamper  # type: ignore[assignment]
+    via = caller(relay, session)
+    status, headers, body = await via.get("/v1/t/1")
+    assert status == 502
+    assert "malformed" in body["detail"]
+    assert "set-cookie" not in headers
+    assert "x-note" not in headers
+    status, _, body = await via.get("/v1/t/2")
+    assert status == 200
+    assert body["id"] == 2
+    assert links(relay) == [link]
+    assert not link.closed.is_set()

@@ -109,3 +109,54 @@ def test_refused_streams_are_marked_for_retry() -> None:
     events = relay.receive_data(agent.outgoing())
     resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
     assert resets[0].error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+
+
+def test_a_malformed_request_fails_only_its_own_stream() -> None:
+    """A header block breaking HTTP/2's rules resets its stream (PROTOCOL_ERROR); the
+    connection and a well-formed request after it carry on."""
+    lax = h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    relay = h2.connection.H2Connection(lax)
+    agent = TunnelSession()
+    relay.initiate_connection()
+    agent.start()
+    exchange(relay, agent)
+    bad = relay.get_next_available_stream_id()
+    relay.send_headers(
+        bad,
+        [(":method", "GET"), (":path", "/v1/t"), (":scheme", "https"), ("x-id", "a\r\nb: c")],
+        end_stream=True,
+    )
+    good = request(relay)
+    events = agent.receive(relay.data_to_send())
+    assert isinstance(events[0], ev.RequestRejected)
+    assert events[0].stream_id == bad
+    assert "control character" in events[0].reason
+    assert any(isinstance(e, ev.RequestReceived) and e.stream_id == good for e in events)
+    resets = [
+        e for e in relay.receive_data(agent.outgoing()) if isinstance(e, h2.events.StreamReset)
+    ]
+    assert [(r.stream_id, r.error_code) for r in resets] == [
+        (bad, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    ]
+
+
+def test_header_bytes_that_are_not_utf8_survive_the_trip() -> None:
+    """Header values are carried byte for byte, whatever their encoding."""
+    relay, agent = pair()
+    sid = relay.get_next_available_stream_id()
+    relay.send_headers(
+        sid,
+        [
+            (b":method", b"GET"),
+            (b":path", b"/v1/t"),
+            (b":scheme", b"https"),
+            (b":authority", b"a"),
+            (b"x-name", b"caf\xe9"),
+        ],
+        end_stream=True,
+    )
+    received = [e for e in exchange(relay, agent) if isinstance(e, ev.RequestReceived)]
+    value = received[0].headers["x-name"]
+    assert value.encode("utf-8", "surrogateescape") == b"caf\xe9"

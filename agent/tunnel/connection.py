@@ -27,6 +27,7 @@ from agent.errors import PayloadTooLarge
 from agent.tunnel import session as ev
 from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
 from agent.tunnel.session import TunnelSession
+from agent.tunnel.wire import Outbox
 
 log = logging.getLogger("bridgehead.tunnel")
 READ_SIZE = 1 << 16
@@ -58,6 +59,7 @@ class TunnelConnection:
         self.max_body = max_body
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.session = TunnelSession()
+        self.outbox = Outbox(self.session.outgoing, writer)
         self.streams: dict[int, _Stream] = {}
         self.draining = False
         self.closed = asyncio.Event()
@@ -96,7 +98,8 @@ class TunnelConnection:
         """The drain is done: GOAWAY, then close."""
         with contextlib.suppress(Exception):
             self.session.close()
-            await self._flush()
+            self.outbox.write_now()
+            await self.writer.drain()
         self.writer.close()
 
     async def _read(self) -> None:
@@ -111,6 +114,8 @@ class TunnelConnection:
         match event:
             case ev.RequestReceived():
                 self._on_request(event)
+            case ev.RequestRejected(stream_id=sid, reason=reason):
+                log.warning("tunnel: refused the request on stream %d: %s", sid, reason)
             case ev.BodyReceived():
                 self._on_body(event)
             case ev.RequestComplete(stream_id=sid):
@@ -200,10 +205,7 @@ class TunnelConnection:
         )
 
     async def _flush(self) -> None:
-        data = self.session.outgoing()
-        if data:
-            self.writer.write(data)
-            await self.writer.drain()
+        await self.outbox.flush()
 
     def _dead(self) -> None:
         log.warning("tunnel: nothing heard for %.0f s; closing it", self.liveness.dead_after)

@@ -3,29 +3,39 @@ agent dialed (the relay is the HTTP/2 client).
 
 Bytes go in through `receive`, events come out; what to send is taken with `outgoing`.
 Flow control is HTTP/2's own: `sendable` says how much of a response body the relay's
-window allows now, and a `WindowOpened` event says when more may go.
+window allows now, and a `WindowOpened` event says when more may go. A request whose header
+block breaks HTTP/2's rules is reset on its own (`RequestRejected`); the connection lives on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
 
+from agent.tunnel import wire
+
 STREAM_WINDOW = 1 << 20
+"""How much request body the relay may send ahead on one stream before we acknowledge it."""
 CONNECTION_WINDOW = 16 << 20
 """For all request bodies together; each stream is bounded by STREAM_WINDOW on its own."""
-"""How much request body the relay may send ahead on one stream before we acknowledge it."""
 
 
 @dataclass(frozen=True)
 class RequestReceived:
     stream_id: int
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RequestRejected:
+    """The request's header block broke HTTP/2's rules; its stream has been reset."""
+
+    stream_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Draining:
 
 Event = (
     RequestReceived
+    | RequestRejected
     | BodyReceived
     | RequestComplete
     | StreamCancelled
@@ -73,8 +84,8 @@ Event = (
 
 class TunnelSession:
     def __init__(self) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-        self._h2 = h2.connection.H2Connection(config)
+        self._h2 = h2.connection.H2Connection(wire.configuration(client_side=False))
+        self._h2.encoder = wire.PlainEncoder()
 
     def start(self) -> None:
         self._h2.initiate_connection()
@@ -88,7 +99,12 @@ class TunnelSession:
     def _translate(self, raw: h2.events.Event) -> Event | None:  # noqa: PLR0911 - one per event
         match raw:
             case h2.events.RequestReceived(stream_id=sid, headers=headers):
-                return RequestReceived(sid, {str(k): str(v) for k, v in headers or ()})
+                fields = wire.decode(headers)
+                problem = wire.header_problem(fields, wire.REQUEST_PSEUDO)
+                if problem is not None:
+                    self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                    return RequestRejected(sid, problem)
+                return RequestReceived(sid, dict(fields))
             case h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size):
                 self._h2.acknowledge_received_data(size or 0, sid)
                 return BodyReceived(sid, data or b"")
@@ -109,7 +125,7 @@ class TunnelSession:
 
     def respond(self, stream_id: int, status: int, headers: dict[str, str], end: bool) -> None:
         fields = [(":status", str(status)), *((k.lower(), v) for k, v in headers.items())]
-        self._h2.send_headers(stream_id, fields, end_stream=end)
+        self._h2.send_headers(stream_id, wire.encode(fields), end_stream=end)
 
     def sendable(self, stream_id: int) -> int:
         """How many body bytes may go on this stream now (flow-control window, frame size)."""

@@ -1,0 +1,123 @@
+"""How both ends of a tunnel connection speak HTTP/2: one h2 configuration, the header rules,
+and coalesced writes.
+
+Rules:
+- h2's own header validation is off; `header_problem` checks a received header block in one
+  pass instead, and a bad block fails only its own stream (h2's check ends the connection,
+  and with it every other request in flight on it). It is the largest CPU cost h2 has.
+- Header blocks are HPACK-coded without Huffman: a few more bytes on a fast link, far less
+  CPU. Values unique to one request, and credentials, are never indexed: they would only churn
+  the dynamic table, and a secret sharing a compression context with other callers' headers
+  could be guessed from sizes.
+- Header bytes are UTF-8 with surrogate escapes both ways, so no byte sequence a caller sends
+  can raise while it is coded.
+- `Outbox` turns every flush asked for in one event-loop turn into one TLS write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+import h2.config
+import hpack
+from hpack import HeaderTuple, NeverIndexedHeaderTuple
+
+NEVER_INDEXED = frozenset(
+    {b":path", b"authorization", b"proxy-authorization", b"cookie", b"set-cookie",
+     b"x-request-id", b"etag", b"location", b"idempotency-key", b"if-match"}
+)  # fmt: skip
+CONNECTION_SPECIFIC = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
+)
+REQUEST_PSEUDO = frozenset({":method", ":path", ":scheme", ":authority"})
+RESPONSE_PSEUDO = frozenset({":status"})
+_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
+_BAD_VALUE = re.compile(r"[\x00\r\n]|^[ \t]|[ \t]$")
+
+
+class PlainEncoder(hpack.Encoder):
+    """An HPACK encoder that never Huffman-codes (decoders accept both forms)."""
+
+    def encode(self, headers: Iterable[HeaderTuple], huffman: bool = True) -> bytes:  # type: ignore[override]
+        return super().encode(headers, huffman=False)
+
+
+def configuration(client_side: bool) -> h2.config.H2Configuration:
+    """The h2 settings both ends use; headers come and go as bytes (see `decode`/`encode`)."""
+    return h2.config.H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        validate_inbound_headers=False,
+        normalize_inbound_headers=False,
+    )
+
+
+def encode(fields: Iterable[tuple[str, str]]) -> list[HeaderTuple]:
+    """A header block to send: bytes, with unique and secret values marked never-indexed."""
+    block: list[HeaderTuple] = []
+    for name, value in fields:
+        raw = name.encode("ascii", "surrogateescape")
+        kind = NeverIndexedHeaderTuple if raw in NEVER_INDEXED else HeaderTuple
+        block.append(kind(raw, value.encode("utf-8", "surrogateescape")))
+    return block
+
+
+def decode(block: Iterable[tuple[bytes, bytes]] | None) -> list[tuple[str, str]]:
+    return [
+        (bytes(n).decode("utf-8", "surrogateescape"), bytes(v).decode("utf-8", "surrogateescape"))
+        for n, v in block or ()
+    ]
+
+
+def header_problem(fields: Sequence[tuple[str, str]], pseudo: frozenset[str]) -> str | None:
+    """Why a received header block breaks HTTP/2's rules (RFC 9113 §8.2-8.3), or None."""
+    regular = False
+    for name, value in fields:
+        if name.startswith(":"):
+            if regular or name not in pseudo:
+                return f"pseudo-header {name!r} is unknown or after a regular header"
+        elif not _NAME.fullmatch(name):
+            return f"header name {name!r} is not a lower-case token"
+        elif name in CONNECTION_SPECIFIC or (name == "te" and value != "trailers"):
+            return f"connection-specific header {name!r}"
+        else:
+            regular = True
+        if _BAD_VALUE.search(value):
+            return f"header {name!r} has a control character or surrounding white space"
+    names = {name for name, _ in fields}
+    needed = {":status"} if pseudo is RESPONSE_PSEUDO else {":method", ":path", ":scheme"}
+    if not needed <= names:
+        return f"header block lacks {', '.join(sorted(needed - names))}"
+    return None
+
+
+class Outbox:
+    """Coalesces writes: every `flush` asked for in one event-loop turn becomes one write of
+    all that `take` returns then. `flush` waits while the transport's buffer is full."""
+
+    def __init__(self, take: Callable[[], bytes], writer: asyncio.StreamWriter) -> None:
+        self.take, self.writer = take, writer
+        self._due = False
+
+    def kick(self) -> None:
+        """Make sure a write happens at the end of this loop turn."""
+        if not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    async def flush(self) -> None:
+        self.kick()
+        await self.writer.drain()
+
+    def write_now(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        self._due = False
+        data = self.take()
+        if data and not self.writer.transport.is_closing():
+            self.writer.write(data)
