@@ -1,13 +1,17 @@
 """The relay's admin port: /healthz, /readyz, /metrics (Prometheus) and the agents list.
 
-The agents list needs a caller's bearer token and shows only the agents that caller may
-reach. Metrics come from a registry of this relay's own, so several relays in one
-process (tests) never mix their figures.
+The agents list needs a bearer token: a caller's shows the agents that caller may reach; the
+admin token (made at first start in `state_dir/admin.token`, 0600, and read by
+`bridgehead-relay agents list`) shows them all. Metrics come from a registry of this relay's
+own, so several relays in one process (tests) never mix their figures.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -19,8 +23,16 @@ from prometheus_client import (
     generate_latest,
 )
 
+from certs.keyfiles import load_or_create_secret
 from relay.config import CallerConfig
 from relay.registry import Registry
+
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
+
+
+def admin_token(state_dir: Path) -> str:
+    """The admin token, made on first use."""
+    return load_or_create_secret(state_dir / ADMIN_TOKEN_FILE).hex()
 
 
 class RelayMetrics:
@@ -52,8 +64,15 @@ def admin_app(
     registry: Registry,
     metrics: RelayMetrics,
     identify: Callable[[web.Request], CallerConfig | None],
+    token: str,
 ) -> web.Application:
-    """`identify` authenticates the agents list with the callers' bearer tokens."""
+    """`identify` authenticates callers' bearer tokens; `token` is the admin's."""
+    token_digest = hashlib.sha256(token.encode()).digest()
+
+    def is_admin(request: web.Request) -> bool:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        digest = hashlib.sha256(given.strip().encode()).digest()
+        return scheme.lower() == "bearer" and hmac.compare_digest(digest, token_digest)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -63,6 +82,11 @@ def admin_app(
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def agents(request: web.Request) -> web.Response:
+        if is_admin(request):
+            listing = [view.__dict__ for view in registry.views()]
+            return web.Response(
+                body=orjson.dumps({"agents": listing}), content_type="application/json"
+            )
         caller = identify(request)
         if caller is None:
             return web.json_response(

@@ -17,6 +17,7 @@ from certs.pki import Identity
 from relay.config import RelayConfig
 from relay.link import AgentLink
 from relay.registry import Registry
+from relay.revocations import Revocations
 
 log = logging.getLogger("bridgehead.relay")
 
@@ -32,8 +33,8 @@ def agent_port_context(config: RelayConfig) -> ssl.SSLContext:
 
 
 class AgentPort:
-    def __init__(self, config: RelayConfig, registry: Registry) -> None:
-        self.config, self.registry = config, registry
+    def __init__(self, config: RelayConfig, registry: Registry, revocations: Revocations) -> None:
+        self.config, self.registry, self.revocations = config, registry, revocations
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -55,17 +56,19 @@ class AgentPort:
             return
         try:
             der = tls.getpeercert(binary_form=True)
-            identity = Identity.from_certificate(x509.load_der_x509_certificate(der or b""))
+            certificate = x509.load_der_x509_certificate(der or b"")
+            identity = Identity.from_certificate(certificate)
         except ValueError as exc:
             log.warning("agent connection from %s refused: %s", peer, exc)
             writer.close()
             return
-        if identity.agent_id in self.registry.revoked:
+        issued = certificate.not_valid_before_utc
+        if self.revocations.refuses(identity.agent_id, issued):
             log.warning("agent %s is revoked; connection from %s refused", identity.agent_id, peer)
             writer.close()
             return
         link = AgentLink(
-            identity, reader, writer,
+            identity, reader, writer, issued=issued,
             heartbeat=self.config.heartbeat, dead_after=self.config.dead_after,
         )  # fmt: skip
         self.registry.add(link)

@@ -1,29 +1,38 @@
 """The relay's composition root: agent port, caller port and admin port, started and stopped
-together; the first failure stops the rest."""
+together; the first failure stops the rest. Revocations are re-read every second, and the
+links of agents revoked meanwhile are dropped."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 
 from aiohttp import web
 
 from agent.config.model import HostPort
-from relay.admin import RelayMetrics, admin_app
+from certs.keyfiles import ensure_private_dir
+from relay.admin import RelayMetrics, admin_app, admin_token
 from relay.agents import AgentPort, agent_port_context
 from relay.callers import Callers
 from relay.config import RelayConfig
 from relay.registry import Registry
+from relay.revocations import Revocations
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
+REVOCATION_POLL = 1.0
 
 
 def caller_context(config: RelayConfig) -> ssl.SSLContext:
+    """HTTPS for callers; with `callers_ca`, a client certificate from that CA is required."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls.cert, config.tls.key)
+    if config.callers_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=config.callers_ca)
     return context
 
 
@@ -31,7 +40,9 @@ class Relay:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.registry = Registry()
-        self.agent_port = AgentPort(config, self.registry)
+        self.revocations = Revocations(config.state_path)
+        self.agent_port = AgentPort(config, self.registry, self.revocations)
+        self._watcher: asyncio.Task[None] | None = None
         self.metrics = RelayMetrics(self.registry)
         self._server: asyncio.Server | None = None
         self._runners: list[web.AppRunner] = []
@@ -40,6 +51,9 @@ class Relay:
         self.admin_url: str | None = None
 
     async def start(self) -> None:
+        await asyncio.to_thread(ensure_private_dir, self.config.state_path)
+        await asyncio.to_thread(self.revocations.reload)
+        token = await asyncio.to_thread(admin_token, self.config.state_path)
         agents_tls = await asyncio.to_thread(agent_port_context, self.config)
         callers_tls = await asyncio.to_thread(caller_context, self.config)
         where = self.config.agents_listen
@@ -50,9 +64,27 @@ class Relay:
         callers = Callers(self.config, self.registry, self.metrics)
         self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
         if self.config.admin is not None:
-            admin = admin_app(self.registry, self.metrics, callers.identify)
+            admin = admin_app(self.registry, self.metrics, callers.identify, token)
             self.admin_url = await self._serve(admin, self.config.admin, None)
+        self._watcher = asyncio.create_task(self._watch_revocations())
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
+
+    async def _watch_revocations(self) -> None:
+        while True:
+            await asyncio.sleep(REVOCATION_POLL)
+            try:
+                changed = await asyncio.to_thread(self.revocations.reload)
+            except (OSError, ValueError) as exc:  # keep the last good list; say so
+                log.error("relay: revocations not re-read: %s", exc)
+                continue
+            if changed:
+                dropped = self.registry.drop(
+                    lambda link: self.revocations.refuses(link.identity.agent_id, link.issued)
+                )
+                for link in dropped:
+                    log.warning(
+                        "agent %s is revoked; its connection dropped", link.identity.agent_id
+                    )
 
     async def _serve(
         self, app: web.Application, where: HostPort, tls: ssl.SSLContext | None
@@ -67,6 +99,11 @@ class Relay:
         return f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._server is not None:
             self._server.close()
             # End the connections, not the accept callbacks: each returns once its link does.

@@ -2,7 +2,8 @@
 
 The caller's bearer token must be one the relay knows (SHA-256, constant-time compare) and
 allowed to reach that agent or group; the request then goes down the tunnel unchanged,
-`Authorization` included, so the agent applies its own auth as well. Bodies stream both
+`Authorization` included, so the agent applies its own auth as well. A caller bound to a
+client certificate (`cert_sha256`) must also present that certificate. Bodies stream both
 ways. No agent connected: 502; no answer in `request_timeout`: 504; a caller that goes
 away resets its stream (the agent cancels the query).
 """
@@ -107,6 +108,12 @@ class Callers:
             detail = "send Authorization: Bearer <token> with a token this relay knows"
             challenge = {"WWW-Authenticate": "Bearer"}
             return problem(401, "Unauthorized", detail, request_id, **challenge)
+        if not _holds_certificate(request, caller):
+            detail = (f"{caller.name}'s token is bound to a client certificate; "
+                      "connect with that certificate")  # fmt: skip
+            return problem(
+                401, "Unauthorized", detail, request_id, **{"WWW-Authenticate": "Bearer"}
+            )
         if not allowed(caller):
             return problem(403, "Forbidden", f"{caller.name} may not reach {what}", request_id)
         for attempt in (1, 2):
@@ -169,6 +176,17 @@ class Callers:
             if not completed:
                 await link.cancel(sid)
         return response
+
+
+def _holds_certificate(request: web.Request, caller: CallerConfig) -> bool:
+    """Whether the request came with the certificate the caller is bound to (if it is)."""
+    if caller.cert_sha256 is None:
+        return True
+    tls = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    if not der:
+        return False
+    return hmac.compare_digest(hashlib.sha256(der).hexdigest(), caller.cert_sha256)
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""The `bridgehead-relay` command line (SPEC §1): run the relay, create its CA.
+"""The `bridgehead-relay` command line (SPEC §1): run the relay, create its CA, list and
+revoke agents.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sentence.
 """
@@ -6,6 +7,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sen
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from agent.config import ConfigError
 from certs.pki import create_ca, issue_server_cert, write_key_pair
 from relay.app import Relay
 from relay.config import RelayConfig, load_relay_config
+from relay.manage import format_agents, list_agents, revoke
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,6 +31,14 @@ def parser() -> argparse.ArgumentParser:
     init = ca_sub.add_parser("init", help="create the CA and the relay's server certificate")
     init.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     init.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
+    agents = sub.add_parser("agents", help="the agents: who is connected, revocation")
+    agents_sub = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
+    listing = agents_sub.add_parser("list", help="the agents connected to the running relay")
+    listing.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
+    listing.add_argument("--json", action="store_true", help="print JSON, not a table")
+    revoking = agents_sub.add_parser("revoke", help="refuse an agent's certificates from now on")
+    revoking.add_argument("agent_id", metavar="ID")
+    revoking.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     return top
 
 
@@ -63,7 +74,21 @@ def ca_init(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": run, "ca": ca_init}
+def agents(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    if args.agents_command == "revoke":
+        print(revoke(config, args.agent_id))
+        return 0
+    connected = list_agents(config)
+    print(json.dumps(connected, indent=2) if args.json else format_agents(connected))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": run,
+    "ca": ca_init,
+    "agents": agents,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """The relay's configuration (SPEC §4): the same YAML rules as the agent's, its own model.
 
 Callers are cloud services with bearer tokens (kept only as SHA-256 digests); each may reach
-the agents and groups it lists, nothing else.
+the agents and groups it lists, nothing else. With `callers_ca` the caller port also demands
+a client certificate from that CA, and a caller with `cert_sha256` is bound to one
+certificate: its token alone is not enough.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ class CallerConfig(Frozen):
     token_sha256: str
     agents: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    cert_sha256: str | None = None
+    """The SHA-256 of the caller's client certificate (DER); needs `callers_ca`."""
 
-    @field_validator("token_sha256")
+    @field_validator("token_sha256", "cert_sha256")
     @classmethod
-    def _hex_digest(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-            raise ValueError("token_sha256 must be the token's SHA-256 as 64 hex digits")
-        return value.lower()
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value.replace(":", "")):
+            raise ValueError("must be a SHA-256 as 64 hex digits (colons allowed between pairs)")
+        return None if value is None else value.replace(":", "").lower()
 
 
 class RelayConfig(Frozen):
@@ -46,6 +50,8 @@ class RelayConfig(Frozen):
     ca: CaFiles
     state_dir: ConfigPath | None = None
     callers: tuple[CallerConfig, ...] = ()
+    callers_ca: ConfigPath | None = None
+    """When set, callers must present a client certificate issued by this CA (mutual TLS)."""
     admin: HostPort | None = HostPort(host="127.0.0.1", port=9471)
     request_timeout: Duration = 60.0
     heartbeat: Duration = 5.0
@@ -58,7 +64,20 @@ class RelayConfig(Frozen):
 
 
 def check_relay_references(data: Mapping[str, Any]) -> list[tuple[Path_, str]]:
-    return list(_bad_names(data))
+    return [*_bad_names(data), *_unseen_certificates(data)]
+
+
+def _unseen_certificates(data: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:
+    if data.get("callers_ca"):
+        return
+    callers = data.get("callers")
+    for i, caller in enumerate(callers if isinstance(callers, list) else []):
+        if isinstance(caller, dict) and caller.get("cert_sha256"):
+            yield (
+                ("callers", i, "cert_sha256"),
+                "needs callers_ca: the relay sees a caller's certificate only when it asks "
+                "for one; set callers_ca to the CA that issues the callers' certificates",
+            )
 
 
 def _bad_names(data: Mapping[str, Any]) -> Iterator[tuple[Path_, str]]:

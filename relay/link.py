@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import h2.connection
@@ -76,11 +77,14 @@ class AgentLink:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
+        issued: datetime,
         heartbeat: float,
         dead_after: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity, self.reader, self.writer = identity, reader, writer
+        self.issued = issued
+        """When the agent's certificate became valid (revocations refuse by issue time)."""
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.h2 = h2.connection.H2Connection(wire.configuration(client_side=True))
         self.h2.encoder = wire.PlainEncoder()

@@ -1,13 +1,13 @@
 """Which agents are connected, through which links, and which link takes the next request.
 
 Requests go to the link with the fewest streams in flight: for an agent among its own
-connections, for a group among all its agents' connections. Revoked agents are refused
-and their links dropped.
+connections, for a group among all its agents' connections.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay.link import AgentLink
@@ -24,9 +24,8 @@ class AgentView:
 
 
 class Registry:
-    def __init__(self, revoked: set[str] | None = None) -> None:
+    def __init__(self) -> None:
         self._links: dict[str, list[AgentLink]] = defaultdict(list)
-        self.revoked: set[str] = revoked or set()
 
     def add(self, link: AgentLink) -> None:
         self._links[link.identity.agent_id].append(link)
@@ -51,13 +50,13 @@ class Registry:
     def pick_group(self, group: str) -> AgentLink | None:
         return _least_busy([link for link in self.links() if link.identity.group == group])
 
-    def revoke(self, agent_id: str) -> int:
-        """Block the agent and drop its connections; how many were dropped."""
-        self.revoked.add(agent_id)
-        links = self._links.pop(agent_id, [])
-        for link in links:
+    def drop(self, refused: Callable[[AgentLink], bool]) -> list[AgentLink]:
+        """Abort the links `refused` picks (revoked agents); those links."""
+        dropped = [link for link in self.links() if refused(link)]
+        for link in dropped:
+            self.remove(link)
             link.abort()
-        return len(links)
+        return dropped
 
     def views(self) -> list[AgentView]:
         out = []

@@ -64,3 +64,15 @@ def test_bad_relay_config_is_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "colour: line 2: unknown key 'colour'" in result.stderr
     assert "missing required key 'tls'" in result.stderr
+
+
+def test_a_caller_bound_to_a_certificate_needs_callers_ca(tmp_path: Path) -> None:
+    """cert_sha256 without callers_ca is a config error naming the fix, at its line."""
+    digest = "ab" * 32
+    (tmp_path / "relay.yaml").write_text(
+        CONFIG + f"callers:\n  - name: crm\n    token_sha256: {digest}\n    cert_sha256: {digest}\n"
+        "    agents: [plant-7]\n"
+    )
+    result = relay("run", "-c", str(tmp_path / "relay.yaml"))
+    assert result.returncode == 2
+    assert "callers.0.cert_sha256: line 9: needs callers_ca" in result.stderr

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import ssl
@@ -12,7 +13,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 from conftest import Caller
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from tunnelkit import Pki, expired, make_pki, relay_config, tunnel_section
 
 from relay.app import Relay
@@ -268,3 +272,58 @@ async def test_a_certificate_that_names_no_agent_is_refused(pki: Pki, relay: Rel
     refused: the agent's identity comes only from an agent certificate."""
     assert await tls_refused(pki, relay, pki.folder / "relay.pem", pki.folder / "relay.key")
     assert relay.registry.views() == []
+
+
+def client_context(pki: Pki, cert: trustme.LeafCert | None) -> ssl.SSLContext:
+    context = pki.caller_context()
+    if cert is not None:
+        cert.configure_cert(context)
+    return context
+
+
+async def call_relay(relay: Relay, context: ssl.SSLContext, path: str, token: str) -> Any:
+    """(status, problem detail) of one GET through the caller port."""
+    connector = aiohttp.TCPConnector(ssl=context)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        url, auth = f"{relay.callers_url}{path}", {"Authorization": f"Bearer {token}"}
+        async with session.get(url, headers=auth) as response:
+            return response.status, (await response.json())["detail"]
+
+
+async def test_callers_can_be_held_to_client_certificates(pki: Pki, tmp_path: Path) -> None:
+    """With callers_ca the caller port takes only TLS clients holding a certificate from that
+    CA, and a caller bound by cert_sha256 must hold that very certificate: its token alone,
+    or with another certificate from the same CA, is a 401."""
+    ca = trustme.CA()
+    crm, other = ca.issue_cert("crm.example"), ca.issue_cert("other.example")
+    await asyncio.to_thread(ca.cert_pem.write_to_path, str(tmp_path / "callers-ca.pem"))
+    pem = crm.cert_chain_pems[0].bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    callers = [
+        {"name": "crm", "token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+         "agents": ["plant-7"], "cert_sha256": hashlib.sha256(der).hexdigest()},
+        {"name": "open", "token_sha256": hashlib.sha256(b"open-token").hexdigest(),
+         "agents": ["plant-9"]},
+    ]  # fmt: skip
+    config = await asyncio.to_thread(
+        relay_config, pki, TOKEN, callers=callers, callers_ca=str(tmp_path / "callers-ca.pem")
+    )
+    stranger = trustme.CA().issue_cert("stranger.example")
+    bare, foreign, holding_crm, holding_other = await asyncio.to_thread(
+        lambda: [client_context(pki, c) for c in (None, stranger, crm, other)]
+    )
+    relay = Relay(config)
+    await relay.start()
+    try:
+        for refused in (bare, foreign):
+            with pytest.raises(aiohttp.ClientError):
+                await call_relay(relay, refused, "/agents/plant-7/v1/t", TOKEN)
+        # Past authentication: a 502 only says that no agent is connected.
+        assert (await call_relay(relay, holding_crm, "/agents/plant-7/v1/t", TOKEN))[0] == 502
+        status, detail = await call_relay(relay, holding_other, "/agents/plant-7/v1/t", TOKEN)
+        assert status == 401
+        assert "bound to a client certificate" in detail
+        unbound = await call_relay(relay, holding_other, "/agents/plant-9/v1/t", "open-token")
+        assert unbound[0] == 502
+    finally:
+        await relay.stop()

@@ -1,0 +1,79 @@
+"""What `bridgehead-relay agents list` and `agents revoke` do, from the relay's own config.
+
+`list` asks the running relay's admin port, with the admin token from `state_dir`; `revoke`
+records the revocation in `state_dir` (so it holds whether or not the relay is running),
+and a running relay drops the agent's connections when it next reads the file (within a
+second).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from agent.commands import UsageError
+from certs.pki import check_name
+from relay.admin import ADMIN_TOKEN_FILE
+from relay.config import RelayConfig
+from relay.revocations import Revocations
+
+COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")
+
+
+def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
+    """The agents connected to the running relay (raises OSError when it does not answer)."""
+    if config.admin is None:
+        raise UsageError("admin is off in the relay config; set admin: 127.0.0.1:9471 and restart")
+    token_file = config.state_path / ADMIN_TOKEN_FILE
+    try:
+        token = token_file.read_bytes().hex()
+    except FileNotFoundError:
+        raise UsageError(
+            f"{token_file} does not exist; start the relay once with this config"
+        ) from None
+    host = "127.0.0.1" if config.admin.host in ("0.0.0.0", "") else config.admin.host  # noqa: S104
+    url = f"http://{host}:{config.admin.port}/agents"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http(s) only
+            agents: list[dict[str, Any]] = orjson.loads(response.read())["agents"]
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"the relay at {url} answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OSError(f"no relay answers at {url} ({reason}); is it running?") from None
+    return agents
+
+
+def format_agents(agents: list[dict[str, Any]]) -> str:
+    rows = [COLUMNS] + [
+        (
+            a["agent_id"],
+            a["group"] or "-",
+            str(a["connections"]),
+            datetime.fromtimestamp(a["since"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "-" if a["rtt_ms"] is None else f"{a['rtt_ms']:.1f} ms",
+            str(a["in_flight"]),
+        )
+        for a in agents
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def revoke(config: RelayConfig, agent_id: str) -> str:
+    """Record the revocation; what to tell the operator."""
+    try:
+        check_name("agent id", agent_id)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    Revocations(config.state_path).revoke(agent_id)
+    return (
+        f"revoked {agent_id}: its certificates issued until now are refused, and a running "
+        "relay drops its connections within a second; enroll it again to let it back"
+    )

@@ -1,0 +1,88 @@
+"""Revoked agents, kept in `state_dir/revoked.json` so that a revocation outlives restarts.
+
+Rules:
+- A revocation names an agent id and when it was made: every certificate for that id issued
+  until then is refused, and one issued later (the agent enrolled again) is accepted.
+- The file is replaced whole and atomically (0600), under a lock, so two `agents revoke`
+  commands at once both count; a running relay re-reads it when it changes.
+- A damaged file is an error that names the file, never an empty list: failing open would
+  let revoked agents back in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from certs.keyfiles import ensure_private_dir, write_private
+from certs.pki import CLOCK_SKEW
+
+FILE_NAME = "revoked.json"
+
+
+class RevocationsDamaged(ValueError):
+    pass
+
+
+class Revocations:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / FILE_NAME
+        self.revoked: dict[str, datetime] = {}
+        self._seen: tuple[int, int, int] | None = None
+
+    def refuses(self, agent_id: str, not_before: datetime) -> bool:
+        """Whether a certificate for `agent_id` valid from `not_before` is revoked.
+
+        The CA dates certificates CLOCK_SKEW early, so they were issued that much later."""
+        at = self.revoked.get(agent_id)
+        return at is not None and not_before + CLOCK_SKEW <= at
+
+    def reload(self) -> bool:
+        """Read the file again if it changed since the last read; whether it did."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            changed, self.revoked, self._seen = self._seen is not None, {}, None
+            return changed
+        seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if seen == self._seen:
+            return False
+        self.revoked, self._seen = self._read(), seen
+        return True
+
+    def revoke(self, agent_id: str, now: datetime | None = None) -> None:
+        """Record the revocation of every certificate for `agent_id` issued until `now`."""
+        with self._locked():
+            self.reload()
+            revoked = {**self.revoked, agent_id: now or datetime.now(UTC)}
+            entries = [{"agent_id": a, "at": at.isoformat()} for a, at in sorted(revoked.items())]
+            write_private(self.path, orjson.dumps({"revoked": entries}, option=orjson.OPT_INDENT_2))
+            self.reload()
+
+    def _read(self) -> dict[str, datetime]:
+        try:
+            entries = orjson.loads(self.path.read_bytes())["revoked"]
+            return {e["agent_id"]: datetime.fromisoformat(e["at"]) for e in entries}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise RevocationsDamaged(
+                f"{self.path} is damaged ({exc}); restore it from a backup, or re-revoke "
+                "the agents it listed after moving it away"
+            ) from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path.with_name(FILE_NAME + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.name == "posix":
+                import fcntl  # noqa: PLC0415 - POSIX only; the relay runs on Linux
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
