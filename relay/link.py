@@ -102,7 +102,12 @@ class AgentLink:
 
     async def run(self) -> None:
         self.h2.initiate_connection()
-        self.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW})
+        self.h2.update_settings(
+            {
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: wire.MAX_FRAME,
+            }
+        )
         # The connection window bounds all streams together: wide, so streams bound alone.
         self.h2.increment_flow_control_window(CONNECTION_WINDOW)
         await self._flush()
@@ -188,7 +193,11 @@ class AgentLink:
             return min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
 
         await send_windowed(
-            data, room, lambda piece: self.h2.send_data(sid, piece), self._flush, pending.window
+            data,
+            room,
+            lambda piece: self.h2.send_data(sid, piece),
+            self.outbox.flush_now,
+            pending.window,
         )
 
     def _on(self, event: h2.events.Event) -> None:

@@ -200,7 +200,7 @@ class TunnelConnection:
             data,
             lambda: self.session.sendable(sid),
             lambda piece: self.session.send_body(sid, piece),
-            self._flush,
+            self.outbox.flush_now,
             stream.window,
         )
 

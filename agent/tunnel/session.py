@@ -89,7 +89,12 @@ class TunnelSession:
 
     def start(self) -> None:
         self._h2.initiate_connection()
-        self._h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW})
+        self._h2.update_settings(
+            {
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: wire.MAX_FRAME,
+            }
+        )
         self._h2.increment_flow_control_window(CONNECTION_WINDOW)
 
     def receive(self, data: bytes) -> list[Event]:

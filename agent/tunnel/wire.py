@@ -11,7 +11,8 @@ Rules:
   could be guessed from sizes.
 - Header bytes are UTF-8 with surrogate escapes both ways, so no byte sequence a caller sends
   can raise while it is coded.
-- `Outbox` turns every flush asked for in one event-loop turn into one TLS write.
+- `Outbox` turns every flush asked for in one event-loop turn into one TLS write; body data
+  is written at once (`flush_now`), so the peer sees a stream as it is sent, not in bursts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import h2.config
 import hpack
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
+MAX_FRAME = 1 << 16
+"""The largest DATA frame either end accepts: a quarter of the 16 KB default's per-frame CPU,
+and at 100 Mbit/s a frame holds the connection for only about 5 ms."""
 NEVER_INDEXED = frozenset(
     {b":path", b"authorization", b"proxy-authorization", b"cookie", b"set-cookie",
      b"x-request-id", b"etag", b"location", b"idempotency-key", b"if-match"}
@@ -111,6 +115,10 @@ class Outbox:
 
     async def flush(self) -> None:
         self.kick()
+        await self.writer.drain()
+
+    async def flush_now(self) -> None:
+        self._write()
         await self.writer.drain()
 
     def write_now(self) -> None:
