@@ -1,6 +1,7 @@
 """The relay's admin port: /healthz, /readyz, /metrics (Prometheus) and the agents list.
 
-The agents list needs a bearer token: a caller's shows the agents that caller may reach; the
+The agents list needs a bearer token: a caller's shows the agents that caller may reach
+(not a caller bound to a client certificate: this port is plain HTTP and sees none); the
 admin token (made at first start in `state_dir/admin.token`, 0600, and read by
 `bridgehead-relay agents list`) shows them all. Metrics come from a registry of this relay's
 own, so several relays in one process (tests) never mix their figures.
@@ -88,6 +89,8 @@ def admin_app(
                 body=orjson.dumps({"agents": listing}), content_type="application/json"
             )
         caller = identify(request)
+        if caller is not None and caller.cert_sha256 is not None:
+            caller = None  # bound to a certificate, which this plain-HTTP port never sees
         if caller is None:
             return web.json_response(
                 {"detail": "send Authorization: Bearer <caller token>"}, status=401,

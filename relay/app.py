@@ -73,18 +73,19 @@ class Relay:
         while True:
             await asyncio.sleep(REVOCATION_POLL)
             try:
-                changed = await asyncio.to_thread(self.revocations.reload)
+                await self._apply_revocations()
             except (OSError, ValueError) as exc:  # keep the last good list; say so
                 log.error("relay: revocations not re-read: %s", exc)
-                continue
-            if changed:
-                dropped = self.registry.drop(
-                    lambda link: self.revocations.refuses(link.identity.agent_id, link.issued)
-                )
-                for link in dropped:
-                    log.warning(
-                        "agent %s is revoked; its connection dropped", link.identity.agent_id
-                    )
+            except Exception:  # the watcher must outlive any surprise
+                log.exception("relay: revocations not applied")
+
+    async def _apply_revocations(self) -> None:
+        if await asyncio.to_thread(self.revocations.reload):
+            dropped = self.registry.drop(
+                lambda link: self.revocations.refuses(link.identity.agent_id, link.issued)
+            )
+            for link in dropped:
+                log.warning("agent %s is revoked; its connection dropped", link.identity.agent_id)
 
     async def _serve(
         self, app: web.Application, where: HostPort, tls: ssl.SSLContext | None

@@ -103,19 +103,9 @@ class Callers:
         what: str,
     ) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id") or secrets.token_hex(12)
-        caller = self.identify(request)
-        if caller is None:
-            detail = "send Authorization: Bearer <token> with a token this relay knows"
-            challenge = {"WWW-Authenticate": "Bearer"}
-            return problem(401, "Unauthorized", detail, request_id, **challenge)
-        if not _holds_certificate(request, caller):
-            detail = (f"{caller.name}'s token is bound to a client certificate; "
-                      "connect with that certificate")  # fmt: skip
-            return problem(
-                401, "Unauthorized", detail, request_id, **{"WWW-Authenticate": "Bearer"}
-            )
-        if not allowed(caller):
-            return problem(403, "Forbidden", f"{caller.name} may not reach {what}", request_id)
+        refusal = self._refusal(request, allowed, what, request_id)
+        if refusal is not None:
+            return refusal
         for attempt in (1, 2):
             link = pick()
             if link is None:
@@ -129,6 +119,30 @@ class Callers:
                 if attempt == 2 or request.can_read_body or not retry:
                     return problem(502, "Agent connection lost", str(exc), request_id)
         raise AssertionError("unreachable")
+
+    def _refusal(
+        self,
+        request: web.Request,
+        allowed: Callable[[CallerConfig], bool],
+        what: str,
+        request_id: str,
+    ) -> web.Response | None:
+        """The problem answer for a caller who may not go on, or None."""
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if len(request.headers.getall("Authorization", ())) > 1:
+            detail = "send one Authorization header, not several"
+            return problem(400, "Bad Request", detail, request_id)
+        caller = self.identify(request)
+        if caller is None:
+            detail = "send Authorization: Bearer <token> with a token this relay knows"
+            return problem(401, "Unauthorized", detail, request_id, **challenge)
+        if not _holds_certificate(request, caller):
+            detail = (f"{caller.name}'s token is bound to a client certificate; "
+                      "connect with that certificate")  # fmt: skip
+            return problem(401, "Unauthorized", detail, request_id, **challenge)
+        if not allowed(caller):
+            return problem(403, "Forbidden", f"{caller.name} may not reach {what}", request_id)
+        return None
 
     async def _forward(
         self, request: web.Request, link: AgentLink, request_id: str
@@ -161,11 +175,18 @@ class Callers:
                 response.content_length = int(value)  # sent as is, not re-chunked
             elif name not in HOP_BY_HOP:
                 response.headers.add(name, value)
-        completed = False
+        completed, expected, sent = False, response.content_length, 0
+        if request.method == "HEAD" or reply.status in (204, 304):
+            expected = None  # the length of a body that is not sent
         try:
             await response.prepare(request)
             async for chunk in reply.body:
+                sent += len(chunk)
+                if expected is not None and sent > expected:
+                    raise BodyCut(f"the agent sent more than its content-length ({expected})")
                 await response.write(chunk)
+            if expected is not None and sent != expected:
+                raise BodyCut(f"the agent's answer ended after {sent} of {expected} bytes")
             await response.write_eof()
             completed = True
         except BodyCut as exc:

@@ -239,8 +239,8 @@ class AgentLink:
         fields = wire.decode(headers)
         problem = wire.header_problem(fields, wire.RESPONSE_PSEUDO)
         status = dict(fields).get(":status", "")
-        if problem is None and not (status.isdigit() and len(status) == 3):
-            problem = f"status {status!r} is not three digits"
+        if problem is None and not (status.isdigit() and 200 <= int(status) <= 599):
+            problem = f"status {status!r} is not a final status (200-599)"
         if problem is not None:
             log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
                         sid, problem)  # fmt: skip

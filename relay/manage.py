@@ -8,6 +8,7 @@ second).
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -35,11 +36,17 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
         raise UsageError(
             f"{token_file} does not exist; start the relay once with this config"
         ) from None
-    host = "127.0.0.1" if config.admin.host in ("0.0.0.0", "") else config.admin.host  # noqa: S104
+    host = "127.0.0.1" if config.admin.host in ("0.0.0.0", "", "::") else config.admin.host  # noqa: S104
+    if not _loopback(host):
+        raise UsageError(
+            f"admin is {host}, not a loopback address: the admin token would cross the network "
+            "in clear; run this on the relay's machine with admin: 127.0.0.1:PORT"
+        )
     url = f"http://{host}:{config.admin.port}/agents"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http(s) only
+        with direct.open(request, timeout=10) as response:
             agents: list[dict[str, Any]] = orjson.loads(response.read())["agents"]
     except urllib.error.HTTPError as exc:
         raise OSError(f"the relay at {url} answered {exc.code} {exc.reason}") from None
@@ -47,6 +54,15 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
         reason = getattr(exc, "reason", exc)
         raise OSError(f"no relay answers at {url} ({reason}); is it running?") from None
     return agents
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def format_agents(agents: list[dict[str, Any]]) -> str:

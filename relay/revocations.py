@@ -6,12 +6,15 @@ Rules:
 - The file is replaced whole and atomically (0600), under a lock, so two `agents revoke`
   commands at once both count; a running relay re-reads it when it changes.
 - A damaged file is an error that names the file, never an empty list: failing open would
-  let revoked agents back in.
+  let revoked agents back in. A file removed on purpose un-revokes everyone, loudly.
+- Issue times come from this relay's own CA (the same clock), which dates certificates
+  CLOCK_SKEW early; renewal, when it comes, must check revocations before it signs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,8 +23,9 @@ from pathlib import Path
 import orjson
 
 from certs.keyfiles import ensure_private_dir, write_private
-from certs.pki import CLOCK_SKEW
+from certs.pki import CLOCK_SKEW, check_name
 
+log = logging.getLogger("bridgehead.relay")
 FILE_NAME = "revoked.json"
 
 
@@ -48,6 +52,8 @@ class Revocations:
             stat = self.path.stat()
         except FileNotFoundError:
             changed, self.revoked, self._seen = self._seen is not None, {}, None
+            if changed:
+                log.warning("%s was removed: no agent is revoked any more", self.path)
             return changed
         seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if seen == self._seen:
@@ -62,17 +68,19 @@ class Revocations:
             revoked = {**self.revoked, agent_id: now or datetime.now(UTC)}
             entries = [{"agent_id": a, "at": at.isoformat()} for a, at in sorted(revoked.items())]
             write_private(self.path, orjson.dumps({"revoked": entries}, option=orjson.OPT_INDENT_2))
+            _fsync_folder(self.path.parent)
             self.reload()
 
     def _read(self) -> dict[str, datetime]:
         try:
             entries = orjson.loads(self.path.read_bytes())["revoked"]
-            return {e["agent_id"]: datetime.fromisoformat(e["at"]) for e in entries}
+            revoked = {check_name("agent id", e["agent_id"]): _aware(e["at"]) for e in entries}
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise RevocationsDamaged(
                 f"{self.path} is damaged ({exc}); restore it from a backup, or re-revoke "
                 "the agents it listed after moving it away"
             ) from None
+        return revoked
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -84,5 +92,22 @@ class Revocations:
 
                 fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
+
+
+def _aware(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset")
+    return at
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX; Windows cannot open a folder)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
         finally:
             os.close(fd)

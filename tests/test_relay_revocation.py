@@ -160,9 +160,14 @@ def test_revocations_outlive_restarts_and_refuse_by_issue_time(tmp_path: Path) -
     assert not after_restart.refuses("plant-7", now - skew + timedelta(seconds=1))
     assert not after_restart.refuses("plant-8", now - skew - timedelta(days=1))
     assert (tmp_path / "revoked.json").stat().st_mode & 0o777 == 0o600
-    (tmp_path / "revoked.json").write_text("{not json")
-    with pytest.raises(RevocationsDamaged, match=r"revoked\.json is damaged"):
-        Revocations(tmp_path).reload()
+    for damage in (
+        "{not json",
+        '{"revoked": [{"agent_id": "plant-7", "at": "2026-11-24T12:00"}]}',
+        '{"revoked": [{"agent_id": 7, "at": "2026-11-24T12:00:00+00:00"}]}',
+    ):
+        (tmp_path / "revoked.json").write_text(damage)
+        with pytest.raises(RevocationsDamaged, match=r"revoked\.json is damaged"):
+            Revocations(tmp_path).reload()
 
 
 def test_revoke_refuses_a_bad_agent_id(pki: Pki) -> None:

@@ -327,3 +327,15 @@ async def test_callers_can_be_held_to_client_certificates(pki: Pki, tmp_path: Pa
         assert unbound[0] == 502
     finally:
         await relay.stop()
+
+
+async def test_two_authorization_headers_are_refused(pki: Pki, relay: Relay) -> None:
+    """The relay reads one Authorization header and the agent must read the same one: a
+    request with two is a 400, whichever of them is valid."""
+    context = await asyncio.to_thread(pki.caller_context)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        headers = [("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer other-token")]
+        url = f"{relay.callers_url}/agents/plant-7/v1/t/1"
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 400
+            assert "one Authorization header" in (await response.json())["detail"]

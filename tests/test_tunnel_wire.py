@@ -23,8 +23,9 @@ REQUEST = [(":method", "GET"), (":path", "/v1/t/1"), (":scheme", "https"), (":au
         ([("connection", "close")], "connection-specific"),
         ([("transfer-encoding", "chunked")], "connection-specific"),
         ([("te", "gzip")], "connection-specific"),
-        ([("accept", "*/*"), (":method", "GET")], "after a regular header"),
         ([(":status", "200")], "unknown"),
+        ([(":path", "/v1/t/2")], "more than once"),
+        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], "more than once"),
     ],
 )
 def test_header_blocks_breaking_the_rules_are_named(
@@ -51,12 +52,13 @@ def test_missing_pseudo_headers_are_named() -> None:
     assert wire.header_problem([("a", "b")], wire.RESPONSE_PSEUDO) == "header block lacks :status"
 
 
-def test_credentials_and_per_request_values_are_never_indexed() -> None:
-    """Authorization, request ids and paths are never-indexed; stable headers may be."""
+def test_only_stable_headers_are_indexed() -> None:
+    """Paths, credentials, request ids and custom headers (which may carry secrets) are
+    never indexed; stable headers such as accept may be."""
     block = wire.encode([*REQUEST, ("authorization", "Bearer k"), ("x-request-id", "r1"),
-                         ("accept", "*/*")])  # fmt: skip
+                         ("x-api-key", "s3cret"), ("accept", "*/*")])  # fmt: skip
     never = {bytes(h[0]) for h in block if isinstance(h, NeverIndexedHeaderTuple)}
-    assert never == {b":path", b"authorization", b"x-request-id"}
+    assert never == {b":path", b"authorization", b"x-request-id", b"x-api-key"}
 
 
 def test_a_block_round_trips_without_huffman_and_adds_no_secrets_to_the_table() -> None:
@@ -71,3 +73,17 @@ def test_a_block_round_trips_without_huffman_and_adds_no_secrets_to_the_table() 
     assert wire.decode(decoder.decode(first, raw=True)) == fields
     assert wire.decode(decoder.decode(second, raw=True)) == fields
     assert b"*/*" not in second  # an ordinary header is indexed the second time
+
+
+def test_pseudo_headers_come_first() -> None:
+    """A pseudo-header after a regular header is refused."""
+    block = [(":method", "GET"), ("accept", "*/*"), (":path", "/v1/t"), (":scheme", "https")]
+    problem = wire.header_problem(block, wire.REQUEST_PSEUDO)
+    assert problem is not None
+    assert "after a regular header" in problem
+
+
+def test_a_response_with_two_status_fields_is_refused() -> None:
+    """Two :status fields (which h2 and a dict would read differently) are refused."""
+    problem = wire.header_problem([(":status", "200"), (":status", "100")], wire.RESPONSE_PSEUDO)
+    assert problem == "header ':status' appears more than once"

@@ -6,9 +6,11 @@ Rules:
   pass instead, and a bad block fails only its own stream (h2's check ends the connection,
   and with it every other request in flight on it). It is the largest CPU cost h2 has.
 - Header blocks are HPACK-coded without Huffman: a few more bytes on a fast link, far less
-  CPU. Values unique to one request, and credentials, are never indexed: they would only churn
-  the dynamic table, and a secret sharing a compression context with other callers' headers
-  could be guessed from sizes.
+  CPU. Only headers on the INDEXABLE list enter the dynamic table; every other value (paths,
+  request ids, credentials, any custom header that may carry a secret) is never indexed, so no
+  secret shares a compression context with other callers' headers.
+- A block may name each pseudo-header, and each header on SINGLETONS, only once: the relay
+  and the agent must never read different values from one request (the first vs the last).
 - Header bytes are UTF-8 with surrogate escapes both ways, so no byte sequence a caller sends
   can raise while it is coded.
 - `Outbox` turns every flush asked for in one event-loop turn into one TLS write; body data
@@ -28,9 +30,14 @@ from hpack import HeaderTuple, NeverIndexedHeaderTuple
 MAX_FRAME = 1 << 16
 """The largest DATA frame either end accepts: a quarter of the 16 KB default's per-frame CPU,
 and at 100 Mbit/s a frame holds the connection for only about 5 ms."""
-NEVER_INDEXED = frozenset(
-    {b":path", b"authorization", b"proxy-authorization", b"cookie", b"set-cookie",
-     b"x-request-id", b"etag", b"location", b"idempotency-key", b"if-match"}
+INDEXABLE = frozenset(
+    {b":method", b":scheme", b":authority", b":status", b"accept", b"accept-encoding",
+     b"accept-language", b"cache-control", b"content-encoding", b"content-type", b"prefer",
+     b"preference-applied", b"te", b"user-agent", b"vary"}
+)  # fmt: skip
+SINGLETONS = frozenset(
+    {"authorization", "content-length", "content-type", "if-match", "idempotency-key",
+     "x-request-id"}
 )  # fmt: skip
 CONNECTION_SPECIFIC = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
@@ -65,7 +72,7 @@ def encode(fields: Iterable[tuple[str, str]]) -> list[HeaderTuple]:
     block: list[HeaderTuple] = []
     for name, value in fields:
         raw = name.encode("ascii", "surrogateescape")
-        kind = NeverIndexedHeaderTuple if raw in NEVER_INDEXED else HeaderTuple
+        kind = HeaderTuple if raw in INDEXABLE else NeverIndexedHeaderTuple
         block.append(kind(raw, value.encode("utf-8", "surrogateescape")))
     return block
 
@@ -79,23 +86,33 @@ def decode(block: Iterable[tuple[bytes, bytes]] | None) -> list[tuple[str, str]]
 
 def header_problem(fields: Sequence[tuple[str, str]], pseudo: frozenset[str]) -> str | None:
     """Why a received header block breaks HTTP/2's rules (RFC 9113 §8.2-8.3), or None."""
-    regular = False
+    regular, seen = False, set[str]()
     for name, value in fields:
-        if name.startswith(":"):
-            if regular or name not in pseudo:
-                return f"pseudo-header {name!r} is unknown or after a regular header"
-        elif not _NAME.fullmatch(name):
-            return f"header name {name!r} is not a lower-case token"
-        elif name in CONNECTION_SPECIFIC or (name == "te" and value != "trailers"):
-            return f"connection-specific header {name!r}"
-        else:
-            regular = True
-        if _BAD_VALUE.search(value):
-            return f"header {name!r} has a control character or surrounding white space"
-    names = {name for name, _ in fields}
+        problem = _field_problem(name, value, pseudo, regular, seen)
+        if problem is not None:
+            return problem
+        regular = regular or not name.startswith(":")
+        seen.add(name)
     needed = {":status"} if pseudo is RESPONSE_PSEUDO else {":method", ":path", ":scheme"}
-    if not needed <= names:
-        return f"header block lacks {', '.join(sorted(needed - names))}"
+    if not needed <= seen:
+        return f"header block lacks {', '.join(sorted(needed - seen))}"
+    return None
+
+
+def _field_problem(
+    name: str, value: str, pseudo: frozenset[str], regular: bool, seen: set[str]
+) -> str | None:
+    if name in seen and (name.startswith(":") or name in SINGLETONS):
+        return f"header {name!r} appears more than once"
+    if name.startswith(":"):
+        if regular or name not in pseudo:
+            return f"pseudo-header {name!r} is unknown or after a regular header"
+    elif not _NAME.fullmatch(name):
+        return f"header name {name!r} is not a lower-case token"
+    elif name in CONNECTION_SPECIFIC or (name == "te" and value != "trailers"):
+        return f"connection-specific header {name!r}"
+    if _BAD_VALUE.search(value):
+        return f"header {name!r} has a control character or surrounding white space"
     return None
 
 
