@@ -34,7 +34,7 @@ from relay.link import STREAM_WINDOW, AgentLink
 
 TOKEN = "cloud-token-0123456789"
 AGENT = "plant-7"
-BIG_ROWS = 200_000  # ~25 MB of NDJSON
+BIG_ROWS = 800_000  # ~100 MB of NDJSON
 SMALL = {"source": "db", "table": "t", "key": ["id"], "operations": ["read", "insert"]}
 BIG = {"source": "db", "table": "big", "key": ["id"], "max_rows": BIG_ROWS}
 StartRelay = Callable[..., Awaitable[Relay]]
@@ -109,7 +109,7 @@ async def relays(pki: Pki) -> AsyncIterator[StartRelay]:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file with a small table `t` (500 rows) and a large one `big` (~25 MB NDJSON)."""
+    """A SQLite file with a small table `t` (500 rows) and a large one `big` (~100 MB NDJSON)."""
     path = tmp_path_factory.mktemp("db") / "t.db"
     make_db(path)
     return path
@@ -394,7 +394,7 @@ async def timed_get(via: Caller, path: str, limit: float) -> tuple[int | None, f
 async def test_a_slow_caller_keeps_relay_buffering_within_a_window(
     relays: StartRelay, agents: StartAgent, session: aiohttp.ClientSession
 ) -> None:
-    """A caller reading a ~25 MB NDJSON export at 10 KB/s through the relay: the relay's
+    """A caller reading a ~100 MB NDJSON export at 10 KB/s through the relay: the relay's
     queue for that stream stays within one HTTP/2 window, the agent waits on that window
     instead of buffering, and when the caller goes away the agent cancels the export."""
     relay, agent = await one_connection(relays, agents)
@@ -415,7 +415,7 @@ async def test_a_slow_caller_keeps_relay_buffering_within_a_window(
         await asyncio.gather(reader, return_exceptions=True)
     assert 0 < max(queued) <= STREAM_WINDOW, f"queued bytes: {max(queued)}"
     assert sum(blocked) >= 20, "the agent was not waiting on the stream's window"
-    assert sum(taken) < 100_000  # the caller really was slow; the export is ~25 MB
+    assert sum(taken) < 100_000  # the caller really was slow; the export is ~100 MB
     await wait_for(lambda: not connection.streams, 5)  # the caller left: export cancelled
     assert not link.streams
 
@@ -423,7 +423,7 @@ async def test_a_slow_caller_keeps_relay_buffering_within_a_window(
 async def test_small_requests_are_not_held_up_by_a_slow_caller_on_the_same_connection(
     relays: StartRelay, agents: StartAgent, session: aiohttp.ClientSession
 ) -> None:
-    """While a caller reads a ~25 MB export at 10 KB/s over the agent's only tunnel
+    """While a caller reads a ~100 MB export at 10 KB/s over the agent's only tunnel
     connection, 20 small requests over that same connection each answer in under 1 s."""
     relay, _ = await one_connection(relays, agents)
     via = caller(relay, session)
@@ -630,7 +630,7 @@ async def test_a_connection_lost_mid_export_cuts_the_callers_response(
             connection.writer.transport.abort()
         with pytest.raises(aiohttp.ClientPayloadError):
             await read_all(export, taken)
-    assert sum(taken) < 5_000_000  # a small part of the ~25 MB export
+    assert sum(taken) < 5_000_000  # a small part of the ~100 MB export
 
 
 class SlowToClose:
