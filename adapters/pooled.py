@@ -146,6 +146,8 @@ class PooledAdapter(ABC):
         self._idle: list[Any] = []
         self._dialect: Dialect | None = None
         self._closed = False
+        self._running: set[asyncio.Future[Any]] = set()
+        """Statements on the pool's threads, abandoned ones included: close() waits for them."""
 
     # -- what each driver provides (blocking; called on the pool's threads) --------------------
 
@@ -259,6 +261,8 @@ class PooledAdapter(ABC):
 
     async def close(self) -> None:
         self._closed = True
+        if self._running:  # cancelled statements still ending: let them, within the grace
+            await asyncio.wait(set(self._running), timeout=CANCEL_GRACE)
         idle, self._idle = self._idle, []
         loop = asyncio.get_running_loop()
         for conn in idle:
@@ -349,6 +353,8 @@ class PooledAdapter(ABC):
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._work, job, fn, *args)
         job.pending = future
+        self._running.add(future)
+        future.add_done_callback(self._settled)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.query_timeout)
         except TimeoutError:
@@ -360,6 +366,13 @@ class PooledAdapter(ABC):
         except asyncio.CancelledError:
             self._side.submit(self._interrupt_quietly, job)
             raise
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        """A statement ended. Its outcome counts as seen: an abandoned (cancelled) statement's
+        error is expected, and whoever still awaits the statement gets it all the same."""
+        self._running.discard(future)
+        if not future.cancelled():
+            future.exception()
 
     def _work(self, job: Job, fn: Callable[..., T], *args: Any) -> T:
         try:

@@ -32,7 +32,7 @@ from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
 from certs.pki import Identity
 
 log = logging.getLogger("bridgehead.relay")
-STREAM_WINDOW = 1 << 18
+STREAM_WINDOW = 1 << 20
 """How far the agent may run ahead of a caller on one stream (response bytes in flight)."""
 CONNECTION_WINDOW = 16 << 20
 READ_SIZE = 1 << 16
