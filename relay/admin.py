@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -26,14 +26,17 @@ from prometheus_client import (
 
 from certs.keyfiles import load_or_create_secret
 from relay.config import CallerConfig
-from relay.registry import Registry
+from relay.registry import AgentView, Registry
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 
 
+TOKEN_BYTES = 32
+
+
 def admin_token(state_dir: Path) -> str:
     """The admin token, made on first use."""
-    return load_or_create_secret(state_dir / ADMIN_TOKEN_FILE).hex()
+    return load_or_create_secret(state_dir / ADMIN_TOKEN_FILE, TOKEN_BYTES).hex()
 
 
 class RelayMetrics:
@@ -68,12 +71,7 @@ def admin_app(
     token: str,
 ) -> web.Application:
     """`identify` authenticates callers' bearer tokens; `token` is the admin's."""
-    token_digest = hashlib.sha256(token.encode()).digest()
-
-    def is_admin(request: web.Request) -> bool:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        digest = hashlib.sha256(given.strip().encode()).digest()
-        return scheme.lower() == "bearer" and hmac.compare_digest(digest, token_digest)
+    is_admin = _bearer_check(token)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -84,25 +82,21 @@ def admin_app(
 
     async def agents(request: web.Request) -> web.Response:
         if is_admin(request):
-            listing = [view.__dict__ for view in registry.views()]
-            return web.Response(
-                body=orjson.dumps({"agents": listing}), content_type="application/json"
-            )
+            return _listing(registry.views())
         caller = identify(request)
-        if caller is not None and caller.cert_sha256 is not None:
-            caller = None  # bound to a certificate, which this plain-HTTP port never sees
-        if caller is None:
+        if caller is None or caller.cert_sha256 is not None:
+            detail = (
+                "send Authorization: Bearer <token> with the admin token or a caller token "
+                "that is not bound to a client certificate (this port sees none)"
+            )
             return web.json_response(
-                {"detail": "send Authorization: Bearer <caller token>"}, status=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-        visible = [
-            view.__dict__
-            for view in registry.views()
+                {"detail": detail}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return _listing(
+            view for view in registry.views()
             if view.agent_id in caller.agents
             or (view.group is not None and view.group in caller.groups)
-        ]
-        return web.Response(body=orjson.dumps({"agents": visible}), content_type="application/json")
+        )  # fmt: skip
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
@@ -110,3 +104,28 @@ def admin_app(
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/agents", agents)
     return app
+
+
+def _bearer_check(token: str) -> Callable[[web.Request], bool]:
+    """Whether a request carries `token` as its bearer token (constant-time compare)."""
+    expected = hashlib.sha256(token.encode()).digest()
+
+    def check(request: web.Request) -> bool:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        digest = hashlib.sha256(given.strip().encode()).digest()
+        return scheme.lower() == "bearer" and hmac.compare_digest(digest, expected)
+
+    return check
+
+
+def _listing(views: Iterable[AgentView]) -> web.Response:
+    body = orjson.dumps({"agents": [view.__dict__ for view in views]})
+    return web.Response(body=body, content_type="application/json")
+
+
+def read_admin_token(state_dir: Path) -> str:
+    """The admin token a relay made in `state_dir` (FileNotFoundError if it never ran)."""
+    data = (state_dir / ADMIN_TOKEN_FILE).read_bytes()
+    if len(data) < TOKEN_BYTES:
+        raise ValueError(f"{state_dir / ADMIN_TOKEN_FILE} is damaged; delete it and restart")
+    return data.hex()

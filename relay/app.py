@@ -1,6 +1,5 @@
-"""The relay's composition root: agent port, caller port and admin port, started and stopped
-together; the first failure stops the rest. Revocations are re-read every second, and the
-links of agents revoked meanwhile are dropped."""
+"""The relay's composition root: agent port, caller port, admin port and the revocation
+watcher, started and stopped together; the first failure stops the rest."""
 
 from __future__ import annotations
 
@@ -18,11 +17,10 @@ from relay.agents import AgentPort, agent_port_context
 from relay.callers import Callers
 from relay.config import RelayConfig
 from relay.registry import Registry
-from relay.revocations import Revocations
+from relay.revocations import Revocations, watch
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
-REVOCATION_POLL = 1.0
 
 
 def caller_context(config: RelayConfig) -> ssl.SSLContext:
@@ -66,26 +64,8 @@ class Relay:
         if self.config.admin is not None:
             admin = admin_app(self.registry, self.metrics, callers.identify, token)
             self.admin_url = await self._serve(admin, self.config.admin, None)
-        self._watcher = asyncio.create_task(self._watch_revocations())
+        self._watcher = asyncio.create_task(watch(self.revocations, self.registry))
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
-
-    async def _watch_revocations(self) -> None:
-        while True:
-            await asyncio.sleep(REVOCATION_POLL)
-            try:
-                await self._apply_revocations()
-            except (OSError, ValueError) as exc:  # keep the last good list; say so
-                log.error("relay: revocations not re-read: %s", exc)
-            except Exception:  # the watcher must outlive any surprise
-                log.exception("relay: revocations not applied")
-
-    async def _apply_revocations(self) -> None:
-        if await asyncio.to_thread(self.revocations.reload):
-            dropped = self.registry.drop(
-                lambda link: self.revocations.refuses(link.identity.agent_id, link.issued)
-            )
-            for link in dropped:
-                log.warning("agent %s is revoked; its connection dropped", link.identity.agent_id)
 
     async def _serve(
         self, app: web.Application, where: HostPort, tls: ssl.SSLContext | None

@@ -21,9 +21,10 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from agent.tunnel import wire
 from relay.admin import RelayMetrics
 from relay.config import CallerConfig, RelayConfig
-from relay.link import AgentLink, BodyCut, LinkClosed, Reply, StreamRefused
+from relay.link import AgentLink, BadExchange, BodyCut, LinkClosed, Reply, StreamRefused
 from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
@@ -113,6 +114,8 @@ class Callers:
                 return problem(502, "Agent not connected", detail, request_id)
             try:
                 return await self._forward(request, link, request_id)
+            except BadExchange as exc:
+                return problem(502, "Bad agent response", str(exc), request_id)
             except LinkClosed as exc:
                 # Unanswered and safe to send again: refused unprocessed, or a bodiless read.
                 retry = isinstance(exc, StreamRefused) or request.method in SAFE_METHODS
@@ -129,8 +132,9 @@ class Callers:
     ) -> web.Response | None:
         """The problem answer for a caller who may not go on, or None."""
         challenge = {"WWW-Authenticate": "Bearer"}
-        if len(request.headers.getall("Authorization", ())) > 1:
-            detail = "send one Authorization header, not several"
+        repeated = sorted(n for n in wire.SINGLETONS if len(request.headers.getall(n, ())) > 1)
+        if repeated:
+            detail = f"send one {repeated[0]} header, not several"
             return problem(400, "Bad Request", detail, request_id)
         caller = self.identify(request)
         if caller is None:
@@ -180,10 +184,8 @@ class Callers:
             expected = None  # the length of a body that is not sent
         try:
             await response.prepare(request)
-            async for chunk in reply.body:
+            async for chunk in reply.body:  # h2 itself refuses more than content-length
                 sent += len(chunk)
-                if expected is not None and sent > expected:
-                    raise BodyCut(f"the agent sent more than its content-length ({expected})")
                 await response.write(chunk)
             if expected is not None and sent != expected:
                 raise BodyCut(f"the agent's answer ended after {sent} of {expected} bytes")

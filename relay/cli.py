@@ -16,9 +16,9 @@ from agent import logs
 from agent.commands import UsageError, serve
 from agent.config import ConfigError
 from certs.pki import create_ca, issue_server_cert, write_key_pair
+from relay.admin_client import format_agents, list_agents, revoke
 from relay.app import Relay
 from relay.config import RelayConfig, load_relay_config
-from relay.manage import format_agents, list_agents, revoke
 
 
 def parser() -> argparse.ArgumentParser:

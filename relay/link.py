@@ -7,7 +7,8 @@ Rules:
   never sends more than a window ahead of a slow caller, and other streams keep flowing.
 - A caller that goes away resets its stream; the agent then cancels the query.
 - PINGs measure the round trip; a connection silent for `dead_after` is closed.
-- A response whose header block breaks HTTP/2's rules fails its own stream (502), not the link.
+- A response whose header block breaks HTTP/2's rules fails its own stream (BadExchange, a
+  502 never retried), not the link; so does the agent's verdict that a request was malformed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import h2.settings
 
 from agent.tunnel import wire
 from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
+from agent.tunnel.outbox import Outbox
 from certs.pki import Identity
 
 log = logging.getLogger("bridgehead.relay")
@@ -46,6 +48,11 @@ class BodyCut(Exception):
     """The agent's answer stopped part-way: the caller must see an incomplete response."""
 
 
+class BadExchange(Exception):
+    """The agent's answer broke HTTP/2's rules, or it found the request malformed: sending
+    the request again would only repeat it."""
+
+
 class StreamRefused(LinkClosed):
     """The agent declined the stream unprocessed (draining): safe to send elsewhere."""
 
@@ -56,8 +63,8 @@ class StreamRefused(LinkClosed):
 @dataclass
 class _Pending:
     head: asyncio.Future[tuple[int, list[tuple[str, str]]]]
-    chunks: asyncio.Queue[bytes | LinkClosed | None] = field(default_factory=asyncio.Queue)
-    """Body data; then None at a clean end, or the LinkClosed that cut the body short."""
+    chunks: asyncio.Queue[bytes | Exception | None] = field(default_factory=asyncio.Queue)
+    """Body data; then None at a clean end, or the failure that cut the body short."""
     window: asyncio.Event = field(default_factory=asyncio.Event)
     unacknowledged: int = 0
     """Response bytes received but not yet acknowledged (given back to the windows)."""
@@ -88,7 +95,7 @@ class AgentLink:
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.h2 = h2.connection.H2Connection(wire.configuration(client_side=True))
         self.h2.encoder = wire.PlainEncoder()
-        self.outbox = wire.Outbox(self.h2.data_to_send, writer)
+        self.outbox = Outbox(self.h2.data_to_send, writer)
         self.streams: dict[int, _Pending] = {}
         self.since = time.time()
         self.closed = asyncio.Event()
@@ -125,7 +132,7 @@ class AgentLink:
             heart.cancel()
             self._fail_all()
             self.closed.set()
-            self.writer.close()
+            self.outbox.close()
 
     def abort(self) -> None:
         """Drop the connection at once (revocation, dead path)."""
@@ -163,7 +170,8 @@ class AgentLink:
         pending = self.streams.pop(sid, None)
         if pending is None or self.closed.is_set():
             return
-        with contextlib.suppress(h2.exceptions.StreamClosedError, ConnectionError):
+        # ProtocolError: once the agent has sent GOAWAY, h2 refuses to send a reset.
+        with contextlib.suppress(h2.exceptions.ProtocolError, ConnectionError):
             self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
         self._give_back(sid, pending.unacknowledged)  # else the connection window shrinks
         with contextlib.suppress(ConnectionError):
@@ -176,7 +184,7 @@ class AgentLink:
 
     async def _body(self, sid: int, pending: _Pending) -> AsyncIterator[bytes]:
         while (chunk := await pending.chunks.get()) is not None:
-            if isinstance(chunk, LinkClosed):
+            if isinstance(chunk, Exception):
                 # Not a LinkClosed (which means "unanswered, maybe retry"): the answer has
                 # begun, so the caller's connection is cut to show the body is incomplete.
                 raise BodyCut(str(chunk))
@@ -212,9 +220,9 @@ class AgentLink:
                     pending.unacknowledged += len(data)
                     pending.chunks.put_nowait(data)
             case h2.events.StreamEnded(stream_id=sid):
-                self._end(sid)
+                self._end(sid, None)
             case h2.events.StreamReset(stream_id=sid, error_code=code):
-                self._end(sid, reset=True, refused=code == h2.errors.ErrorCodes.REFUSED_STREAM)
+                self._end(sid, _reset_reason(code))
             case h2.events.WindowUpdated(stream_id=sid):
                 for key, pending in self.streams.items():
                     if sid in (0, key):
@@ -237,28 +245,27 @@ class AgentLink:
         if pending is None or pending.head.done():
             return
         fields = wire.decode(headers)
-        problem = wire.header_problem(fields, wire.RESPONSE_PSEUDO)
+        problem = wire.header_problem(fields, wire.RESPONSE_PSEUDO, wire.RESPONSE_NEEDS)
         status = dict(fields).get(":status", "")
         if problem is None and not (status.isdigit() and 200 <= int(status) <= 599):
             problem = f"status {status!r} is not a final status (200-599)"
         if problem is not None:
             log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
                         sid, problem)  # fmt: skip
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
+            with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            self.outbox.kick()
-            pending.head.set_exception(LinkClosed(f"the agent's response was malformed: {problem}"))
+            pending.head.set_exception(BadExchange(f"the agent's answer was malformed: {problem}"))
             return
         pending.head.set_result((int(status), [(k, v) for k, v in fields if k[0] != ":"]))
 
-    def _end(self, sid: int, reset: bool = False, refused: bool = False) -> None:
+    def _end(self, sid: int, failure: Exception | None) -> None:
+        """The stream ended: cleanly (None) or reset by the agent (why)."""
         pending = self.streams.get(sid)
         if pending is None:
             return
-        failure = StreamRefused() if refused else LinkClosed("the agent reset the stream")
         if not pending.head.done():
-            pending.head.set_exception(failure)
-        pending.chunks.put_nowait(failure if reset else None)
+            pending.head.set_exception(failure or LinkClosed("the agent sent no answer"))
+        pending.chunks.put_nowait(failure)
 
     def _fail_all(self) -> None:
         for sid, pending in self.streams.items():
@@ -276,3 +283,11 @@ class AgentLink:
         agent = self.identity.agent_id
         log.warning("agent %s: silent for %.0f s; closing", agent, self.liveness.dead_after)
         self.abort()
+
+
+def _reset_reason(code: int) -> Exception:
+    if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+        return StreamRefused()
+    if code == h2.errors.ErrorCodes.PROTOCOL_ERROR:
+        return BadExchange("the agent refused the request as malformed")
+    return LinkClosed("the agent reset the stream")

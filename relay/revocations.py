@@ -7,16 +7,19 @@ Rules:
   commands at once both count; a running relay re-reads it when it changes.
 - A damaged file is an error that names the file, never an empty list: failing open would
   let revoked agents back in. A file removed on purpose un-revokes everyone, loudly.
+- `watch` re-reads the file every second in a running relay and drops the links of agents
+  revoked meanwhile; an error keeps the last good list and is logged once, not every second.
 - Issue times come from this relay's own CA (the same clock), which dates certificates
   CLOCK_SKEW early; renewal, when it comes, must check revocations before it signs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +27,11 @@ import orjson
 
 from certs.keyfiles import ensure_private_dir, write_private
 from certs.pki import CLOCK_SKEW, check_name
+from relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
 FILE_NAME = "revoked.json"
+POLL = 1.0
 
 
 class RevocationsDamaged(ValueError):
@@ -94,6 +99,31 @@ class Revocations:
             yield
         finally:
             os.close(fd)
+
+
+async def watch(
+    revocations: Revocations,
+    registry: Registry,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Forever: re-read the revocations; drop the links of agents revoked meanwhile."""
+    reported: str | None = None
+    while True:
+        await sleep(POLL)
+        try:
+            if await asyncio.to_thread(revocations.reload):
+                _drop_revoked(revocations, registry)
+            reported = None
+        except Exception as exc:  # keep the last good list; the watcher outlives any failure
+            if str(exc) != reported:
+                log.error("relay: revocations not re-read (the last good list holds): %s", exc)
+                reported = str(exc)
+
+
+def _drop_revoked(revocations: Revocations, registry: Registry) -> None:
+    dropped = registry.drop(lambda link: revocations.refuses(link.identity.agent_id, link.issued))
+    for link in dropped:
+        log.warning("agent %s is revoked; its connection dropped", link.identity.agent_id)
 
 
 def _aware(text: str) -> datetime:

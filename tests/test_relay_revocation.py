@@ -1,7 +1,8 @@
 # Revoking agents and listing them, end to end on 127.0.0.1: `bridgehead-relay agents revoke`
-# (another process) drops a connected agent within about a second and keeps it out across
-# restarts, a certificate issued after the revocation is let back in, a certificate for
-# another agent id never stands for this one, and `agents list` reads the running relay.
+# (another process) drops a connected agent within about a second and keeps it out, the
+# revocation file read afresh (as by a restarted relay) still refuses it, a certificate issued
+# after the revocation is let back in, a certificate for another agent id never stands for
+# this one, and `agents list` reads the running relay.
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,11 @@ from agentproc import free_port
 from conftest import Caller
 from tunnelkit import Pki, relay_config, tunnel_section
 
+from certs.pki import CLOCK_SKEW
+from relay.admin import read_admin_token
 from relay.app import Relay
-from relay.revocations import Revocations, RevocationsDamaged
+from relay.registry import Registry
+from relay.revocations import Revocations, RevocationsDamaged, watch
 
 TOKEN = "cloud-token-0123456789"
 RELAY = [sys.executable, "-m", "relay.cli"]
@@ -154,7 +158,7 @@ def test_revocations_outlive_restarts_and_refuse_by_issue_time(tmp_path: Path) -
     Revocations(tmp_path).revoke("plant-7", now)
     after_restart = Revocations(tmp_path)
     assert after_restart.reload()
-    skew = timedelta(minutes=5)  # certificates start CLOCK_SKEW before they are issued
+    skew = CLOCK_SKEW  # certificates start this long before they are issued
     assert after_restart.refuses("plant-7", now - skew)
     assert after_restart.refuses("plant-7", now - skew - timedelta(days=30))
     assert not after_restart.refuses("plant-7", now - skew + timedelta(seconds=1))
@@ -176,3 +180,45 @@ def test_revoke_refuses_a_bad_agent_id(pki: Pki) -> None:
     result = relay_command("agents", "revoke", "plant 7", "-c", str(pki.folder / "relay.yaml"))
     assert result.returncode == 2
     assert "is not valid: use 1 to 63 letters" in result.stderr
+
+
+class StopWatching(Exception):
+    pass
+
+
+async def test_a_damaged_file_keeps_the_last_list_and_is_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the revocations file is damaged the watcher keeps the last good list and logs
+    the problem once, not at every poll."""
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    revocations = Revocations(tmp_path)
+    await asyncio.to_thread(revocations.revoke, "plant-7", now)
+    await asyncio.to_thread((tmp_path / "revoked.json").write_text, "{damaged")
+    polls = 0
+
+    async def sleep(_: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls > 4:
+            raise StopWatching
+
+    with pytest.raises(StopWatching):
+        await watch(revocations, Registry(), sleep)
+    reports = [r for r in caplog.records if "revocations not re-read" in r.getMessage()]
+    assert len(reports) == 1
+    assert revocations.refuses("plant-7", now - CLOCK_SKEW)
+
+
+async def test_the_admin_token_sees_every_agent(pki: Pki, relay: Relay, start_agent: Any) -> None:
+    """The admin token sees every agent; a wrong token is a 401."""
+    await start_agent("plant-7", "plants")
+    await wait_for(lambda: connected(relay, "plant-7") == 2)
+    token = await asyncio.to_thread(read_admin_token, relay.config.state_path)
+    async with aiohttp.ClientSession() as session:
+        url = f"{relay.admin_url}/agents"
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200
+            assert [a["agent_id"] for a in (await response.json())["agents"]] == ["plant-7"]
+        async with session.get(url, headers={"Authorization": "Bearer wrong"}) as response:
+            assert response.status == 401

@@ -292,8 +292,9 @@ async def call_relay(relay: Relay, context: ssl.SSLContext, path: str, token: st
 
 async def test_callers_can_be_held_to_client_certificates(pki: Pki, tmp_path: Path) -> None:
     """With callers_ca the caller port takes only TLS clients holding a certificate from that
-    CA, and a caller bound by cert_sha256 must hold that very certificate: its token alone,
-    or with another certificate from the same CA, is a 401."""
+    CA (no certificate, or one from another CA, fails the handshake), and a caller bound by
+    cert_sha256 must hold that very certificate: with another one from the same CA its
+    token is a 401."""
     ca = trustme.CA()
     crm, other = ca.issue_cert("crm.example"), ca.issue_cert("other.example")
     await asyncio.to_thread(ca.cert_pem.write_to_path, str(tmp_path / "callers-ca.pem"))
@@ -338,4 +339,4 @@ async def test_two_authorization_headers_are_refused(pki: Pki, relay: Relay) -> 
         url = f"{relay.callers_url}/agents/plant-7/v1/t/1"
         async with session.get(url, headers=headers) as response:
             assert response.status == 400
-            assert "one Authorization header" in (await response.json())["detail"]
+            assert "one authorization header" in (await response.json())["detail"]

@@ -163,10 +163,12 @@ class Tamper:
 
     def __init__(self, pipeline: Pipeline, path: str) -> None:
         self.pipeline, self.path = pipeline, path
+        self.served = 0
 
     async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
         response = await self.pipeline.handle(request, refusal)
         if request.path == self.path:
+            self.served += 1
             response.headers["x-note"] = "a\r\nset-cookie: session=stolen"
         return response
 
@@ -710,7 +712,8 @@ async def test_a_malformed_answer_fails_only_its_own_request(
     relays: StartRelay, agents: StartAgent, session: aiohttp.ClientSession
 ) -> None:
     """An answer whose headers break HTTP/2's rules (a CR LF in a value) is a 502 for its
-    caller with nothing of it passed on; the connection stays up and keeps answering."""
+    caller with nothing of it passed on, and is not sent again (the agent serves it once);
+    the connection stays up and keeps answering."""
     relay = await relays()
     assert relay.agents_address is not None
     tunnel = tunnel_of(await agents(relay.agents_address[1], connections=1))
@@ -722,7 +725,9 @@ async def test_a_malformed_answer_fails_only_its_own_request(
     via = caller(relay, session)
     status, headers, body = await via.get("/v1/t/1")
     assert status == 502
+    assert body["title"] == "Bad agent response"
     assert "malformed" in body["detail"]
+    assert tamper.served == 1
     assert "set-cookie" not in headers
     assert "x-note" not in headers
     status, _, body = await via.get("/v1/t/2")

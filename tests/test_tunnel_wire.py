@@ -32,7 +32,7 @@ def test_header_blocks_breaking_the_rules_are_named(
     extra: list[tuple[str, str]], reason: str
 ) -> None:
     """Each broken rule is reported with what was wrong."""
-    problem = wire.header_problem([*REQUEST, *extra], wire.REQUEST_PSEUDO)
+    problem = wire.header_problem([*REQUEST, *extra], wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS)
     assert problem is not None
     assert reason in problem
 
@@ -40,16 +40,19 @@ def test_header_blocks_breaking_the_rules_are_named(
 def test_well_formed_blocks_pass() -> None:
     """Ordinary request and response blocks (te: trailers included) have no problem."""
     request = [*REQUEST, ("authorization", "Bearer k"), ("te", "trailers"), ("accept", "*/*")]
-    assert wire.header_problem(request, wire.REQUEST_PSEUDO) is None
+    assert wire.header_problem(request, wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS) is None
     response = [(":status", "200"), ("content-type", "application/json")]
-    assert wire.header_problem(response, wire.RESPONSE_PSEUDO) is None
+    assert wire.header_problem(response, wire.RESPONSE_PSEUDO, wire.RESPONSE_NEEDS) is None
 
 
 def test_missing_pseudo_headers_are_named() -> None:
     """A request needs :method, :path and :scheme; a response needs :status."""
-    problem = wire.header_problem([(":method", "GET")], wire.REQUEST_PSEUDO)
+    problem = wire.header_problem([(":method", "GET")], wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS)
     assert problem == "header block lacks :path, :scheme"
-    assert wire.header_problem([("a", "b")], wire.RESPONSE_PSEUDO) == "header block lacks :status"
+    assert (
+        wire.header_problem([("a", "b")], wire.RESPONSE_PSEUDO, wire.RESPONSE_NEEDS)
+        == "header block lacks :status"
+    )
 
 
 def test_only_stable_headers_are_indexed() -> None:
@@ -78,12 +81,14 @@ def test_a_block_round_trips_without_huffman_and_adds_no_secrets_to_the_table() 
 def test_pseudo_headers_come_first() -> None:
     """A pseudo-header after a regular header is refused."""
     block = [(":method", "GET"), ("accept", "*/*"), (":path", "/v1/t"), (":scheme", "https")]
-    problem = wire.header_problem(block, wire.REQUEST_PSEUDO)
+    problem = wire.header_problem(block, wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS)
     assert problem is not None
     assert "after a regular header" in problem
 
 
 def test_a_response_with_two_status_fields_is_refused() -> None:
     """Two :status fields (which h2 and a dict would read differently) are refused."""
-    problem = wire.header_problem([(":status", "200"), (":status", "100")], wire.RESPONSE_PSEUDO)
+    problem = wire.header_problem(
+        [(":status", "200"), (":status", "100")], wire.RESPONSE_PSEUDO, wire.RESPONSE_NEEDS
+    )
     assert problem == "header ':status' appears more than once"

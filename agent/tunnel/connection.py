@@ -26,8 +26,8 @@ from agent.api.pipeline import Pipeline
 from agent.errors import PayloadTooLarge
 from agent.tunnel import session as ev
 from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
+from agent.tunnel.outbox import Outbox
 from agent.tunnel.session import TunnelSession
-from agent.tunnel.wire import Outbox
 
 log = logging.getLogger("bridgehead.tunnel")
 READ_SIZE = 1 << 16
@@ -81,7 +81,7 @@ class TunnelConnection:
                 task.cancel()
             if self._tasks:  # their cleanup (closing exports, audit records) ends before ours
                 await asyncio.wait(set(self._tasks), timeout=CLEANUP_GRACE)
-            self.writer.close()
+            self.outbox.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
             self.closed.set()
@@ -98,9 +98,8 @@ class TunnelConnection:
         """The drain is done: GOAWAY, then close."""
         with contextlib.suppress(Exception):
             self.session.close()
-            self.outbox.write_now()
-            await self.writer.drain()
-        self.writer.close()
+            await self.outbox.flush_now()
+        self.outbox.close()
 
     async def _read(self) -> None:
         while data := await self.reader.read(READ_SIZE):
@@ -108,6 +107,7 @@ class TunnelConnection:
                 self._on(event)
             await self._flush()
             if self.draining and not self.streams:
+                await self._finish()  # the last stream was reset, so no request task does it
                 return
 
     def _on(self, event: ev.Event) -> None:

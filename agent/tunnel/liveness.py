@@ -13,6 +13,8 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 
+import h2.exceptions
+
 
 class Liveness:
     """When the peer last answered a PING, the PINGs in flight, and the round trip measured.
@@ -53,8 +55,9 @@ async def keep_alive(
         if liveness.dead():
             on_dead()
             return
-        ping(liveness.new_ping())
-        with contextlib.suppress(ConnectionError):
+        # ProtocolError: the connection is closing (GOAWAY) and h2 sends no more PINGs.
+        with contextlib.suppress(ConnectionError, h2.exceptions.ProtocolError):
+            ping(liveness.new_ping())
             await flush()
 
 

@@ -105,7 +105,7 @@ class TunnelSession:
         match raw:
             case h2.events.RequestReceived(stream_id=sid, headers=headers):
                 fields = wire.decode(headers)
-                problem = wire.header_problem(fields, wire.REQUEST_PSEUDO)
+                problem = wire.header_problem(fields, wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS)
                 if problem is not None:
                     self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
                     return RequestRejected(sid, problem)

@@ -1,10 +1,12 @@
-"""How both ends of a tunnel connection speak HTTP/2: one h2 configuration, the header rules,
-and coalesced writes.
+"""How both ends of a tunnel connection speak HTTP/2: one h2 configuration and the header
+rules. No I/O here.
 
 Rules:
-- h2's own header validation is off; `header_problem` checks a received header block in one
-  pass instead, and a bad block fails only its own stream (h2's check ends the connection,
-  and with it every other request in flight on it). It is the largest CPU cost h2 has.
+- h2's own header validation (the largest CPU cost h2 has) is off; `header_problem` checks a
+  received header block in one pass instead, and a bad block fails only its own stream (h2's
+  check ends the connection, and with it every other request in flight on it). h2 still
+  enforces content-length itself, at the connection's level: a peer that lies about a body's
+  length loses its own connection.
 - Header blocks are HPACK-coded without Huffman: a few more bytes on a fast link, far less
   CPU. Only headers on the INDEXABLE list enter the dynamic table; every other value (paths,
   request ids, credentials, any custom header that may carry a secret) is never indexed, so no
@@ -13,15 +15,12 @@ Rules:
   and the agent must never read different values from one request (the first vs the last).
 - Header bytes are UTF-8 with surrogate escapes both ways, so no byte sequence a caller sends
   can raise while it is coded.
-- `Outbox` turns every flush asked for in one event-loop turn into one TLS write; body data
-  is written at once (`flush_now`), so the peer sees a stream as it is sent, not in bursts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import h2.config
 import hpack
@@ -43,7 +42,8 @@ CONNECTION_SPECIFIC = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
 )
 REQUEST_PSEUDO = frozenset({":method", ":path", ":scheme", ":authority"})
-RESPONSE_PSEUDO = frozenset({":status"})
+REQUEST_NEEDS = frozenset({":method", ":path", ":scheme"})
+RESPONSE_PSEUDO = RESPONSE_NEEDS = frozenset({":status"})
 _NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 _BAD_VALUE = re.compile(r"[\x00\r\n]|^[ \t]|[ \t]$")
 
@@ -84,8 +84,11 @@ def decode(block: Iterable[tuple[bytes, bytes]] | None) -> list[tuple[str, str]]
     ]
 
 
-def header_problem(fields: Sequence[tuple[str, str]], pseudo: frozenset[str]) -> str | None:
-    """Why a received header block breaks HTTP/2's rules (RFC 9113 §8.2-8.3), or None."""
+def header_problem(
+    fields: Sequence[tuple[str, str]], pseudo: frozenset[str], needed: frozenset[str]
+) -> str | None:
+    """Why a received header block breaks HTTP/2's rules (RFC 9113 §8.2-8.3), or None:
+    `pseudo` are the pseudo-headers it may have, `needed` those it must."""
     regular, seen = False, set[str]()
     for name, value in fields:
         problem = _field_problem(name, value, pseudo, regular, seen)
@@ -93,7 +96,6 @@ def header_problem(fields: Sequence[tuple[str, str]], pseudo: frozenset[str]) ->
             return problem
         regular = regular or not name.startswith(":")
         seen.add(name)
-    needed = {":status"} if pseudo is RESPONSE_PSEUDO else {":method", ":path", ":scheme"}
     if not needed <= seen:
         return f"header block lacks {', '.join(sorted(needed - seen))}"
     return None
@@ -114,35 +116,3 @@ def _field_problem(
     if _BAD_VALUE.search(value):
         return f"header {name!r} has a control character or surrounding white space"
     return None
-
-
-class Outbox:
-    """Coalesces writes: every `flush` asked for in one event-loop turn becomes one write of
-    all that `take` returns then. `flush` waits while the transport's buffer is full."""
-
-    def __init__(self, take: Callable[[], bytes], writer: asyncio.StreamWriter) -> None:
-        self.take, self.writer = take, writer
-        self._due = False
-
-    def kick(self) -> None:
-        """Make sure a write happens at the end of this loop turn."""
-        if not self._due:
-            self._due = True
-            asyncio.get_running_loop().call_soon(self._write)
-
-    async def flush(self) -> None:
-        self.kick()
-        await self.writer.drain()
-
-    async def flush_now(self) -> None:
-        self._write()
-        await self.writer.drain()
-
-    def write_now(self) -> None:
-        self._write()
-
-    def _write(self) -> None:
-        self._due = False
-        data = self.take()
-        if data and not self.writer.transport.is_closing():
-            self.writer.write(data)

@@ -18,7 +18,7 @@ import orjson
 
 from agent.commands import UsageError
 from certs.pki import check_name
-from relay.admin import ADMIN_TOKEN_FILE
+from relay.admin import ADMIN_TOKEN_FILE, read_admin_token
 from relay.config import RelayConfig
 from relay.revocations import Revocations
 
@@ -29,20 +29,22 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
     """The agents connected to the running relay (raises OSError when it does not answer)."""
     if config.admin is None:
         raise UsageError("admin is off in the relay config; set admin: 127.0.0.1:9471 and restart")
-    token_file = config.state_path / ADMIN_TOKEN_FILE
     try:
-        token = token_file.read_bytes().hex()
+        token = read_admin_token(config.state_path)
     except FileNotFoundError:
         raise UsageError(
-            f"{token_file} does not exist; start the relay once with this config"
+            f"{config.state_path / ADMIN_TOKEN_FILE} does not exist; start the relay once "
+            "with this config"
         ) from None
-    host = "127.0.0.1" if config.admin.host in ("0.0.0.0", "", "::") else config.admin.host  # noqa: S104
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(  # noqa: S104
+        config.admin.host, config.admin.host
+    )
     if not _loopback(host):
         raise UsageError(
             f"admin is {host}, not a loopback address: the admin token would cross the network "
             "in clear; run this on the relay's machine with admin: 127.0.0.1:PORT"
         )
-    url = f"http://{host}:{config.admin.port}/agents"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{config.admin.port}/agents"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
