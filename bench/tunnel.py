@@ -331,6 +331,15 @@ class Cpu:
         shares = {name: used / self.elapsed for name, used in self.seconds.items()}
         return ", ".join(f"{name} {share:.2f}" for name, share in shares.items() if share >= 0.01)
 
+    def per_request(self, rate: float) -> str:
+        """Milliseconds of CPU each process spent per request, at `rate` requests/s."""
+        shares = {name: used / self.elapsed for name, used in self.seconds.items()}
+        return ", ".join(
+            f"{name} {share / rate * 1000:.2f} ms"
+            for name, share in shares.items()
+            if share >= 0.01 and name != "others" and rate
+        )
+
 
 @dataclass
 class Small:
@@ -428,6 +437,7 @@ async def measure(paths: list[PathResult], args: Any, meter: CpuMeter) -> None:
             f"p50 {path.loaded.percentile(0.5):6.2f} ms, p99 {path.loaded.percentile(0.99):6.2f}"
             f" ms, errors {path.loaded.errors + path.single.errors}\n"
             f"          CPU at c={args.concurrency} (1.00 = one core): {path.loaded_cpu}\n"
+            f"          CPU per request: {path.loaded_cpu.per_request(path.loaded.rate)}\n"
             f"          CPU during bulk: {path.bulk_cpu}"
         )
 
