@@ -79,6 +79,7 @@ tunnel:
   proxy: http://proxy.corp:3128
   heartbeat: 2s
   dead_after: 1m
+  backoff: {base: 250ms, cap: 10s}
 """.replace("KEY_HASH_UPPER", KEY_HASH.upper())
 
 MINIMAL = "sources:\n  sample:\n    sqlite: sample.db\n"
@@ -187,6 +188,7 @@ def test_full_config_loads_with_every_value(
     )
     assert tunnel.proxy == "http://proxy.corp:3128"
     assert (tunnel.heartbeat, tunnel.dead_after) == (2.0, 60.0)
+    assert (tunnel.backoff.base, tunnel.backoff.cap) == (0.25, 10.0)
 
 
 def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
@@ -1019,3 +1021,15 @@ def test_secret_targets_do_not_appear_in_repr(tmp_path: Path) -> None:
     for shown in (repr(config), str(config), repr(config.sources), str(config.sources["erp"])):
         assert PASSWORD not in shown
         assert "very-private-name" not in shown
+
+
+def test_a_backoff_cap_below_its_base_is_reported_at_its_line(tmp_path: Path) -> None:
+    """backoff.cap under backoff.base is one problem, at the backoff mapping's line."""
+    text = MINIMAL + (
+        "tunnel:\n  relay: r.example:8443\n  ca: ca.pem\n  cert: a.pem\n  key: a.key\n"
+        "  backoff:\n    base: 5s\n    cap: 1s\n"
+    )
+    [(path, line, message)] = triples(config_error(text, tmp_path))
+    assert path == "tunnel.backoff"
+    assert line == 9
+    assert "cap (1 s) must be at least base (5 s)" in message

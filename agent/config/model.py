@@ -174,6 +174,19 @@ class ListenConfig(Frozen):
         return {"address": value} if isinstance(value, str) else value
 
 
+class BackoffConfig(Frozen):
+    """Reconnect delays: a uniform draw under base * 2^attempt (full jitter), at most cap."""
+
+    base: Duration = Field(0.5, gt=0)
+    cap: Duration = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> BackoffConfig:
+        if self.cap < self.base:
+            raise ValueError(f"cap ({self.cap:g} s) must be at least base ({self.base:g} s)")
+        return self
+
+
 class TunnelConfig(Frozen):
     relay: HostPort
     connections: int = Field(2, ge=1, le=16)
@@ -183,6 +196,7 @@ class TunnelConfig(Frozen):
     proxy: str | None = None
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
+    backoff: BackoffConfig = BackoffConfig()
 
 
 class LimitsConfig(Frozen):

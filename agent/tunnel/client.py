@@ -112,7 +112,7 @@ class TunnelClient:
                 await asyncio.wait_for(self._none_live.wait(), grace)
 
     async def _keep(self, number: int) -> None:
-        backoff = Backoff()
+        backoff = Backoff(base=self.config.backoff.base, cap=self.config.backoff.cap)
         while self._dialing():
             started = self.clock()
             try:

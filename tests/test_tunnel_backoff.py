@@ -1,0 +1,60 @@
+# Reconnect delays: the pure backoff rule (exponential ceiling, full jitter, cap, reset), and
+# the tunnel client using the configured base and cap while the relay is unreachable.
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from agentproc import free_port
+from tunnelkit import Pki, tunnel_section
+
+from agent.config.model import TunnelConfig
+from agent.tunnel.backoff import Backoff
+from agent.tunnel.client import TunnelClient
+
+
+def test_the_ceiling_doubles_up_to_the_cap_and_the_draw_is_full_jitter() -> None:
+    """Each delay is drawn between 0 and base * 2^attempt, never above the cap; a reset
+    starts again from base."""
+    asked: list[tuple[float, float]] = []
+
+    def top(low: float, high: float) -> float:
+        asked.append((low, high))
+        return high
+
+    backoff = Backoff(base=0.5, cap=3.0, draw=top)
+    delays = [backoff.next_delay() for _ in range(5)]
+    assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert all(low == 0.0 for low, _ in asked)  # full jitter: anywhere from zero
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+
+
+class Enough(Exception):
+    pass
+
+
+async def test_the_client_waits_as_configured_while_the_relay_is_unreachable(pki: Pki) -> None:
+    """With nothing listening at the relay's address, every redial waits a delay drawn
+    under the configured ceiling (base 0.05 s doubling, cap 0.2 s), and the client keeps
+    dialling rather than giving up."""
+    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7")
+    section = tunnel_section(pki, free_port(), cert, key, backoff={"base": "50ms", "cap": "200ms"})
+    config = TunnelConfig.model_validate(section)
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 8:
+            raise Enough
+
+    no_pipeline: Any = None  # never reached: no connection is ever made
+    client = TunnelClient(config, no_pipeline, max_body=1024, sleep=sleep)
+    with pytest.raises(Enough):
+        await client._keep(0)
+    assert len(delays) == 8
+    ceilings = [0.05, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    assert client.status.last_error is not None
+    assert client.status.last_error.startswith("ConnectionRefusedError")
