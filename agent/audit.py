@@ -27,6 +27,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from certs.keyfiles import fsync_folder
+
 ZERO_HASH = "0" * 64
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -271,7 +273,7 @@ class _AuditFile:
             else:
                 os.replace(rotated(self.path, n), rotated(self.path, n + 1))
         os.replace(self.path, rotated(self.path, 1))
-        _fsync_dir(self.path.parent)
+        fsync_folder(self.path.parent)
         self._open_fd()
 
     def close(self) -> None:
@@ -292,16 +294,6 @@ def _rotated_numbers(path: Path) -> list[int]:
     pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
     names = (pattern.fullmatch(p.name) for p in path.parent.iterdir())
     return [int(m.group(1)) for m in names if m]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames durable; POSIX only (Windows cannot open a directory)."""
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --- the async front ------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import hashlib
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -58,7 +57,7 @@ import orjson
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from agentproc import AgentProcess, free_port
+from agentproc import AgentProcess, free_port, listening, stop_process
 from tunnelkit import Pki, make_pki, relay_config, tunnel_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,18 +142,8 @@ def relay_command(config: Path) -> list[str]:
 def start(command: list[str], log: Path, stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
     out = stack.enter_context(log.open("wb"))
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    stack.callback(stop, process)
+    stack.callback(stop_process, process)
     return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def drain(stream: IO[bytes] | None, sink: Path) -> None:
@@ -182,11 +171,6 @@ def wait_until(check: Callable[[], bool], what: str, process: Any, log: Path) ->
                 return
         time.sleep(0.05)
     raise RuntimeError(f"{what}: not ready within 30 s\n{tail(log)}")
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def tunnels_up(admin_port: int) -> bool:

@@ -1,7 +1,8 @@
 """Private files: created with 0600 from the first byte, replaced atomically, never world-readable.
 
 The file is written to a temporary name in the same folder, opened with mode 0600 (so no
-other user can read it even briefly), then renamed over the target.
+other user can read it even briefly), then renamed over the target, and the folder synced so
+the rename survives a power cut.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def write_private(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames in `folder` durable; POSIX only (Windows cannot open a folder)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:

@@ -3,8 +3,8 @@
 Rules:
 - A revocation names an agent id and when it was made: every certificate for that id issued
   until then is refused, and one issued later (the agent enrolled again) is accepted.
-- The file is replaced whole and atomically (0600), under a lock, so two `agents revoke`
-  commands at once both count; a running relay re-reads it when it changes.
+- The file is replaced whole, atomically and durably (0600), under a lock, so two
+  `agents revoke` commands at once both count; a running relay re-reads it when it changes.
 - A damaged file is an error that names the file, never an empty list: failing open would
   let revoked agents back in. A file removed on purpose un-revokes everyone, loudly.
 - `watch` re-reads the file every second in a running relay and drops the links of agents
@@ -35,7 +35,7 @@ POLL = 1.0
 
 
 class RevocationsDamaged(ValueError):
-    pass
+    """The revocations file cannot be read; the message names it and the way out."""
 
 
 class Revocations:
@@ -73,7 +73,6 @@ class Revocations:
             revoked = {**self.revoked, agent_id: now or datetime.now(UTC)}
             entries = [{"agent_id": a, "at": at.isoformat()} for a, at in sorted(revoked.items())]
             write_private(self.path, orjson.dumps({"revoked": entries}, option=orjson.OPT_INDENT_2))
-            _fsync_folder(self.path.parent)
             self.reload()
 
     def _read(self) -> dict[str, datetime]:
@@ -131,13 +130,3 @@ def _aware(text: str) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return at
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX; Windows cannot open a folder)."""
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

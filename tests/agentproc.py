@@ -21,6 +21,23 @@ def free_port() -> int:
         return port
 
 
+def stop_process(process: subprocess.Popen[Any], grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
 class AgentProcess:
     def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
@@ -67,12 +84,6 @@ class AgentProcess:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         if self.process.stderr:
             self.process.stderr.close()

@@ -53,9 +53,10 @@ class ConnectProxy:
         self._writers.add(writer)
         self.connections += 1
         try:
-            await self._serve(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
+            with contextlib.suppress(
+                OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+            ):
+                await self._serve(reader, writer)  # a client that goes away ends its tunnel
         finally:
             self._tasks.discard(task)
             self._writers.discard(writer)

@@ -183,7 +183,7 @@ def test_revoke_refuses_a_bad_agent_id(pki: Pki) -> None:
 
 
 class StopWatching(Exception):
-    pass
+    """Raised by the test's sleep to end the watcher after a few polls."""
 
 
 async def test_a_damaged_file_keeps_the_last_list_and_is_reported_once(

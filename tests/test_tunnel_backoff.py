@@ -32,7 +32,7 @@ def test_the_ceiling_doubles_up_to_the_cap_and_the_draw_is_full_jitter() -> None
 
 
 class Enough(Exception):
-    pass
+    """Raised by the test's sleep once enough redials were seen."""
 
 
 async def test_the_client_waits_as_configured_while_the_relay_is_unreachable(pki: Pki) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from agentproc import free_port
+from agentproc import free_port, listening, stop_process
 from tunnelkit import Pki, relay_config, tunnel_section
 
 from certs.pki import issue_server_cert, write_key_pair
@@ -76,12 +75,6 @@ def netns() -> Iterator[Namespace]:
             ip("netns", "del", name)
 
 
-def listening(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
 @pytest.fixture
 def relay_in(netns: Namespace, pki: Pki) -> Iterator[tuple[int, int]]:
     """`bridgehead-relay run` inside the namespace; (agent port, caller port) on its address."""
@@ -101,18 +94,13 @@ def relay_in(netns: Namespace, pki: Pki) -> Iterator[tuple[int, int]]:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
         deadline = time.monotonic() + 30
-        while not listening(netns.address, callers_port):
+        while not listening(callers_port, netns.address):
             assert process.poll() is None, (pki.folder / "relay.log").read_text()
             assert time.monotonic() < deadline, "the relay in the namespace did not start"
             time.sleep(0.05)
         yield agents_port, callers_port
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, grace=10)
         log.close()
 
 
