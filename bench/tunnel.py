@@ -6,23 +6,29 @@ then starts the relay and the agent as two separate processes. The agent has a `
 section with 2 connections to the relay. The load generator (aiohttp, one TCPConnector)
 runs in this process. It measures:
 
-- small `GET /v1/t/{key}` at concurrency 64 for a fixed time: requests/s and p50/p99 latency;
-- the same GET one at a time (concurrency 1): latency without queueing, to set against the
-  "p50 added <= 1 ms" target;
+- small `GET /v1/t/{key}` at concurrency 64, back to back, for a fixed time: requests/s and
+  p50/p99 latency. Every path is saturated here, so its latency is mostly queueing: the
+  slower path's p50 is longer by about 64 / its rate;
+- the same GET by up to 64 callers at a fixed rate (half the slowest path's saturated rate,
+  `--paced`), each request sent when due: p50/p99 latency below saturation, timed from when
+  each request fell due, so waiting for a free caller counts;
+- the same GET one at a time (concurrency 1): latency without queueing;
 - a bulk NDJSON export of the whole table (`Accept: application/x-ndjson`): MB/s, the best
   of the rounds.
 
 Each is measured (a) direct to the agent's local listener, (b) through the relay
-(`https://127.0.0.1:PORT/agents/plant-7/v1/...`, trusting the bench CA), and (c) through an
-`ssh -R` port forward over a throwaway sshd on 127.0.0.1, which is the classic alternative.
-If OpenSSH is missing it is installed with apt-get; if that fails, part (c) is skipped. The
-run prints the ratios relay/direct and relay/ssh next to the targets. The paths take turns
-(3 rounds by default), so a change in the machine's load falls on all of them. All traffic
-stays on 127.0.0.1. Run from the repository root:
+(`https://127.0.0.1:PORT/agents/plant-7/v1/...`, trusting the bench CA), and through an
+`ssh -R` port forward over a throwaway sshd on 127.0.0.1, the classic alternative, twice:
+(c) "ssh -R" forwards plain HTTP, so the caller gets no TLS, and (d) "ssh+TLS" forwards to
+a second agent that serves HTTPS, so the caller gets TLS as from the relay. If OpenSSH is
+missing it is installed with apt-get; if that fails, (c) and (d) are skipped. The run prints
+the ratios relay/direct and relay/ssh next to the targets. The paths take turns (3 rounds by
+default), so a change in the machine's load falls on all of them. All traffic stays on
+127.0.0.1. Run from the repository root:
 
     .venv/bin/python bench/tunnel.py [--rows 100000] [--seconds 10] [--concurrency 64] [--no-ssh]
 
-The load generator, relay, agent, sshd and ssh all share the machine's cores, so each path's
+The load generator, relay, agents, sshd and ssh all share the machine's cores, so each path's
 figure includes the CPU that the processes on that path burn. The CPU each process used
 (1.00 = one core) is printed per path, and so is "others", the rest of the machine's work,
 which makes the figures noisy when it is high. Every process started here is stopped on
@@ -36,6 +42,7 @@ import asyncio
 import contextlib
 import getpass
 import hashlib
+import itertools
 import os
 import random
 import shutil
@@ -108,7 +115,9 @@ def make_db(path: Path, rows: int) -> None:
     db.close()
 
 
-def write_agent_config(folder: Path, rows: int, port: int, tunnel: dict[str, Any]) -> Path:
+def write_agent_config(
+    folder: Path, rows: int, listen: str | dict[str, Any], tunnel: dict[str, Any] | None, name: str
+) -> Path:
     config = {
         "sources": {"db": {"sqlite": str(folder / "t.db")}},
         "resources": {"t": {"source": "db", "table": "t", "key": ["id"], "max_rows": rows}},
@@ -118,13 +127,13 @@ def write_agent_config(folder: Path, rows: int, port: int, tunnel: dict[str, Any
                  "scopes": ["t:read"]}
             ]
         },
-        "listen": f"127.0.0.1:{port}",
+        "listen": listen,
         "admin": None,
-        "state_dir": str(folder / "agent-state"),
+        "state_dir": str(folder / f"{name}-state"),
         "limits": {"requests_per_second": 1e9, "burst": 10**9},  # measure the path, not the limiter
         "tunnel": tunnel,
     }  # fmt: skip
-    path = folder / "agent.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -222,16 +231,17 @@ def ensure_openssh() -> str | None:
 
 
 def start_ssh_forward(
-    folder: Path, agent_port: int, stack: contextlib.ExitStack, meter: CpuMeter
-) -> int:
-    """A throwaway sshd on 127.0.0.1 and `ssh -N -R`; the forwarded port on 127.0.0.1."""
+    folder: Path, agent_ports: list[int], stack: contextlib.ExitStack, meter: CpuMeter
+) -> list[int]:
+    """A throwaway sshd on 127.0.0.1 and one `ssh -N` session with an `-R` forward for each of
+    `agent_ports`; the forwarded ports on 127.0.0.1, in the same order."""
     folder.mkdir()
     for name in ("host_key", "user_key"):
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True
         )
     (folder / "authorized_keys").write_bytes((folder / "user_key.pub").read_bytes())
-    sshd_port, forwarded = free_port(), free_port()
+    sshd_port, forwarded = free_port(), [free_port() for _ in agent_ports]
     (folder / "sshd_config").write_text(
         f"Port {sshd_port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
         f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {folder / 'authorized_keys'}\n"
@@ -245,15 +255,19 @@ def start_ssh_forward(
     wait_until(lambda: listening(sshd_port), "sshd", sshd, sshd_log)
     meter.watch("sshd", sshd.pid, children=True)
     ssh_log = folder / "ssh.log"
+    forwards = [
+        arg for outer, inner in zip(forwarded, agent_ports, strict=True)
+        for arg in ("-R", f"{outer}:127.0.0.1:{inner}")
+    ]  # fmt: skip
     ssh = start(
-        ["ssh", "-N", "-F", "/dev/null", "-R", f"{forwarded}:127.0.0.1:{agent_port}",
+        ["ssh", "-N", "-F", "/dev/null", *forwards,
          "-p", str(sshd_port), "-i", str(folder / "user_key"),
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
          f"{getpass.getuser()}@127.0.0.1"],
         ssh_log, stack,
     )  # fmt: skip
-    wait_until(lambda: listening(forwarded), "ssh -R", ssh, ssh_log)
+    wait_until(lambda: all(map(listening, forwarded)), "ssh -R", ssh, ssh_log)
     meter.watch("ssh", ssh.pid)
     return forwarded
 
@@ -346,6 +360,7 @@ class PathResult:
     base: str
     tls: ssl.SSLContext | None
     loaded: Small = field(default_factory=Small)
+    paced: Small = field(default_factory=Small)
     single: Small = field(default_factory=Small)
     bulk: float = 0.0
     """MB/s (10^6 B), the best of the rounds."""
@@ -358,12 +373,23 @@ def session(tls: ssl.SSLContext | None, limit: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
-async def small_gets(path: PathResult, into: Small, rows: int, seconds: float, c: int) -> None:
-    """`c` callers each sending GET /v1/t/{random key} back to back, after a short warm-up."""
+async def small_gets(
+    path: PathResult, into: Small, rows: int, seconds: float, c: int, *, rate: float | None = None
+) -> None:
+    """`c` callers sending GET /v1/t/{random key}, after a short warm-up: back to back, or with
+    `rate`, each when it falls due on a fixed schedule of `rate` requests/s. A request that
+    falls due while all `c` are busy is timed from when it was due, so waiting for a free
+    caller counts as latency; one sent on time is timed from when it was sent."""
 
-    async def caller(number: int, until: float, record: bool) -> None:
+    async def caller(number: int, until: float, due: Callable[[], float] | None) -> None:
         draw = random.Random(number).randint  # noqa: S311 - picks keys, not secrets
-        while (sent := time.perf_counter()) < until:
+        while True:
+            late = due() if due else None
+            if late is not None and late > time.perf_counter():
+                await asyncio.sleep(late - time.perf_counter())
+                late = None  # on time
+            if (sent := time.perf_counter()) >= until:
+                return
             try:
                 async with client.get(f"{path.base}/v1/t/{draw(1, rows)}") as response:
                     await response.read()
@@ -371,16 +397,20 @@ async def small_gets(path: PathResult, into: Small, rows: int, seconds: float, c
             except aiohttp.ClientError:
                 ok = False
                 await asyncio.sleep(0.01)
-            if record and ok:
-                into.latencies.append(time.perf_counter() - sent)
-            elif record:
+            if until == warm:
+                continue
+            if ok:
+                into.latencies.append(time.perf_counter() - (sent if late is None else late))
+            else:
                 into.errors += 1
 
     async with session(path.tls, c) as client:
         warm = time.perf_counter() + WARM_UP
-        await asyncio.gather(*(caller(n, warm, False) for n in range(c)))
+        await asyncio.gather(*(caller(n, warm, None) for n in range(c)))
         started = time.perf_counter()
-        await asyncio.gather(*(caller(n, started + seconds, True) for n in range(c)))
+        slots = itertools.count()
+        schedule = (lambda: started + next(slots) / rate) if rate else None
+        await asyncio.gather(*(caller(n, started + seconds, schedule) for n in range(c)))
         into.seconds += time.perf_counter() - started
 
 
@@ -400,14 +430,21 @@ async def bulk_once(path: PathResult, rows: int) -> None:
     path.bulk = max(path.bulk, size / elapsed / 1e6)
 
 
-async def measure(paths: list[PathResult], args: Any, meter: CpuMeter) -> None:
-    """The paths take turns, round after round, so a change in the machine's load hits all."""
+async def measure(paths: list[PathResult], args: Any, meter: CpuMeter) -> float:
+    """The paths take turns, round after round, so a change in the machine's load hits all.
+    Returns the fixed rate of the paced runs: a share of the slowest path's saturated rate."""
     share = args.seconds / args.rounds
     for number in range(1, args.rounds + 1):
         print(f"round {number}/{args.rounds}: small GETs at c={args.concurrency} ...", flush=True)
         for path in paths:
             work = small_gets(path, path.loaded, args.rows, share, args.concurrency)
             await meter.timed(path.loaded_cpu, work)
+    rate: float = args.paced * min(path.loaded.rate for path in paths)
+    print(f"small GETs at {rate:,.0f} req/s (c<={args.concurrency}), ...", flush=True)
+    for path in paths:
+        await small_gets(
+            path, path.paced, args.rows, args.single_seconds, args.concurrency, rate=rate
+        )
     print(f"small GETs at c=1, {args.single_seconds:g} s per path ...", flush=True)
     for path in paths:
         await small_gets(path, path.single, args.rows, args.single_seconds, 1)
@@ -416,14 +453,16 @@ async def measure(paths: list[PathResult], args: Any, meter: CpuMeter) -> None:
         for path in paths:
             await meter.timed(path.bulk_cpu, bulk_once(path, args.rows))
     for path in paths:
+        errors = path.loaded.errors + path.paced.errors + path.single.errors
         print(
             f"  {path.name:7} c={args.concurrency}: {path.loaded.rate:6,.0f} req/s, "
             f"p50 {path.loaded.percentile(0.5):6.2f} ms, p99 {path.loaded.percentile(0.99):6.2f}"
-            f" ms, errors {path.loaded.errors + path.single.errors}\n"
+            f" ms, errors {errors}\n"
             f"          CPU at c={args.concurrency} (1.00 = one core): {path.loaded_cpu}\n"
             f"          CPU per request: {path.loaded_cpu.per_request(path.loaded.rate)}\n"
             f"          CPU during bulk: {path.bulk_cpu}"
         )
+    return rate
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -433,52 +472,57 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def added(path: PathResult, direct: PathResult, p: float, which: str = "loaded") -> float:
-    """Milliseconds `path` adds to the direct path's latency at percentile `p`."""
-    mine, base = getattr(path, which), getattr(direct, which)
-    return float(mine.percentile(p) - base.percentile(p))
+def p50(small: Small) -> float:
+    return small.percentile(0.5)
 
 
-def report(paths: list[PathResult], args: Any) -> None:
-    direct, relay = paths[0], paths[1]
-    ssh = paths[2] if len(paths) > 2 else None
+def p99(small: Small) -> float:
+    return small.percentile(0.99)
+
+
+def compare(
+    paths: list[PathResult], label: str, figure: Callable[[PathResult], float], unit: str
+) -> None:
+    """One line: `figure` for each path, and what each adds to the direct path's."""
+    direct, others = paths[0], paths[1:]
+    values = ", ".join(f"{p.name} {figure(p):,.2f}" for p in paths)
+    deltas = ", ".join(f"{p.name} {figure(p) - figure(direct):+.2f}" for p in others)
+    print(f"  {label}: {values} {unit}; added: {deltas} {unit}")
+
+
+def report(paths: list[PathResult], args: Any, rate: float) -> None:
+    direct, relay, ssh = paths[0], paths[1], paths[2:]
+    c = args.concurrency
     small_ratio = relay.loaded.rate / direct.loaded.rate
     bulk_ratio = relay.bulk / direct.bulk
-    print(f"\n== {args.rows:,} rows; {args.seconds:g} s per path at c={args.concurrency} ==")
-    ssh_rate = f", ssh -R {ssh.loaded.rate:,.0f} req/s" if ssh else ""
-    print(
-        f"small GET c={args.concurrency}: direct {direct.loaded.rate:,.0f} req/s, relay "
-        f"{relay.loaded.rate:,.0f} req/s (ratio {small_ratio:.2f}){ssh_rate}"
-    )
-    for p, label in ((0.5, "p50"), (0.99, "p99")):
-        line = (
-            f"  {label}: direct {direct.loaded.percentile(p):.2f} ms, relay "
-            f"{relay.loaded.percentile(p):.2f} ms; added: relay {added(relay, direct, p):+.2f} ms"
-        )
-        print(line + (f", ssh -R {added(ssh, direct, p):+.2f} ms" if ssh else ""))
-    line = (
-        f"small GET c=1: p50 direct {direct.single.percentile(0.5):.2f} ms, relay "
-        f"{relay.single.percentile(0.5):.2f} ms; added: relay "
-        f"{added(relay, direct, 0.5, 'single'):+.2f} ms"
-    )
-    print(line + (f", ssh -R {added(ssh, direct, 0.5, 'single'):+.2f} ms" if ssh else ""))
-    ssh_bulk = f", ssh -R {ssh.bulk:.1f} MB/s" if ssh else ""
-    print(
-        f"bulk NDJSON: direct {direct.bulk:.1f} MB/s, relay {relay.bulk:.1f} MB/s "
-        f"(ratio {bulk_ratio:.2f}){ssh_bulk}"
-    )
+    print(f"\n== {args.rows:,} rows; {args.seconds:g} s per path at c={c} ==")
+    rates = ", ".join(f"{p.name} {p.loaded.rate:,.0f}" for p in paths)
+    print(f"small GET, c={c} back to back: {rates} req/s (relay/direct {small_ratio:.2f})")
+    compare(paths, "p50", lambda p: p50(p.loaded), "ms")
+    compare(paths, "p99", lambda p: p99(p.loaded), "ms")
+    print(f"small GET, c<={c} at a fixed {rate:,.0f} req/s (below every path's capacity):")
+    compare(paths, "p50", lambda p: p50(p.paced), "ms")
+    compare(paths, "p99", lambda p: p99(p.paced), "ms")
+    print("small GET, c=1:")
+    compare(paths, "p50", lambda p: p50(p.single), "ms")
+    bulks = ", ".join(f"{p.name} {p.bulk:.1f}" for p in paths)
+    print(f"bulk NDJSON: {bulks} MB/s (relay/direct {bulk_ratio:.2f})")
     print("targets (from the issue):")
     print(f"  small relay/direct >= 0.70: {small_ratio:.2f}  {verdict(small_ratio >= 0.7)}")
     print(f"  bulk  relay/direct >= 0.80: {bulk_ratio:.2f}  {verdict(bulk_ratio >= 0.8)}")
-    for which, label in (("loaded", f"c={args.concurrency}"), ("single", "c=1")):
-        extra = added(relay, direct, 0.5, which)
-        print(f"  p50 added <= 1 ms at {label}: {extra:+.2f} ms  {verdict(extra <= 1.0)}")
-    if ssh is None:
+    for which, label in (
+        ("paced", f"c<={c} at {rate:,.0f} req/s"),
+        ("single", "c=1"),
+        ("loaded", f"c={c} back to back (the rate gap, as queueing)"),
+    ):
+        extra = p50(getattr(relay, which)) - p50(getattr(direct, which))
+        print(f"  p50 added <= 1 ms, {label}: {extra:+.2f} ms  {verdict(extra <= 1.0)}")
+    if not ssh:
         print("  relay at least par with ssh -R: not measured (ssh -R skipped)")
-    else:
-        small_vs, bulk_vs = relay.loaded.rate / ssh.loaded.rate, relay.bulk / ssh.bulk
-        print(f"  small relay/ssh -R >= 1.0: {small_vs:.2f}  {verdict(small_vs >= 1.0)}")
-        print(f"  bulk  relay/ssh -R >= 1.0: {bulk_vs:.2f}  {verdict(bulk_vs >= 1.0)}")
+    for other in ssh:
+        small_vs, bulk_vs = relay.loaded.rate / other.loaded.rate, relay.bulk / other.bulk
+        print(f"  small relay/{other.name} >= 1.0: {small_vs:.2f}  {verdict(small_vs >= 1.0)}")
+        print(f"  bulk  relay/{other.name} >= 1.0: {bulk_vs:.2f}  {verdict(bulk_vs >= 1.0)}")
     busy = max(p.loaded_cpu.seconds.get("others", 0) / p.loaded_cpu.elapsed for p in paths)
     if busy > 0.15:
         print(f"note: other work on this machine used up to {busy:.2f} cores meanwhile")
@@ -503,12 +547,34 @@ def start_relay_and_agent(
     meter.watch("relay", relay.pid)
     cert, key = pki.agent("agent", AGENT_ID, "plants")
     tunnel = tunnel_section(pki, agents_port, cert, key, heartbeat="5s", dead_after="15s")
-    agent = AgentProcess(write_agent_config(folder, rows, agent_port, tunnel), agent_port)
-    stack.callback(agent.stop)
-    meter.watch("agent", agent.process.pid)
-    drain(agent.process.stderr, folder / "agent.log")
+    config = write_agent_config(folder, rows, f"127.0.0.1:{agent_port}", tunnel, "agent")
+    agent = start_agent(config, agent_port, stack, meter)
     wait_until(lambda: tunnels_up(admin_port), "tunnel", agent.process, folder / "agent.log")
     return agent_port, callers_port
+
+
+def start_https_agent(
+    folder: Path, pki: Pki, rows: int, stack: contextlib.ExitStack, meter: CpuMeter
+) -> int:
+    """A second agent on the same table that serves HTTPS and has no tunnel: what `ssh -R`
+    must carry to give a cloud caller TLS, as the relay does. Its port, once up."""
+    port = free_port()
+    tls = {"cert": str(pki.folder / "relay.pem"), "key": str(pki.folder / "relay.key")}
+    listen = {"address": f"127.0.0.1:{port}", "tls": tls}  # a certificate for 127.0.0.1
+    start_agent(write_agent_config(folder, rows, listen, None, "agent-https"), port, stack, meter)
+    return port
+
+
+def start_agent(
+    config: Path, port: int, stack: contextlib.ExitStack, meter: CpuMeter
+) -> AgentProcess:
+    """An agent process named after its config file, its log beside it."""
+    name = config.stem
+    agent = AgentProcess(config, port)
+    stack.callback(agent.stop)
+    meter.watch(name, agent.process.pid)
+    drain(agent.process.stderr, config.parent / f"{name}.log")
+    return agent
 
 
 def run(folder: Path, args: Any) -> None:
@@ -530,18 +596,24 @@ def run(folder: Path, args: Any) -> None:
         ]
         if skip is None:
             try:
-                forwarded = start_ssh_forward(folder / "ssh", agent_port, stack, meter)
-                paths.append(PathResult("ssh -R", f"http://127.0.0.1:{forwarded}", None))
+                https_port = start_https_agent(folder, pki, args.rows, stack, meter)
+                ports = [agent_port, https_port]
+                plain, tls = start_ssh_forward(folder / "ssh", ports, stack, meter)
+                paths.append(PathResult("ssh -R", f"http://127.0.0.1:{plain}", None))
+                paths.append(
+                    PathResult("ssh+TLS", f"https://127.0.0.1:{tls}", pki.caller_context())
+                )
             except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
                 skip = f"ssh -R could not be set up: {exc}"
+                del paths[2:]
         if skip:
             print(f"skipping the ssh -R comparison: {skip}", flush=True)
         try:
-            asyncio.run(measure(paths, args, meter))
+            rate = asyncio.run(measure(paths, args, meter))
         except aiohttp.ClientError as exc:
             logs = "\n".join(f"--- {n}\n{tail(folder / n)}" for n in ("agent.log", "relay.log"))
             raise SystemExit(f"a request failed ({exc}); the logs end:\n{logs}") from None
-    report(paths, args)
+    report(paths, args, rate)
 
 
 def parse() -> Any:
@@ -551,6 +623,9 @@ def parse() -> Any:
     parser.add_argument("--rounds", type=int, default=3, help="turns the paths take")
     parser.add_argument("--single-seconds", type=float, default=3.0, help="per path, at c=1")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--paced", type=float, default=0.5, help="fixed rate, as a share of the slowest path's"
+    )
     parser.add_argument("--no-ssh", action="store_true", help="skip the ssh -R comparison")
     return parser.parse_args()
 
