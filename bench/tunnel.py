@@ -381,7 +381,9 @@ async def small_gets(
     falls due while all `c` are busy is timed from when it was due, so waiting for a free
     caller counts as latency; one sent on time is timed from when it was sent."""
 
-    async def caller(number: int, until: float, due: Callable[[], float] | None) -> None:
+    async def caller(
+        number: int, until: float, due: Callable[[], float] | None, record: bool
+    ) -> None:
         draw = random.Random(number).randint  # noqa: S311 - picks keys, not secrets
         while True:
             late = due() if due else None
@@ -397,7 +399,7 @@ async def small_gets(
             except aiohttp.ClientError:
                 ok = False
                 await asyncio.sleep(0.01)
-            if until == warm:
+            if not record:
                 continue
             if ok:
                 into.latencies.append(time.perf_counter() - (sent if late is None else late))
@@ -406,11 +408,12 @@ async def small_gets(
 
     async with session(path.tls, c) as client:
         warm = time.perf_counter() + WARM_UP
-        await asyncio.gather(*(caller(n, warm, None) for n in range(c)))
+        await asyncio.gather(*(caller(n, warm, None, False) for n in range(c)))
         started = time.perf_counter()
         slots = itertools.count()
         schedule = (lambda: started + next(slots) / rate) if rate else None
-        await asyncio.gather(*(caller(n, started + seconds, schedule) for n in range(c)))
+        until = started + seconds
+        await asyncio.gather(*(caller(n, until, schedule, True) for n in range(c)))
         into.seconds += time.perf_counter() - started
 
 

@@ -24,19 +24,35 @@ from prometheus_client import (
     generate_latest,
 )
 
+from agent.api.auth import bearer_token
+from agent.errors import Unauthorized
 from certs.keyfiles import load_or_create_secret
 from relay.config import CallerConfig
 from relay.registry import AgentView, Registry
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
-
-
 TOKEN_BYTES = 32
 
 
 def admin_token(state_dir: Path) -> str:
     """The admin token, made on first use."""
     return load_or_create_secret(state_dir / ADMIN_TOKEN_FILE, TOKEN_BYTES).hex()
+
+
+def read_admin_token(state_dir: Path) -> str:
+    """The admin token a relay made in `state_dir` (FileNotFoundError if it never ran)."""
+    data = (state_dir / ADMIN_TOKEN_FILE).read_bytes()
+    if len(data) < TOKEN_BYTES:
+        raise ValueError(f"{state_dir / ADMIN_TOKEN_FILE} is damaged; delete it and restart")
+    return data.hex()
+
+
+def bearer_digest(request: web.Request) -> bytes | None:
+    """The SHA-256 of the request's bearer token, for constant-time compares; None if none."""
+    try:
+        return hashlib.sha256(bearer_token(request.headers).encode()).digest()
+    except Unauthorized:
+        return None
 
 
 class RelayMetrics:
@@ -111,9 +127,8 @@ def _bearer_check(token: str) -> Callable[[web.Request], bool]:
     expected = hashlib.sha256(token.encode()).digest()
 
     def check(request: web.Request) -> bool:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        digest = hashlib.sha256(given.strip().encode()).digest()
-        return scheme.lower() == "bearer" and hmac.compare_digest(digest, expected)
+        given = bearer_digest(request)
+        return given is not None and hmac.compare_digest(given, expected)
 
     return check
 
@@ -121,11 +136,3 @@ def _bearer_check(token: str) -> Callable[[web.Request], bool]:
 def _listing(views: Iterable[AgentView]) -> web.Response:
     body = orjson.dumps({"agents": [view.__dict__ for view in views]})
     return web.Response(body=body, content_type="application/json")
-
-
-def read_admin_token(state_dir: Path) -> str:
-    """The admin token a relay made in `state_dir` (FileNotFoundError if it never ran)."""
-    data = (state_dir / ADMIN_TOKEN_FILE).read_bytes()
-    if len(data) < TOKEN_BYTES:
-        raise ValueError(f"{state_dir / ADMIN_TOKEN_FILE} is damaged; delete it and restart")
-    return data.hex()

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from agent.tunnel import wire
-from relay.admin import RelayMetrics
+from relay.admin import RelayMetrics, bearer_digest
 from relay.config import CallerConfig, RelayConfig
 from relay.link import AgentLink, BadExchange, BodyCut, LinkClosed, Reply, StreamRefused
 from relay.registry import Registry
@@ -67,10 +67,9 @@ class Callers:
         return app
 
     def identify(self, request: web.Request) -> CallerConfig | None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        digest = bearer_digest(request)
+        if digest is None:
             return None
-        digest = hashlib.sha256(token.strip().encode()).digest()
         found = None
         for expected, caller in self._tokens:
             if hmac.compare_digest(digest, expected) and found is None:

@@ -36,7 +36,6 @@ from certs.pki import Identity
 log = logging.getLogger("bridgehead.relay")
 STREAM_WINDOW = 1 << 20
 """How far the agent may run ahead of a caller on one stream (response bytes in flight)."""
-CONNECTION_WINDOW = 16 << 20
 READ_SIZE = 1 << 16
 
 
@@ -93,8 +92,7 @@ class AgentLink:
         self.issued = issued
         """When the agent's certificate became valid (revocations refuse by issue time)."""
         self.liveness = Liveness(clock, heartbeat, dead_after)
-        self.h2 = h2.connection.H2Connection(wire.configuration(client_side=True))
-        self.h2.encoder = wire.PlainEncoder()
+        self.h2 = wire.connection(client_side=True)
         self.outbox = Outbox(self.h2.data_to_send, writer)
         self.streams: dict[int, _Pending] = {}
         self.since = time.time()
@@ -108,24 +106,16 @@ class AgentLink:
         return len(self.streams)
 
     async def run(self) -> None:
-        self.h2.initiate_connection()
-        self.h2.update_settings(
-            {
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: wire.MAX_FRAME,
-            }
-        )
-        # The connection window bounds all streams together: wide, so streams bound alone.
-        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
-        await self._flush()
+        wire.open_connection(self.h2, STREAM_WINDOW)
+        await self.outbox.flush()
         heart = asyncio.create_task(
-            keep_alive(self.liveness, self.h2.ping, self._flush, self._dead)
+            keep_alive(self.liveness, self.h2.ping, self.outbox.flush, self._dead)
         )
         try:
             while data := await self.reader.read(READ_SIZE):
                 for event in self.h2.receive_data(data):
                     self._on(event)
-                await self._flush()
+                await self.outbox.flush()
         except (ConnectionError, h2.exceptions.ProtocolError) as exc:
             log.info("agent %s: connection lost: %s", self.identity.agent_id, exc)
         finally:
@@ -159,7 +149,7 @@ class AgentLink:
                 async for chunk in body:
                     await self._send(sid, pending, chunk)
                 self.h2.end_stream(sid)
-            await self._flush()
+            await self.outbox.flush()
             status, response_headers = await pending.head
         except BaseException:  # timed out, caller gone, or link lost: the stream is over
             await self.cancel(sid)
@@ -175,7 +165,7 @@ class AgentLink:
             self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
         self._give_back(sid, pending.unacknowledged)  # else the connection window shrinks
         with contextlib.suppress(ConnectionError):
-            await self._flush()
+            await self.outbox.flush()
 
     def _give_back(self, sid: int, size: int) -> None:
         if size > 0:
@@ -193,7 +183,7 @@ class AgentLink:
             pending.unacknowledged -= len(chunk)
             self._give_back(sid, len(chunk))
             with contextlib.suppress(ConnectionError):
-                await self._flush()
+                await self.outbox.flush()
         self.streams.pop(sid, None)
 
     async def _send(self, sid: int, pending: _Pending, data: bytes) -> None:
@@ -275,9 +265,6 @@ class AgentLink:
                 pending.head.set_exception(StreamRefused() if unprocessed else lost)
             pending.chunks.put_nowait(LinkClosed("the agent's connection was lost"))
             pending.window.set()
-
-    async def _flush(self) -> None:
-        await self.outbox.flush()
 
     def _dead(self) -> None:
         agent = self.identity.agent_id

@@ -69,9 +69,9 @@ class TunnelConnection:
     async def run(self) -> None:
         """Serve until the relay closes, the path dies, or a drain completes."""
         self.session.start()
-        await self._flush()
+        await self.outbox.flush()
         heart = asyncio.create_task(
-            keep_alive(self.liveness, self.session.ping, self._flush, self._dead)
+            keep_alive(self.liveness, self.session.ping, self.outbox.flush, self._dead)
         )
         try:
             await self._read()
@@ -90,7 +90,7 @@ class TunnelConnection:
         """Take no new requests; the connection closes once those in flight are answered."""
         self.draining = True
         self.session.stop_new_streams()
-        await self._flush()
+        await self.outbox.flush()
         if not self.streams:
             await self._finish()
 
@@ -105,7 +105,7 @@ class TunnelConnection:
         while data := await self.reader.read(READ_SIZE):
             for event in self.session.receive(data):
                 self._on(event)
-            await self._flush()
+            await self.outbox.flush()
             if self.draining and not self.streams:
                 await self._finish()  # the last stream was reset, so no request task does it
                 return
@@ -164,7 +164,7 @@ class TunnelConnection:
             log.exception("tunnel: request on stream %d failed mid-answer", sid)
             with contextlib.suppress(Exception):
                 self.session.reset(sid)  # the relay must not wait for an end that never comes
-                await self._flush()
+                await self.outbox.flush()
         finally:
             self.streams.pop(sid, None)
             if self.draining and not self.streams:
@@ -181,7 +181,7 @@ class TunnelConnection:
             elif body:
                 await self._send(sid, stream, body)
                 self.session.end(sid)
-            await self._flush()
+            await self.outbox.flush()
             return
         self.session.respond(sid, response.status, headers, end=False)
         chunks: AsyncIterator[bytes] = response.body
@@ -193,7 +193,7 @@ class TunnelConnection:
             if aclose is not None:
                 await aclose()
         self.session.end(sid)
-        await self._flush()
+        await self.outbox.flush()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
         await send_windowed(
@@ -203,9 +203,6 @@ class TunnelConnection:
             self.outbox.flush_now,
             stream.window,
         )
-
-    async def _flush(self) -> None:
-        await self.outbox.flush()
 
     def _dead(self) -> None:
         log.warning("tunnel: nothing heard for %.0f s; closing it", self.liveness.dead_after)

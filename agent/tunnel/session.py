@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
@@ -20,8 +19,6 @@ from agent.tunnel import wire
 
 STREAM_WINDOW = 1 << 20
 """How much request body the relay may send ahead on one stream before we acknowledge it."""
-CONNECTION_WINDOW = 16 << 20
-"""For all request bodies together; each stream is bounded by STREAM_WINDOW on its own."""
 
 
 @dataclass(frozen=True)
@@ -84,18 +81,10 @@ Event = (
 
 class TunnelSession:
     def __init__(self) -> None:
-        self._h2 = h2.connection.H2Connection(wire.configuration(client_side=False))
-        self._h2.encoder = wire.PlainEncoder()
+        self._h2 = wire.connection(client_side=False)
 
     def start(self) -> None:
-        self._h2.initiate_connection()
-        self._h2.update_settings(
-            {
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: wire.MAX_FRAME,
-            }
-        )
-        self._h2.increment_flow_control_window(CONNECTION_WINDOW)
+        wire.open_connection(self._h2, STREAM_WINDOW)
 
     def receive(self, data: bytes) -> list[Event]:
         """Events for the bytes read; raises h2's ProtocolError on a broken peer."""

@@ -23,12 +23,16 @@ import re
 from collections.abc import Iterable, Sequence
 
 import h2.config
+import h2.connection
+import h2.settings
 import hpack
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
 MAX_FRAME = 1 << 16
 """The largest DATA frame either end accepts: a quarter of the 16 KB default's per-frame CPU,
 and at 100 Mbit/s a frame holds the connection for only about 5 ms."""
+CONNECTION_WINDOW = 16 << 20
+"""What may come ahead on all of a connection's streams together, at either end."""
 INDEXABLE = frozenset(
     {b":method", b":scheme", b":authority", b":status", b"accept", b"accept-encoding",
      b"accept-language", b"cache-control", b"content-encoding", b"content-type", b"prefer",
@@ -55,9 +59,10 @@ class PlainEncoder(hpack.Encoder):
         return super().encode(headers, huffman=False)
 
 
-def configuration(client_side: bool) -> h2.config.H2Configuration:
-    """The h2 settings both ends use; headers come and go as bytes (see `decode`/`encode`)."""
-    return h2.config.H2Configuration(
+def connection(client_side: bool) -> h2.connection.H2Connection:
+    """An h2 connection as both ends use it: headers come and go as bytes (see `decode` and
+    `encode`), checked by `header_problem`, and HPACK-coded without Huffman."""
+    config = h2.config.H2Configuration(
         client_side=client_side,
         header_encoding=None,
         validate_outbound_headers=False,
@@ -65,6 +70,22 @@ def configuration(client_side: bool) -> h2.config.H2Configuration:
         validate_inbound_headers=False,
         normalize_inbound_headers=False,
     )
+    conn = h2.connection.H2Connection(config)
+    conn.encoder = PlainEncoder()
+    return conn
+
+
+def open_connection(conn: h2.connection.H2Connection, stream_window: int) -> None:
+    """The preface and settings: `stream_window` bytes may come ahead on each stream, and
+    CONNECTION_WINDOW on all together (wide, so each stream is bounded on its own)."""
+    conn.initiate_connection()
+    conn.update_settings(
+        {
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: stream_window,
+            h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
+        }
+    )
+    conn.increment_flow_control_window(CONNECTION_WINDOW)
 
 
 def encode(fields: Iterable[tuple[str, str]]) -> list[HeaderTuple]:
