@@ -876,3 +876,21 @@ def test_keyset_pages_visit_every_row_once(
         else:
             pytest.fail("paging did not come to an end")
     assert seen == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_order_by_a_column_fetched_as_text_sorts_the_column(name: str) -> None:
+    """A column cast to text for the answer is ordered by the column itself, qualified by its
+    table: a bare name in ORDER BY would bind to the text output column of that name."""
+    dialect = DIALECT_CLASSES[name]()
+    statement = Select(
+        TableRef("invoice", "shop"),
+        ("id", "total"),
+        order=(OrderBy("total", descending=True),),
+        limit=5,
+        as_text=frozenset({"total"}),
+    )
+    sql = dialect.render_select(statement).sql
+    column = f"{dialect.table(TableRef('invoice', 'shop'))}.{dialect.quote('total')}"
+    assert f"ORDER BY {column} DESC" in sql
+    assert f"{dialect.text_cast(dialect.quote('total'))} AS {dialect.quote('total')}" in sql

@@ -228,7 +228,8 @@ class Dialect:
         if select.where is not None:
             parts += [" WHERE ", self.condition(select.where, out.params)]
         if select.order:
-            parts += [" ORDER BY ", ", ".join(self.order_term(o) for o in select.order)]
+            terms = (self.order_term(o, self._order_column(select, o.column)) for o in select.order)
+            parts += [" ORDER BY ", ", ".join(terms)]
         elif select.limit is not None and self.unordered:
             parts += [" ORDER BY ", self.unordered]
         parts.append(self.limit_suffix(select.limit))
@@ -236,6 +237,13 @@ class Dialect:
             parts.append(self.lock_suffix)
         out.sql = "".join(parts)
         return out
+
+    def _order_column(self, select: Select, name: str) -> str:
+        """The column an order term sorts by: qualified by its table where the selected value
+        is cast to text, since ORDER BY binds a bare name to the output column of that name
+        first, and would sort the text instead of the column itself."""
+        quoted = self.quote(name)
+        return f"{self.table(select.table)}.{quoted}" if name in select.as_text else quoted
 
     def column(self, name: str, as_text: bool = False) -> str:
         quoted = self.quote(name)
@@ -294,9 +302,8 @@ class Dialect:
         """An expression that is 1 for NULL and 0 otherwise, for portable NULL ordering."""
         return f"CASE WHEN {quoted} IS NULL THEN 1 ELSE 0 END"
 
-    def order_term(self, order: OrderBy) -> str:
+    def order_term(self, order: OrderBy, quoted: str) -> str:
         direction = " DESC" if order.descending else " ASC"
-        quoted = self.quote(order.column)
         if not order.nullable:
             return quoted + direction
         return f"{self.null_rank(quoted)}{direction}, {quoted}{direction}"
