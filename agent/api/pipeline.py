@@ -212,7 +212,7 @@ class Pipeline:
         resource = await self.catalog.get(name)
         if resource is None:
             raise NotFound(f"no resource named {name!r}")
-        key = segments[3] if len(segments) == 4 else None
+        key = unquote(segments[3]) if len(segments) == 4 else None
         routes = self.collection if key is None else self.item
         method = "GET" if request.method == "HEAD" else request.method
         route = routes.get(method)

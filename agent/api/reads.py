@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 from adapters.base import Row
 from adapters.sql import And, Compare, Condition, Op, Select
@@ -125,15 +125,15 @@ def cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -
     return out
 
 
-def key_values(resource: Resource, raw_key: str) -> dict[str, Any]:
-    """The key of `/v1/{resource}/{key}`; composite keys are `k1,k2` in key order."""
+def key_values(resource: Resource, key: str) -> dict[str, Any]:
+    """The key of `/v1/{resource}/{key}`, its path segment decoded once.
+
+    A single-column key is the whole segment. A composite key is its values in key order,
+    separated by commas; a value holding a comma or starting with a double quote is written in
+    double quotes, a quote inside doubled (`"a,b",3`), as in a CSV line."""
     if not resource.key:
         raise NotFound(f"{resource.name} has no key, so rows cannot be addressed one by one")
-    pieces = raw_key.split(",") if len(resource.key) > 1 else [raw_key]
-    parts = [unquote(p) for p in pieces]
-    if len(parts) != len(resource.key):
-        names = ",".join("{" + c.name + "}" for c in resource.key)
-        raise BadRequest(f"{resource.name} rows are addressed as {names}")
+    parts = _composite(resource, key) if len(resource.key) > 1 else [key]
     values: dict[str, Any] = {}
     for column, text in zip(resource.key, parts, strict=True):
         try:
@@ -141,6 +141,22 @@ def key_values(resource: Resource, raw_key: str) -> dict[str, Any]:
         except ValueError as exc:
             raise BadRequest(f"key {column.name}: {text!r}: {exc}") from None
     return values
+
+
+def _composite(resource: Resource, key: str) -> list[str]:
+    names = ",".join("{" + c.name + "}" for c in resource.key)
+    shape = (
+        f"{resource.name} rows are addressed as {names}; write a value holding a comma in "
+        'double quotes, like "a,b"'
+    )
+    try:
+        parts = next(csv.reader([key], strict=True)) if key else []
+    except csv.Error:
+        raise BadRequest(f"the key {key!r} is not well formed: {shape}") from None
+    if len(parts) != len(resource.key):
+        count = f"{len(parts)} values, not {len(resource.key)}"
+        raise BadRequest(f"the key {key!r} has {count}: {shape}")
+    return parts
 
 
 def key_condition(resource: Resource, values: Mapping[str, Any]) -> Condition:
@@ -172,7 +188,7 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
     rendered = resource.adapter.dialect.render_select(select)
     rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
     if not rows:
-        raise NotFound(f"no {resource.name} row with key {unquote(raw_key)!r}")
+        raise NotFound(f"no {resource.name} row with key {raw_key!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
     headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
     return ApiResponse(200, headers, dumps(item), rows=1)
