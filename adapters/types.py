@@ -37,6 +37,11 @@ class ColumnType:
     """The type's name as the database reports it, for docs and diagnostics."""
     precision: int | None = None
     scale: int | None = None
+    bounds: tuple[int, int] | None = None
+    """The smallest and largest value an INTEGER column holds; None: 64-bit signed."""
+
+
+INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True, slots=True)

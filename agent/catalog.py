@@ -15,6 +15,7 @@ from adapters.errors import SourceError, SourceUnavailable
 from adapters.types import Column, Kind, TableInfo, TableRef
 from agent.api.values import Encoder, encoder
 from agent.config.model import ResourceConfig
+from agent.metrics import FALLBACK_VALUES
 
 
 class CatalogProblem(Exception):
@@ -75,7 +76,12 @@ def resolve_resource(
     by_name = {c.name: c for c in columns}
     key = tuple(available[c] for c in key_names)
     encoders = {
-        c.name: encoder(c.type.kind, adapter.dialect.decoder(c.type)) for c in table.columns
+        c.name: encoder(
+            c.type.kind,
+            adapter.dialect.decoder(c.type),
+            FALLBACK_VALUES.labels(name, c.name).inc,
+        )
+        for c in table.columns
     }
     resource = Resource(name, config, adapter, table, columns, key, by_name, encoders)
     return resource, []

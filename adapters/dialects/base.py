@@ -111,6 +111,14 @@ _CODE_KINDS: dict[int, Kind] = {
     **dict.fromkeys((-2, -3, -4), Kind.BINARY),
 }
 
+_INTEGER_BITS: dict[str, int] = {
+    **dict.fromkeys(("tinyint",), 8),
+    **dict.fromkeys(("smallint", "int2", "smallserial", "serial2"), 16),
+    **dict.fromkeys(("mediumint",), 24),
+    **dict.fromkeys(("int", "integer", "int4", "serial", "serial4"), 32),
+    **dict.fromkeys(("bigint", "int8", "bigserial", "serial8"), 64),
+}
+
 _UNAVAILABLE_SQLSTATES = ("08", "28", "HYT01", "57P01", "57P02", "57P03")
 _TIMEOUT_SQLSTATES = ("HYT00", "57014", "HY008", "HY018")
 
@@ -132,7 +140,7 @@ def _as_utc(value: Any) -> Any:
     return value
 
 
-def _as_uuid_text(value: Any) -> Any:
+def as_uuid_text(value: Any) -> Any:
     """GUIDs as lower-case text, whatever case or type the driver hands back."""
     if isinstance(value, str):
         return value.lower()
@@ -201,6 +209,9 @@ class Dialect:
     """An ORDER BY for limited statements with no order, where the DBMS demands one."""
     probe_sql: ClassVar[str] = "SELECT 1"
     """The cheapest statement that proves the database answers."""
+    fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
+    """Kinds whose columns may hold values the kind cannot carry (PostgreSQL's `infinity`
+    dates, MariaDB's zero dates, anything in SQLite): such values are served as text."""
 
     # -- identifiers -------------------------------------------------------------------------
 
@@ -353,7 +364,18 @@ class Dialect:
             kind = _CODE_KINDS.get(sql_type, Kind.UNKNOWN) if sql_type is not None else Kind.UNKNOWN
         if kind is Kind.DECIMAL and precision is None:
             precision, scale = _declared_precision(db_type)
-        return ColumnType(kind=kind, db_type=db_type, precision=precision, scale=scale)
+        bounds = self.integer_bounds(base) if kind is Kind.INTEGER else None
+        return ColumnType(kind, db_type, precision, scale, bounds)
+
+    def integer_bounds(self, base: str) -> tuple[int, int] | None:
+        """The range of an integer type by its name (`smallint`, `int unsigned`); None: 64-bit."""
+        name, _, sign = base.partition(" ")
+        bits = _INTEGER_BITS.get(name)
+        if bits is None:
+            return None
+        if sign == "unsigned":
+            return 0, 2**bits - 1
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         """Turns what the driver returns into the canonical value for the column's kind."""
@@ -363,7 +385,7 @@ class Dialect:
             case Kind.TIMESTAMPTZ:
                 return _as_utc
             case Kind.UUID:
-                return _as_uuid_text
+                return as_uuid_text
             case Kind.BINARY:
                 return _as_bytes
         return None
@@ -400,18 +422,28 @@ def _declared_precision(db_type: str) -> tuple[int | None, int | None]:
     return int(match.group(1)), int(match.group(2) or 0)
 
 
-def parsed_or_text(parse: Callable[[str], Any]) -> Decoder:
-    """A decoder that parses text it can (ISO 8601 dates and times) and keeps the rest as is."""
+def parsed(parse: Callable[[str], Any]) -> Decoder:
+    """A decoder for values fetched as text (ISO 8601 dates and times): text is parsed, and
+    raises ValueError if it is not of the type (the API then serves it as it is, as text)."""
 
     def decode(value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return parse(value)
-            except ValueError:
-                return value
-        return value
+        return parse(value) if isinstance(value, str) else value
 
     return decode
+
+
+def time_text(text: str) -> dt.time:
+    """A time of day from the database's text, with 0 to 6 fractional digits (`12:00:00.5`)."""
+    whole, dot, fraction = text.partition(".")
+    if dot and fraction.isdigit() and len(fraction) < 6:
+        text = f"{whole}.{fraction.ljust(6, '0')}"
+    return dt.time.fromisoformat(text)
+
+
+def zoned_text(text: str) -> dt.datetime:
+    """An instant from the database's text: with its offset, or UTC when it has none."""
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def quantizer(scale: int | None) -> Decoder:

@@ -32,6 +32,11 @@ class SQLServerDialect(Dialect):
     generated_key_sql = "SELECT SCOPE_IDENTITY()"
     lock_hint = " WITH (UPDLOCK, ROWLOCK)"
 
+    def integer_bounds(self, base: str) -> tuple[int, int] | None:
+        if base.startswith("tinyint"):
+            return 0, 255  # SQL Server's tinyint is unsigned
+        return super().integer_bounds(base.removesuffix(" identity"))
+
     def returning_clause(self, columns: tuple[str, ...]) -> str:
         return ""
 

@@ -6,11 +6,18 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed_or_text
+from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed, time_text, zoned_text
 from adapters.types import ColumnType, Kind, TableRef
 
-# MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one.
-_time_or_text = parsed_or_text(dt.time.fromisoformat)
+# MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else
+# served as text. Dates may be zero ('0000-00-00', '2024-00-15'), which Connector/ODBC reads
+# as NULL or refuses: dates and times are fetched as text and parsed here.
+_DECODERS: dict[Kind, Decoder] = {
+    Kind.TIME: parsed(time_text),
+    Kind.DATE: parsed(dt.date.fromisoformat),
+    Kind.TIMESTAMP: parsed(dt.datetime.fromisoformat),
+    Kind.TIMESTAMPTZ: parsed(zoned_text),
+}
 
 
 class MySQLDialect(Dialect):
@@ -72,15 +79,16 @@ class MySQLDialect(Dialect):
             return super().bind(value).isoformat(" ")
         return super().bind(value)
 
+    fallback_kinds = frozenset({Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ})
+    naive_utc = frozenset()  # TIMESTAMP is fetched as text
+
     def fetch_as_text(self, column_type: ColumnType) -> bool:
-        # Connector/ODBC drops TIME's fractional seconds and cannot represent durations;
-        # DECIMAL as text is exact and skips a Decimal object per value.
-        return column_type.kind in (Kind.TIME, Kind.DECIMAL)
+        # Connector/ODBC drops TIME's fractional seconds and cannot represent durations or
+        # zero dates; DECIMAL as text is exact and skips a Decimal object per value.
+        return column_type.kind in _DECODERS or column_type.kind is Kind.DECIMAL
 
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS CHAR)"
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
-        if column_type.kind is Kind.TIME:
-            return _time_or_text
-        return super().decoder(column_type)
+        return _DECODERS.get(column_type.kind) or super().decoder(column_type)

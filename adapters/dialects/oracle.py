@@ -36,8 +36,10 @@ class OracleDialect(Dialect):
         scale: int | None = None,
     ) -> ColumnType:
         if db_type.lower().startswith("number"):
-            kind = Kind.INTEGER if scale == 0 and precision else Kind.DECIMAL
-            return ColumnType(kind, db_type, precision, scale)
+            if scale == 0 and precision:
+                limit = 10**precision - 1
+                return ColumnType(Kind.INTEGER, db_type, precision, scale, (-limit, limit))
+            return ColumnType(Kind.DECIMAL, db_type, precision, scale)
         return super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
 
     def limit_suffix(self, limit: int | None) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from adapters.dialects.base import CallPlan, Decoder, Dialect
+from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed, time_text, zoned_text
 from adapters.types import ColumnType, Kind, TableRef
 
 
@@ -39,10 +40,19 @@ class PostgreSQLDialect(Dialect):
         ((sql, bound),) = plan.steps
         return replace(plan, steps=((sql.removeprefix("{").removesuffix("}"), bound),))
 
+    # Dates and times may be infinity, -infinity, BC or past year 9999, which psqlODBC turns
+    # into other dates without a word (infinity became today): they are fetched as text and
+    # parsed here, and what does not parse is served as PostgreSQL wrote it. numeric may be
+    # NaN or Infinity; float8 may be Infinity or NaN.
+    fallback_kinds = frozenset(
+        {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DECIMAL, Kind.FLOAT}
+    )
+    naive_utc = frozenset()  # timestamptz is fetched as text with its offset
+
     def fetch_as_text(self, column_type: ColumnType) -> bool:
         # numeric::text is exact with its scale; uuid::text is lower case. Both are what the
         # API serves, and skip psqlODBC → Decimal / upper-case GUID conversions per value.
-        return column_type.kind in (Kind.DECIMAL, Kind.UUID)
+        return column_type.kind in _AS_TEXT
 
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS TEXT)"
@@ -50,4 +60,15 @@ class PostgreSQLDialect(Dialect):
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         if column_type.kind is Kind.UUID:
             return None  # fetched as text, already canonical
-        return super().decoder(column_type)
+        return _DECODERS.get(column_type.kind) or super().decoder(column_type)
+
+
+_AS_TEXT = frozenset(
+    {Kind.DECIMAL, Kind.UUID, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
+)
+_DECODERS: dict[Kind, Decoder] = {
+    Kind.DATE: parsed(dt.date.fromisoformat),
+    Kind.TIME: parsed(time_text),
+    Kind.TIMESTAMP: parsed(dt.datetime.fromisoformat),
+    Kind.TIMESTAMPTZ: parsed(zoned_text),
+}

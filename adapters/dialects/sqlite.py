@@ -9,9 +9,18 @@ Timestamps are stored and compared as text `YYYY-MM-DD HH:MM:SS[.ffffff]`.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from adapters.dialects.base import Decoder, Dialect, base_type_name, parsed_or_text, quantizer
+from adapters.dialects.base import (
+    Decoder,
+    Dialect,
+    as_uuid_text,
+    base_type_name,
+    quantizer,
+    time_text,
+)
 from adapters.types import ColumnType, Kind
 
 
@@ -28,13 +37,78 @@ def _affinity(base: str) -> Kind:
     return Kind.UNKNOWN
 
 
-_parse_datetime = parsed_or_text(dt.datetime.fromisoformat)
-_parse_date = parsed_or_text(dt.date.fromisoformat)
-_parse_time = parsed_or_text(dt.time.fromisoformat)
+# SQLite keeps whatever was stored, whatever the declared type: each decoder accepts only
+# what its kind can carry and raises otherwise (the API then serves the value as text).
+
+
+def _from_text(parse: Callable[[str], Any], kind: type) -> Decoder:
+    """Text is parsed; a value the driver already converted (the ODBC driver does) is kept."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, str):
+            return parse(value)
+        if value.__class__ is not kind:
+            raise TypeError(f"not a {kind.__name__}")
+        return value
+
+    return decode
+
+
+def _integer(value: Any) -> Any:
+    if value.__class__ is not int:
+        raise TypeError("not an integer")
+    return value
+
+
+def _number(value: Any) -> Any:
+    if value.__class__ not in (int, float):
+        raise TypeError("not a number")
+    return value
 
 
 def _as_bool(value: Any) -> Any:
-    return value if value is None or isinstance(value, bool) else bool(int(value))
+    if value.__class__ is bool:
+        return value
+    if value not in (0, 1) or value.__class__ not in (int, float):
+        raise ValueError("not a boolean")
+    return bool(value)
+
+
+def _decimal(scale: int | None) -> Decoder:
+    exact = quantizer(scale)
+
+    def decode(value: Any) -> Any:
+        if value.__class__ not in (int, float, str):
+            raise TypeError("not a number")
+        number = exact(value)
+        if not number.is_finite():
+            raise ValueError("not finite")
+        return number
+
+    return decode
+
+
+def _binary(value: Any) -> Any:
+    if not isinstance(value, bytes):
+        raise TypeError("not bytes")
+    return value
+
+
+def _guid(value: Any) -> Any:
+    text = as_uuid_text(value)
+    return str(uuid.UUID(text))
+
+
+_DECODERS: dict[Kind, Decoder] = {
+    Kind.INTEGER: _integer,
+    Kind.FLOAT: _number,
+    Kind.BOOLEAN: _as_bool,
+    Kind.TIMESTAMP: _from_text(dt.datetime.fromisoformat, dt.datetime),
+    Kind.DATE: _from_text(dt.date.fromisoformat, dt.date),
+    Kind.TIME: _from_text(time_text, dt.time),
+    Kind.UUID: _guid,
+    Kind.BINARY: _binary,
+}
 
 
 class SQLiteDialect(Dialect):
@@ -62,6 +136,9 @@ class SQLiteDialect(Dialect):
             found = super().column_type(db_type, sql_type=sql_type)
         return found
 
+    def integer_bounds(self, base: str) -> tuple[int, int] | None:
+        return None  # every SQLite integer is stored in up to 8 bytes, whatever its name
+
     lock_suffix = ""  # transactions take the database's write lock (BEGIN IMMEDIATE)
     constraint_markers = ("constraint failed",)
     lost_connection_markers = ("database is locked",)
@@ -75,19 +152,12 @@ class SQLiteDialect(Dialect):
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS TEXT)"
 
+    fallback_kinds = frozenset(Kind) - {Kind.STRING, Kind.UNKNOWN}
+
     def decoder(self, column_type: ColumnType) -> Decoder | None:
-        match column_type.kind:
-            case Kind.DECIMAL:
-                return quantizer(column_type.scale)
-            case Kind.TIMESTAMP:
-                return _parse_datetime
-            case Kind.DATE:
-                return _parse_date
-            case Kind.TIME:
-                return _parse_time
-            case Kind.BOOLEAN:
-                return _as_bool
-        return super().decoder(column_type)
+        if column_type.kind is Kind.DECIMAL:
+            return _decimal(column_type.scale)
+        return _DECODERS.get(column_type.kind) or super().decoder(column_type)
 
     def bind(self, value: Any) -> Any:
         if isinstance(value, dt.datetime):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +45,8 @@ class CursorCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def encode(self, shape: str, values: Sequence[Any]) -> str:
-        payload = dumps({"s": shape, "v": list(values)})
+        """A cursor after a row whose ordering columns hold `values`, as the driver gave them."""
+        payload = dumps({"s": shape, "v": [_tagged(v) for v in values]})
         return f"{_b64(payload)}.{_b64(self._tag(payload))}"
 
     def decode(self, token: str, shape: str) -> list[Any]:
@@ -62,8 +64,24 @@ class CursorCodec:
                 "cursor belongs to a different filter or order; repeat the request that "
                 "returned it with the same filters and order, or start again without cursor"
             )
-        values: list[Any] = data["v"]
-        return values
+        return [_untagged(v) for v in data["v"]]
+
+
+def _tagged(value: Any) -> Any:
+    """Values JSON cannot carry as themselves (bytes, non-finite floats) as tagged objects."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"b": _b64(bytes(value))}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"f": repr(value)}
+    return value
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "b" in value:
+            return _unb64(value["b"])
+        return float(value["f"])
+    return value
 
 
 def _invalid() -> BadRequest:

@@ -24,7 +24,7 @@ from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec
 from agent.api.filters import ListPlan, after, plan_list
 from agent.api.message import ApiResponse
-from agent.api.reads import cursor_values, encode_rows, page_select, start_after
+from agent.api.reads import cursor_values, encode_rows, page_select, position, start_after
 from agent.api.values import json_default, text
 from agent.catalog import Resource
 
@@ -156,8 +156,8 @@ class _ChunkReader:
 
     def next_after(self, rows: list[Row], fetch: list[Column]) -> asyncio.Task[Chunk] | None:
         order = self.plan.order
-        last = encode_rows(self.resource, fetch, rows[-1:])[0]
-        beyond = after(order, cursor_values(self.resource, [last[o.column] for o in order], order))
+        last = cursor_values(self.resource, position(fetch, self.plan, rows[-1]), order)
+        beyond = after(order, last)
         if beyond is None:
             return None
         return asyncio.ensure_future(self.read([*self.start, beyond]))

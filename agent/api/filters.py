@@ -84,7 +84,7 @@ def parse_filter(resource: Resource, name: str, text: str) -> Condition:
 
 def _value(column: Column, text: str) -> Any:
     try:
-        return parse(column.type.kind, text)
+        return parse(column.type, text)
     except ValueError as exc:
         raise BadRequest(f"filter {column.name}: {text!r}: {exc}") from None
 

@@ -57,8 +57,7 @@ async def list_rows(
     next_cursor = None
     if len(rows) > plan.limit:
         rows = rows[: plan.limit]
-        last = encode_rows(resource, fetch, [rows[-1]])[0]
-        next_cursor = cursors.encode(shape, [last[o.column] for o in plan.order])
+        next_cursor = cursors.encode(shape, position(fetch, plan, rows[-1]))
     return _page(encode_rows(resource, plan.select, rows), next_cursor)
 
 
@@ -98,6 +97,13 @@ def page_select(
     return select, fetch
 
 
+def position(fetch: Sequence[Column], plan: ListPlan, row: Row) -> list[Any]:
+    """A fetched row's values of the ordering columns, as the driver returned them: a keyset
+    continues after exactly these (an encoded value may be a fallback text, not the value)."""
+    index = {c.name: i for i, c in enumerate(fetch)}
+    return [row[index[o.column]] for o in plan.order]
+
+
 def text_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
     as_text = resource.adapter.dialect.fetch_as_text
     return frozenset(c.name for c in columns if as_text(c.type))
@@ -121,8 +127,19 @@ def cursor_values(resource: Resource, values: list[Any], order: Sequence[Any]) -
     for spec, value in zip(order, values, strict=True):
         column = resource.table.column(spec.column)
         assert column is not None
-        out.append(parse(column.type.kind, value) if isinstance(value, str) else value)
+        out.append(_cursor_value(column, value))
     return out
+
+
+def _cursor_value(column: Column, value: Any) -> Any:
+    """A value from a cursor the agent signed, as served: text that does not parse as the
+    column's type is a fallback value (the database's own text), and is bound as that text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse(column.type, value)
+    except ValueError:
+        return value
 
 
 def key_values(resource: Resource, key: str) -> dict[str, Any]:
@@ -137,7 +154,7 @@ def key_values(resource: Resource, key: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for column, text in zip(resource.key, parts, strict=True):
         try:
-            values[column.name] = parse(column.type.kind, text)
+            values[column.name] = parse(column.type, text)
         except ValueError as exc:
             raise BadRequest(f"key {column.name}: {text!r}: {exc}") from None
     return values
@@ -165,7 +182,7 @@ def key_condition(resource: Resource, values: Mapping[str, Any]) -> Condition:
     for column in resource.key:
         value = values[column.name]
         if isinstance(value, str) and column.type.kind not in (Kind.STRING, Kind.UNKNOWN):
-            value = parse(column.type.kind, value)
+            value = parse(column.type, value)
         terms.append(Compare(column.name, Op.EQ, value))
     return terms[0] if len(terms) == 1 else And(tuple(terms))
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.base import Adapter, ResultSet
-from adapters.types import Kind, TableRef
+from adapters.types import ColumnType, Kind, TableRef
 from agent.api import export
 from agent.api.message import ApiResponse
 from agent.api.named_sql import positional
@@ -37,7 +37,7 @@ def bind_params(what: str, declared: Mapping[str, str], body: bytes) -> dict[str
         if name not in given:
             raise BadRequest(f"missing parameter {name!r} ({kind})")
         try:
-            values[name] = from_json(Kind(kind), given[name])
+            values[name] = from_json(ColumnType(Kind(kind), kind), given[name])
         except ValueError as exc:
             raise BadRequest(f"parameter {name!r}: {exc}") from None
     return values

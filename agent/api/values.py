@@ -1,9 +1,14 @@
-"""Values across the API boundary, per column kind, losslessly (SPEC §3).
+"""Values across the API boundary, per column type, losslessly (the README's value mapping).
 
 `parse` turns request text (a filter value, a key segment) into the canonical Python value
-for a kind, or raises ValueError naming what was expected. `encoder` returns the function
-that turns a canonical value into its JSON form: DECIMAL as an exact string, date/time as
-ISO 8601, binary as base64, GUID as a string, NULL as null.
+for a column, and `from_json` does the same for a value in a JSON body; both raise ValueError
+naming what was expected, and both bound the value by its column's type before any driver
+sees it (integers by the column's range, decimals by its digits). `encoder` returns the
+function that turns what a driver returned into its JSON form: DECIMAL as an exact string,
+date/time as ISO 8601, binary as base64, GUID as a string, NULL as null. A value its column's
+type cannot carry (PostgreSQL's `infinity` date, a MariaDB zero date, text stored in a SQLite
+INTEGER column, a non-finite float) is served as the database's own text: the fallback form,
+counted, never a failed request and never a different value.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -18,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from adapters.types import Kind
+from adapters.types import INT64, ColumnType, Kind
 
 Encoder = Callable[[Any], Any]
 
@@ -26,9 +32,17 @@ _TRUE = {"true", "t", "1", "yes"}
 _FALSE = {"false", "f", "0", "no"}
 
 
+MAX_DECIMAL_DIGITS = 1000
+"""Digits before or after the point of a decimal whose column declares no precision."""
+_INFINITIES = {"infinity", "+infinity", "-infinity", "inf", "+inf", "-inf", "nan"}
+
+
 def _integer(text: str) -> int:
+    digits = text.strip()
+    if len(digits.lstrip("+-")) > 40:  # int() of a long string is slow; no column is wider
+        raise ValueError("expected an integer of at most 40 digits")
     try:
-        return int(text.strip(), 10)
+        return int(digits, 10)
     except ValueError:
         raise ValueError("expected an integer") from None
 
@@ -45,9 +59,12 @@ def _decimal(text: str) -> Decimal:
 
 def _float(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError("expected a number") from None
+    if not math.isfinite(value) and text.strip().lower() not in _INFINITIES:
+        raise ValueError("expected a number within the range of a double")
+    return value
 
 
 def _boolean(text: str) -> bool:
@@ -75,6 +92,25 @@ def _timestamptz(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _timestamp(text: str) -> dt.datetime:
+    value = _iso(dt.datetime.fromisoformat, "2024-05-01T12:30:00")(text)
+    assert isinstance(value, dt.datetime)
+    if value.tzinfo is not None:
+        raise ValueError(
+            "this column holds times without a time zone: send it without an offset, "
+            "like 2024-05-01T12:30:00"
+        )
+    return value
+
+
+def time_of_day(text: str) -> dt.time:
+    """ISO 8601 time of day, with any number of fractional digits up to 6 (`10:00:00.5`)."""
+    whole, dot, fraction = text.partition(".")
+    if dot and fraction.isdigit() and len(fraction) < 6:
+        text = f"{whole}.{fraction.ljust(6, '0')}"
+    return dt.time.fromisoformat(text)
+
+
 def _uuid(text: str) -> str:
     try:
         return str(uuid.UUID(text.strip()))
@@ -97,16 +133,40 @@ PARSERS: dict[Kind, Callable[[str], Any]] = {
     Kind.STRING: str,
     Kind.UNKNOWN: str,
     Kind.DATE: _iso(dt.date.fromisoformat, "2024-05-01"),
-    Kind.TIME: _iso(dt.time.fromisoformat, "12:30:00"),
-    Kind.TIMESTAMP: _iso(dt.datetime.fromisoformat, "2024-05-01T12:30:00"),
+    Kind.TIME: _iso(time_of_day, "12:30:00"),
+    Kind.TIMESTAMP: _timestamp,
     Kind.TIMESTAMPTZ: _timestamptz,
     Kind.UUID: _uuid,
     Kind.BINARY: _binary,
 }
 
 
-def parse(kind: Kind, text: str) -> Any:
-    return PARSERS[kind](text)
+def parse(column_type: ColumnType, text: str) -> Any:
+    """The canonical value of request text for a column of this type; ValueError if not."""
+    return bounded(column_type, PARSERS[column_type.kind](text))
+
+
+def bounded(column_type: ColumnType, value: Any) -> Any:
+    """The value, if the column's type can hold it; ValueError saying the limits otherwise."""
+    if column_type.kind is Kind.INTEGER:
+        low, high = column_type.bounds or INT64
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+    elif column_type.kind is Kind.DECIMAL:
+        _check_digits(column_type, value)
+    return value
+
+
+def _check_digits(column_type: ColumnType, value: Decimal) -> None:
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    whole = max(len(digits) + exponent, 0)
+    fraction = max(-exponent, 0)
+    precision, scale = column_type.precision, column_type.scale or 0
+    most = precision - scale if precision else MAX_DECIMAL_DIGITS
+    if whole > most or fraction > MAX_DECIMAL_DIGITS:
+        limit = f"{most} digits before the point"
+        raise ValueError(f"expected a decimal number with at most {limit}")
 
 
 def json_default(value: Any) -> Any:
@@ -147,27 +207,55 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-ENCODERS: dict[Kind, Encoder | None] = {Kind.UNKNOWN: _text}
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _float_json(value: Any) -> Any:
+    """JSON has no infinities or NaN (orjson would write null): they are served as text."""
+    if value.__class__ is float and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    return value
+
+
+def fallback_text(value: Any) -> str:
+    """The fallback form of a value: its text (bytes as base64, non-finite floats spelled)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float):
+        return str(_float_json(value))
+    return str(value)
+
+
+ENCODERS: dict[Kind, Encoder | None] = {Kind.UNKNOWN: _text, Kind.FLOAT: _float_json}
 """Per-kind fixes before `dumps`; kinds not listed pass through as the decoder left them."""
 
 
-def encoder(kind: Kind, decode: Encoder | None) -> Encoder | None:
-    """The driver-value → encodable-value function for a column, or None to pass values as is."""
+def encoder(
+    kind: Kind, decode: Encoder | None, fell_back: Callable[[], None] = lambda: None
+) -> Encoder | None:
+    """The driver-value → encodable-value function for a column, or None to pass values as is.
+    A value the decoder refuses (ValueError, TypeError, ArithmeticError) is served in its
+    fallback form, and `fell_back` is called to count it."""
     encode = ENCODERS.get(kind)
     if decode is None:
         return encode
-    if encode is None:
-        return decode
 
-    def both(value: Any) -> Any:
-        return encode(decode(value))
+    def safe(value: Any) -> Any:
+        try:
+            decoded = decode(value)
+        except (ValueError, TypeError, ArithmeticError):
+            fell_back()
+            return fallback_text(value)
+        return decoded if encode is None else encode(decoded)
 
-    return both
+    return safe
 
 
 def _json_integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, float) and value.is_integer():  # JSON's 3.0 is the integer 3
+        return int(value)
     raise ValueError("expected an integer")
 
 
@@ -207,9 +295,11 @@ JSON_PARSERS: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
-def from_json(kind: Kind, value: Any) -> Any:
+def from_json(column_type: ColumnType, value: Any) -> Any:
     """The canonical value for a JSON value in a request body; ValueError says what was expected."""
     if value is None:
         return None
-    parser = JSON_PARSERS.get(kind)
-    return parser(value) if parser else PARSERS[kind](_json_text(value))
+    parser = JSON_PARSERS.get(column_type.kind)
+    if parser is None:
+        return parse(column_type, _json_text(value))
+    return bounded(column_type, parser(value))

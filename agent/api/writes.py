@@ -61,7 +61,7 @@ def row_values(resource: Resource, row: Any, where: str) -> dict[str, Any]:
                 f"{where}: unknown column {name!r}; columns of {resource.name}: {names}"
             )
         try:
-            values[name] = from_json(column.type.kind, value)
+            values[name] = from_json(column.type, value)
         except ValueError as exc:
             raise BadRequest(f"{where}: column {name!r}: {exc}") from None
     return values

@@ -1,0 +1,12 @@
+"""The agent's Prometheus metrics, in prometheus-client's default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+FALLBACK_VALUES = Counter(
+    "bridgehead_fallback_values",
+    "Values served as the database's text because their column's type cannot carry them "
+    "(an infinity date, a zero date, text in a SQLite INTEGER column).",
+    ["resource", "column"],
+)
