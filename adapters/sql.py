@@ -79,6 +79,8 @@ class Select:
     """Columns to fetch as text (see Dialect.fetch_as_text)."""
     lock: bool = False
     """Lock the selected rows until the transaction ends (SELECT ... FOR UPDATE)."""
+    offset: int = 0
+    """Rows to skip before the first one returned (with an order and a limit)."""
 
 
 @dataclass(frozen=True, slots=True)

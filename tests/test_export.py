@@ -41,6 +41,8 @@ async def api(backend: Backend, run_agent: Any) -> Caller:
     resources = {
         "items": {"source": "db", "table": "items", "key": ["id"], "max_rows": ROWS},
         "capped": {"source": "db", "table": "items", "key": ["id"], "max_rows": 1234},
+        "capped_far": {"source": "db", "table": "items", "key": ["id"], "max_rows": 7000},
+        "exact": {"source": "db", "table": "items", "key": ["id"], "max_rows": ROWS},
         "texts": {"source": "db", "table": "texts", "key": ["id"]},
     }
     caller: Caller = await run_agent({"db": backend.source}, resources)
@@ -85,11 +87,30 @@ async def test_csv_quotes_per_rfc_4180(api: Caller) -> None:
     assert '"quote "" inside"' in text
 
 
-async def test_stream_is_capped_by_max_rows(api: Caller) -> None:
-    """A stream stops at the resource's max_rows."""
-    status, _, body = await export(api, "/v1/capped", "application/x-ndjson", {"select": "id"})
+@pytest.mark.parametrize(
+    ("resource", "params", "rows", "cut"),
+    [
+        ("capped", {}, 1234, True),  # the cap inside the first chunk
+        ("capped_far", {}, 7000, True),  # the cap beyond it: probed
+        ("exact", {}, ROWS, False),  # exactly max_rows rows: nothing left out
+        ("capped", {"id": "lte.2468"}, 1234, False),  # the filter leaves exactly max_rows
+        ("capped", {"id": "lte.2470"}, 1234, True),
+        ("capped_far", {"grp": "eq.3"}, sum(i % 7 == 3 for i in range(1, ROWS + 1)), False),
+    ],
+)
+@pytest.mark.parametrize("accept", ["application/x-ndjson", "text/csv"])
+async def test_stream_is_capped_by_max_rows_and_says_so(
+    api: Caller, resource: str, params: dict[str, str], rows: int, cut: bool, accept: str
+) -> None:
+    """A stream stops at the resource's max_rows, and X-Truncated says so exactly when rows
+    were left out, as on a named query."""
+    status, headers, body = await export(api, f"/v1/{resource}", accept, {"select": "id", **params})
     assert status == 200
-    assert len(body.splitlines()) == 1234
+    assert len(body.splitlines()) == rows + (accept == "text/csv")
+    note = headers.get("X-Truncated")
+    assert note == (
+        f"only the first {1234 if resource == 'capped' else 7000} rows (max_rows)" if cut else None
+    )
 
 
 async def test_stream_errors_are_problems_before_the_first_byte(api: Caller) -> None:

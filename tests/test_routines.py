@@ -25,6 +25,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         "CREATE TABLE items (id INTEGER NOT NULL PRIMARY KEY, grp INTEGER NOT NULL, "
         "label VARCHAR(50) NOT NULL, score INTEGER NULL)",
         b.generate.format(count=50),
+        "CREATE TABLE big (id INTEGER NOT NULL PRIMARY KEY, grp INTEGER NOT NULL, "
+        "label VARCHAR(50) NOT NULL, score INTEGER NULL)",
+        b.generate.replace("INTO items", "INTO big").format(count=12_000),
     ])  # fmt: skip
     return b
 
@@ -38,6 +41,10 @@ async def api(backend: Backend, run_agent: Any) -> Caller:
             "params": {"upto": "integer", "min_score": "integer"},
         },
         "capped": {"source": "db", "sql": "SELECT id FROM items ORDER BY id", "max_rows": 5},
+        **{
+            name: {"source": "db", "sql": f"SELECT id FROM {table} ORDER BY id", "max_rows": cap}
+            for name, table, cap in STREAMS
+        },
     }
     resources = {"items": {"source": "db", "table": "items"}}
     caller: Caller = await run_agent({"db": backend.source}, resources, queries=queries)
@@ -61,6 +68,28 @@ async def test_query_rows_are_capped(api: Caller) -> None:
     assert status == 200
     assert len(body["items"]) == 5
     assert headers["X-Truncated"].startswith("only the first 5 rows")
+
+
+STREAMS = [  # name, table, max_rows
+    ("cut_in_first_batch", "big", 5),
+    ("cut_beyond_first_batch", "big", 7000),
+    ("whole_beyond_first_batch", "big", 12_000),
+    ("whole_in_first_batch", "items", 50),
+]
+
+
+@pytest.mark.parametrize(("name", "table", "cap"), STREAMS)
+@pytest.mark.parametrize("accept", ["application/x-ndjson", "text/csv"])
+async def test_streamed_query_says_when_max_rows_cuts_it(
+    api: Caller, name: str, table: str, cap: int, accept: str
+) -> None:
+    """A streamed query stops at max_rows, with X-Truncated exactly when rows were left out."""
+    status, headers, body = await api.send("POST", f"/v1/queries/{name}", {}, Accept=accept)
+    assert status == 200
+    total = 12_000 if table == "big" else 50
+    assert len(body.splitlines()) == min(cap, total) + (accept == "text/csv")
+    cut = cap < total
+    assert headers.get("X-Truncated") == (f"only the first {cap} rows (max_rows)" if cut else None)
 
 
 BAD_PARAMS = [

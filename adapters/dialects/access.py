@@ -33,7 +33,9 @@ class AccessDialect(Dialect):
     def limit_prefix(self, limit: int | None) -> str:
         return "" if limit is None else f"TOP {int(limit)} "
 
-    def limit_suffix(self, limit: int | None) -> str:
+    offsets = False  # TOP n only
+
+    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
         return ""
 
     def null_rank(self, quoted: str) -> str:

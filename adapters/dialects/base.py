@@ -207,6 +207,8 @@ class Dialect:
     """DECLARE ... CURSOR / FETCH n streams any statement from the server (PostgreSQL)."""
     unordered: ClassVar[str | None] = None
     """An ORDER BY for limited statements with no order, where the DBMS demands one."""
+    offsets: ClassVar[bool] = True
+    """Whether a limited SELECT can skip rows (OFFSET)."""
     probe_sql: ClassVar[str] = "SELECT 1"
     """The cheapest statement that proves the database answers."""
     fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
@@ -243,7 +245,7 @@ class Dialect:
             parts += [" ORDER BY ", ", ".join(terms)]
         elif select.limit is not None and self.unordered:
             parts += [" ORDER BY ", self.unordered]
-        parts.append(self.limit_suffix(select.limit))
+        parts.append(self.limit_suffix(select.limit, select.offset))
         if select.lock:
             parts.append(self.lock_suffix)
         out.sql = "".join(parts)
@@ -306,8 +308,18 @@ class Dialect:
         out.sql = f"DELETE FROM {self.table(delete.table)} WHERE {where}"
         return out
 
-    def limit_suffix(self, limit: int | None) -> str:
-        return "" if limit is None else f" LIMIT {int(limit)}"
+    def beyond_sql(self, sql: str, offset: int) -> str | None:
+        """A statement giving one row if `sql` gives more than `offset` rows; None where the
+        DBMS cannot skip rows."""
+        if not self.offsets:
+            return None
+        order = f" ORDER BY {self.unordered}" if self.unordered else ""
+        return f"SELECT 1 FROM ({sql}) bh_rows{order}{self.limit_suffix(1, offset)}"
+
+    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
+        if limit is None:
+            return ""
+        return f" LIMIT {int(limit)}" + (f" OFFSET {int(offset)}" if offset else "")
 
     def null_rank(self, quoted: str) -> str:
         """An expression that is 1 for NULL and 0 otherwise, for portable NULL ordering."""

@@ -24,5 +24,8 @@ class DB2Dialect(Dialect):
     }
     lost_connection_markers = ("sql30081n", "sql1224n")
 
-    def limit_suffix(self, limit: int | None) -> str:
-        return "" if limit is None else f" FETCH FIRST {int(limit)} ROWS ONLY"
+    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
+        if limit is None:
+            return ""
+        skip = f" OFFSET {int(offset)} ROWS" if offset else ""
+        return f"{skip} FETCH FIRST {int(limit)} ROWS ONLY"

@@ -50,5 +50,7 @@ class SQLServerDialect(Dialect):
             out.sql = head + output + sep + tail
         return out
 
-    def limit_suffix(self, limit: int | None) -> str:
-        return "" if limit is None else f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"
+    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
+        if limit is None:
+            return ""
+        return f" OFFSET {int(offset)} ROWS FETCH NEXT {int(limit)} ROWS ONLY"

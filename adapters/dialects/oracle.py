@@ -42,5 +42,8 @@ class OracleDialect(Dialect):
             return ColumnType(Kind.DECIMAL, db_type, precision, scale)
         return super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
 
-    def limit_suffix(self, limit: int | None) -> str:
-        return "" if limit is None else f" FETCH FIRST {int(limit)} ROWS ONLY"
+    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
+        if limit is None:
+            return ""
+        skip = f" OFFSET {int(offset)} ROWS" if offset else ""
+        return f"{skip} FETCH FIRST {int(limit)} ROWS ONLY"

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -104,27 +105,34 @@ async def _chunks(
     chunk: int,
     into: ApiResponse,
 ) -> AsyncIterator[bytes]:
-    """The encoded chunks; counts rows into `into.rows` for the audit log."""
+    """The encoded chunks; counts rows into `into.rows` for the audit log. The first yield
+    comes after the first chunk is read (with the CSV header), so a failure before it is
+    still a problem response, and `into` has its X-Truncated header by then."""
     names = [c.name for c in plan.select]
-    if media == CSV:
-        yield csv_header(names)
+    header = csv_header(names) if media == CSV else b""
     if start is None:
+        if header:
+            yield header
         return
     encode = ENCODERS[media]
     skip = utc_shortcut(resource, plan.select) if media == NDJSON else frozenset()
     async with resource.adapter.transaction(snapshot=True) as tx:
         reader = _ChunkReader(tx, resource, plan, start, chunk)
-        pending: asyncio.Task[Chunk] | None = asyncio.ensure_future(reader.read(start))
+        pending: asyncio.Task[Chunk] | None = asyncio.ensure_future(reader.first())
         try:
             while pending is not None:
                 rows, fetch, full = await pending
+                if reader.truncated:
+                    into.headers["X-Truncated"] = truncated_note(resource.config.max_rows)
                 # Read ahead: the database works on the next chunk while this one is encoded.
                 pending = reader.next_after(rows, fetch) if full else None
                 # Encoded by plan.select: order columns fetched for the keyset stay out.
                 if rows and skip:
-                    yield ndjson_lines(encode_rows(resource, plan.select, rows, skip), names, True)
-                elif rows:
-                    yield encode(encode_rows(resource, plan.select, rows), names)
+                    body = ndjson_lines(encode_rows(resource, plan.select, rows, skip), names, True)
+                else:
+                    body = encode(encode_rows(resource, plan.select, rows), names) if rows else b""
+                yield header + body
+                header = b""
                 into.rows += len(rows)
         finally:
             if pending is not None:
@@ -133,11 +141,17 @@ async def _chunks(
                     await pending
 
 
+def truncated_note(max_rows: int) -> str:
+    """The X-Truncated header of an answer cut at max_rows: the same on every path."""
+    return f"only the first {max_rows} rows (max_rows)"
+
+
 Chunk = tuple[list[Row], list[Column], bool]
 
 
 class _ChunkReader:
-    """Reads an export's keyset chunks, each starting after the last row of the one before."""
+    """Reads an export's keyset chunks, each starting after the last row of the one before,
+    up to max_rows; `truncated` says whether rows beyond max_rows were left out."""
 
     def __init__(
         self, tx: Transaction, resource: Resource, plan: ListPlan, start: list[Any], chunk: int
@@ -145,14 +159,44 @@ class _ChunkReader:
         self.tx, self.resource, self.plan, self.start = tx, resource, plan, start
         self.chunk = chunk
         self.remaining = resource.config.max_rows
+        self.truncated = False
+
+    async def first(self) -> Chunk:
+        """The first chunk, read one row long: that row says whether more follow. When the
+        cap lies beyond this chunk, a probe past max_rows rows says whether it cuts any."""
+        size = min(self.chunk, self.remaining)
+        rows, fetch = await self._fetch(self.start, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        self.remaining -= len(rows)
+        if more and self.remaining == 0:
+            self.truncated = True
+        elif more:
+            self.truncated = await self._beyond_cap()
+        return rows, fetch, more and self.remaining > 0
 
     async def read(self, conditions: list[Any]) -> Chunk:
         limit = min(self.chunk, self.remaining)
-        select, fetch = page_select(self.resource, self.plan, conditions, limit)
-        rendered = self.resource.adapter.dialect.render_select(select)
-        rows = await self.tx.fetch(rendered.sql, rendered.params, limit)
+        rows, fetch = await self._fetch(conditions, limit)
         self.remaining -= len(rows)
         return rows, fetch, len(rows) == limit and self.remaining > 0
+
+    async def _fetch(self, conditions: list[Any], limit: int) -> tuple[list[Row], list[Column]]:
+        select, fetch = page_select(self.resource, self.plan, conditions, limit)
+        rendered = self.resource.adapter.dialect.render_select(select)
+        return await self.tx.fetch(rendered.sql, rendered.params, limit), fetch
+
+    async def _beyond_cap(self) -> bool:
+        """Whether a row exists past the first max_rows (the database skips them, sending one
+        row at most); where the DBMS cannot skip rows, the cut is assumed."""
+        dialect = self.resource.adapter.dialect
+        if not dialect.offsets:
+            return True
+        select, _ = page_select(self.resource, self.plan, self.start, 1)
+        skip = self.resource.config.max_rows
+        probe = replace(select, columns=select.columns[:1], as_text=frozenset(), offset=skip)
+        rendered = dialect.render_select(probe)
+        return bool(await self.tx.fetch(rendered.sql, rendered.params, 1))
 
     def next_after(self, rows: list[Row], fetch: list[Column]) -> asyncio.Task[Chunk] | None:
         order = self.plan.order

@@ -135,6 +135,28 @@ async def _audited(
         await done(response, status)
 
 
+async def _primed(body: AsyncIterator[bytes]) -> bytes | AsyncIterator[bytes]:
+    """A stream whose first chunk is already read: a failure before the first byte is still a
+    problem response, and the stream may set headers (X-Truncated) before it yields."""
+    try:
+        first = await anext(body)
+    except StopAsyncIteration:
+        return b""
+    except BaseException:
+        await _close(body)
+        raise
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for chunk in body:
+                yield chunk
+        finally:
+            await _close(body)
+
+    return rest()
+
+
 async def _close(body: AsyncIterator[bytes]) -> None:
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
@@ -185,6 +207,8 @@ class Pipeline:
             if refusal is not None:
                 raise refusal
             response = await self._dispatch(request, trace)
+            if not isinstance(response.body, bytes):
+                response.body = await _primed(response.body)
         except Exception as exc:
             response = problems.from_exception(exc, request_id)
         response.headers["X-Request-Id"] = request_id

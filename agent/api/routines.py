@@ -55,7 +55,7 @@ async def run_query(name: str, query: QueryConfig, adapter: Adapter, body: bytes
     items = _items(result, query.max_rows)
     headers = {"Content-Type": JSON}
     if len(result.rows) > query.max_rows:
-        headers["X-Truncated"] = f"only the first {query.max_rows} rows (max_rows)"
+        headers["X-Truncated"] = export.truncated_note(query.max_rows)
     return ApiResponse(200, headers, dumps({"items": items}), rows=len(items))
 
 
@@ -72,20 +72,38 @@ def stream_query(
     response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
 
     async def chunks() -> AsyncIterator[bytes]:
-        header = media == export.CSV
+        first = True
         async for result in _batches(adapter, statement.sql, params):
-            if header:
-                yield export.csv_header(result.columns)
-                header = False
+            header = b""
+            if first:
+                header = export.csv_header(result.columns) if media == export.CSV else b""
+                if await _cut(adapter, statement.sql, params, result, query.max_rows):
+                    response.headers["X-Truncated"] = export.truncated_note(query.max_rows)
+                first = False
             rows = result.rows[: query.max_rows - response.rows]
             items = _items(ResultSet(result.columns, rows), len(rows))
-            yield export.ENCODERS[media](items, result.columns)
+            yield header + export.ENCODERS[media](items, result.columns)
             response.rows += len(rows)
             if response.rows >= query.max_rows:
                 return
 
     response.body = chunks()
     return response
+
+
+async def _cut(
+    adapter: Adapter, sql: str, params: list[Any], first: ResultSet, max_rows: int
+) -> bool:
+    """Whether max_rows cuts a streamed query's rows, known before its first byte: from the
+    first batch when it holds the cap or the whole result, else by asking the database for a
+    row past max_rows (the statement runs once more; where the DBMS cannot skip rows, a cut
+    is assumed)."""
+    if len(first.rows) > max_rows:
+        return True
+    if len(first.rows) < export.CHUNK_ROWS:
+        return False
+    probe = adapter.dialect.beyond_sql(sql, max_rows)
+    return probe is None or bool(await adapter.fetch(probe, params, 1))
 
 
 async def _batches(adapter: Adapter, sql: str, params: list[Any]) -> AsyncIterator[ResultSet]:
