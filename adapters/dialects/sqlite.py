@@ -62,6 +62,7 @@ class SQLiteDialect(Dialect):
             found = super().column_type(db_type, sql_type=sql_type)
         return found
 
+    session_setup = ("PRAGMA foreign_keys = ON",)  # SQLite leaves them off unless asked
     lock_suffix = ""  # transactions take the database's write lock (BEGIN IMMEDIATE)
     constraint_markers = ("constraint failed",)
     lost_connection_markers = ("database is locked",)
