@@ -131,7 +131,8 @@ def test_check_into_a_closed_pipe_exits_without_a_traceback(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     process.stdout.close()  # the reader goes before the first line is written
     with process.stderr:
         stderr = process.stderr.read()
