@@ -124,7 +124,7 @@ def test_mariadb_details_by_server_error_number(
 
 
 def test_collation_error_names_the_column_of_the_emoji_parameter() -> None:
-    """"Illegal mix of collations" names no column: the statement's own parameters tell which
+    """MariaDB's collation error (1267) names no column: the statement's own parameters tell which
     column the 4-byte UTF-8 value was compared with."""
     message = f"[HY000] {MA}Illegal mix of collations (utf8mb3_general_ci,IMPLICIT) and (1267)"
     failure = MARIA.classify("HY000", message)("db", message, detail=None)
