@@ -56,6 +56,16 @@ class ValueRejected(SourceError):
     public_detail = "The database rejected a value as invalid for its column."
 
 
+class TextNotStorable(ValueRejected):
+    """A text value holds characters the column's character set cannot store (an emoji in a
+    MySQL utf8mb3 column); the detail names the column once it is known."""
+
+    public_detail = (
+        "The database cannot store or compare a text value here: it holds characters outside "
+        "the column's character set (such as emoji in a utf8mb3 column); remove them."
+    )
+
+
 class DriverMissing(SourceError):
     """The driver library for a source is not installed."""
 

@@ -93,7 +93,18 @@ class ODBCAdapter(PooledAdapter):
         message = self.scrub(message)
         if self._dialect is None:
             return errors.SourceUnavailable(self.source, message)
-        return self._dialect.classify(sqlstate, message)(self.source, message)
+        return self._classified(sqlstate, message)
+
+    def _classified(self, sqlstate: str, message: str) -> errors.SourceError:
+        assert self._dialect is not None
+        kind = self._dialect.classify(sqlstate, message)
+        return kind(self.source, message, detail=self._dialect.explain(sqlstate, message))
+
+    def _check_diagnostics(self, cursor: Any) -> None:
+        for state, text in getattr(cursor, "messages", None) or ():
+            sqlstate, message = _diagnostic(str(state), str(text))
+            if self.dialect.reports_failure(sqlstate, message):
+                raise self._classified(sqlstate, self.scrub(message))
 
     def _begin(self, job: Job, snapshot: bool) -> None:
         job.by_statement = False
@@ -155,3 +166,12 @@ def _parts(exc: Exception) -> tuple[str, str]:
     if len(args) >= 2 and isinstance(args[0], str):
         return args[0], str(args[1])
     return "", str(args[0]) if args else type(exc).__name__
+
+
+def _diagnostic(state: str, text: str) -> tuple[str, str]:
+    """pyodbc's `('[01000] (1265)', 'message')` as the SQLSTATE and `message (1265)`, the form
+    the driver's errors take."""
+    found = re.match(r"\[(\w{5})\]\s*\((-?\d+)\)", state)
+    if found is None:
+        return "", text
+    return found.group(1), f"{text} ({found.group(2)})"

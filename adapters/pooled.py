@@ -69,10 +69,13 @@ def _fetch_batch(job: Job, size: int) -> list[Row]:
     return job.cursor.fetchmany(size)  # type: ignore[no-any-return]
 
 
-def _run_statement(job: Job, sql: str, params: Sequence[Any]) -> Outcome:
+def _run_statement(
+    job: Job, sql: str, params: Sequence[Any], check: Callable[[Any], None]
+) -> Outcome:
     cursor = job.cursor = job.conn.cursor()
     try:
         cursor.execute(sql, params)
+        check(cursor)
         if cursor.description is None:
             return Outcome(None, cursor.rowcount)
         names = [d[0] for d in cursor.description]
@@ -129,7 +132,8 @@ class Transaction:
         self._job = job
 
     async def execute(self, sql: str, params: Sequence[Any]) -> Outcome:
-        return await self._adapter._call(self._job, _run_statement, sql, params)
+        check = self._adapter._check_diagnostics
+        return await self._adapter._call(self._job, _run_statement, sql, params, check)
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._adapter._call(self._job, _fetch_rows, sql, params, max_rows)
@@ -178,6 +182,11 @@ class PooledAdapter(ABC):
     @abstractmethod
     def _end(self, job: Job, commit: bool) -> None:
         """Commit or roll back, and return the connection to autocommit."""
+
+    def _check_diagnostics(self, cursor: Any) -> None:
+        """Raise the classified error if the driver's diagnostics for a statement that did not
+        raise say it failed (a server error reported as a warning); sqlite3 has none."""
+        del cursor
 
     def _reconnect_for_dialect(self, conn: Any) -> Any:
         """The first connection, or a new one if the dialect wants connection options."""
@@ -383,6 +392,8 @@ class PooledAdapter(ABC):
                 raise
             if isinstance(failure, errors.SourceUnavailable):
                 job.broken = True
+            if self._dialect is not None and len(args) >= 2 and isinstance(args[0], str):
+                failure = self._dialect.refine(failure, args[0], args[1])
             raise failure from exc
 
     async def _stop(self, job: Job, future: asyncio.Future[Any]) -> None:

@@ -1,12 +1,13 @@
 """The `bridgehead` command line: parse arguments, run a command, map failures to exit codes.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error. Errors are one plain sentence
-on stderr, never a traceback.
+on stderr, never a traceback; output into a closed pipe ends the command quietly (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,7 +51,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is seen while it can still be handled
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except commands.UsageError as exc:
         print(f"bridgehead: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -59,6 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (`bridgehead check | head -1`): stop quietly. What is
+    still buffered goes to /dev/null, so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -119,6 +119,29 @@ def test_check_accepts_a_good_config_and_reports_unknown_types(tmp_path: Path) -
     assert "column 'shape' has type 'WIDGET', which Bridgehead does not know" in result.stdout
 
 
+def test_check_into_a_closed_pipe_exits_without_a_traceback(tmp_path: Path) -> None:
+    """`bridgehead check | head -1`: output into a pipe whose reader has gone ends quietly,
+    with no BrokenPipeError traceback on stderr."""
+    write_db(tmp_path / "data.db")
+    config = tmp_path / "agent.yaml"
+    config.write_text(GOOD.format(digest=hashlib.sha256(b"k").hexdigest()))
+    process = subprocess.Popen(
+        [*BRIDGEHEAD, "check", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # the reader goes before the first line is written
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
+    assert stderr == ""
+
+
 def test_check_reports_every_config_problem_with_lines(tmp_path: Path) -> None:
     """A broken config is exit 2, one line per problem with path and line, and no traceback."""
     config = tmp_path / "agent.yaml"

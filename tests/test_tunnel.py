@@ -97,7 +97,7 @@ async def test_relay_answers_exactly_like_the_agent(
     direct, via = tunnel
     relayed = await via.send(method, path, body)
     if method == "POST":
-        await direct.send("DELETE", "/v1/t/1000")  # so the direct call inserts afresh
+        await direct.send("DELETE", "/v1/t/1000", **{"If-Match": "*"})  # insert afresh
     local = await direct.send(method, path, body)
     assert relayed[0] == local[0]
     strip = {"request_id"}

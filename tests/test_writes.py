@@ -27,7 +27,19 @@ def schema(b: Backend) -> list[str]:
         f"CREATE TABLE typed (id INTEGER NOT NULL PRIMARY KEY, c_dec {t['dec']} NULL, "
         f"c_ts {t['ts']} NULL, c_bin {t['bin']} NULL, c_guid {t['guid']} NULL, "
         f"c_bool {t['bool']} NULL, c_time {t['time']} NULL)",
+        "CREATE TABLE parents (id INTEGER NOT NULL PRIMARY KEY)",
+        "CREATE TABLE children (id INTEGER NOT NULL PRIMARY KEY, parent_id INTEGER NOT NULL, "
+        "CONSTRAINT children_parent FOREIGN KEY (parent_id) REFERENCES parents (id))",
+        *(MARIADB_ONLY if b.name == "mariadb" else []),
     ]
+
+
+MARIADB_ONLY = [
+    "CREATE TABLE films (id INTEGER AUTO_INCREMENT PRIMARY KEY, "
+    "title VARCHAR(50) CHARACTER SET utf8mb3 NOT NULL, "
+    "rating ENUM('G', 'PG', 'R') NOT NULL DEFAULT 'G', "
+    "length INTEGER NOT NULL, views BIGINT UNSIGNED NULL)",
+]
 
 
 WRITABLE = ["read", "insert", "update", "delete"]
@@ -40,12 +52,13 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 async def api(backend: Backend, run_agent: Any) -> Caller:
-    await asyncio.to_thread(backend.run, ["DELETE FROM notes", "DELETE FROM typed"])
-    resources = {
-        "notes": {"source": "db", "table": "notes", "key": ["id"], "operations": WRITABLE},
-        "typed": {"source": "db", "table": "typed", "key": ["id"], "operations": WRITABLE},
-        "readonly": {"source": "db", "table": "notes", "key": ["id"]},
+    tables = ["notes", "typed", "children", "parents"]
+    tables += ["films"] if backend.name == "mariadb" else []
+    await asyncio.to_thread(backend.run, [f"DELETE FROM {t}" for t in tables])
+    resources: dict[str, Any] = {
+        t: {"source": "db", "table": t, "key": ["id"], "operations": WRITABLE} for t in tables
     }
+    resources["readonly"] = {"source": "db", "table": "notes", "key": ["id"]}
     caller: Caller = await run_agent({"db": backend.source}, resources)
     return caller
 
@@ -133,16 +146,26 @@ async def test_concurrent_patches_with_one_etag_have_one_winner(api: Caller) -> 
 
 
 async def test_delete(api: Caller) -> None:
-    """DELETE is 204 then 404; a stale If-Match is 412 and keeps the row."""
+    """DELETE needs If-Match like PATCH: 428 without (the row stays), 412 when stale, 204
+    with the current ETag, then 404; `*` matches any version."""
     _, headers, row = await api.send("POST", "/v1/notes", {"body": "doomed"})
     path = f"/v1/notes/{row['id']}"
-    await api.send("PATCH", path, {"status": "x"}, **{"If-Match": headers["ETag"]})
+    status, _, body = await api.send("DELETE", path)
+    assert status == 428, body
+    assert "If-Match" in body["detail"]
+    _, new_headers, _ = await api.send(
+        "PATCH", path, {"status": "x"}, **{"If-Match": headers["ETag"]}
+    )
     status, _, _ = await api.send("DELETE", path, **{"If-Match": headers["ETag"]})
     assert status == 412
-    status, _, body = await api.send("DELETE", path)
+    status, _, body = await api.send("DELETE", path, **{"If-Match": new_headers["ETag"]})
     assert (status, body) == (204, b"")
-    status, _, body = await api.send("DELETE", path)
+    status, _, body = await api.send("DELETE", path, **{"If-Match": "*"})
     assert status == 404
+    _, _, other = await api.send("POST", "/v1/notes", {"body": "any version"})
+    status, _, _ = await api.send("DELETE", f"/v1/notes/{other['id']}", **{"If-Match": "*"})
+    assert status == 204
+    assert await count(api) == 0
 
 
 async def test_idempotency_key_replays_and_writes_once(api: Caller) -> None:
@@ -223,3 +246,101 @@ async def test_malformed_json_body(api: Caller) -> None:
         body = await response.json(content_type=None)
     assert response.status == 400
     assert body["detail"].startswith("the body is not valid JSON")
+
+
+async def test_foreign_keys_are_enforced(api: Caller) -> None:
+    """A child with a missing parent is a 409 and is not written; deleting a parent that still
+    has children is a 409 and keeps it (SQLite too: foreign keys are on for every connection)."""
+    assert (await api.send("POST", "/v1/parents", {"id": 1}))[0] == 201
+    assert (await api.send("POST", "/v1/children", {"id": 1, "parent_id": 1}))[0] == 201
+    status, _, body = await api.send("POST", "/v1/children", {"id": 2, "parent_id": 99})
+    assert status == 409, body
+    assert "violates a constraint" in body["detail"]
+    assert (await api.get("/v1/children/2"))[0] == 404
+    status, _, body = await api.send("DELETE", "/v1/parents/1", **{"If-Match": "*"})
+    assert status == 409, body
+    assert (await api.get("/v1/parents/1"))[0] == 200
+
+
+async def test_refusals_name_the_column_or_constraint(api: Caller, backend: Backend) -> None:
+    """PostgreSQL and MariaDB refusals are 409s naming the column (NOT NULL) or constraint
+    (foreign key, unique) and never a value from the driver's message."""
+    if backend.name not in ("postgresql", "mariadb"):
+        pytest.skip("SQLite's messages name no constraint")
+    status, _, body = await api.send("POST", "/v1/notes", {"status": "secretval"})
+    assert status == 409, body
+    assert "column 'body'" in body["detail"]
+    assert "secretval" not in body["detail"]
+    await api.send("POST", "/v1/parents", {"id": 7})
+    status, _, body = await api.send("POST", "/v1/parents", {"id": 7})
+    assert status == 409, body
+    assert "unique constraint" in body["detail"]
+    assert "7" not in body["detail"]
+    status, _, body = await api.send("POST", "/v1/children", {"id": 3, "parent_id": 12345})
+    assert status == 409, body
+    assert "'children_parent'" in body["detail"]
+    assert "column 'parent_id'" in body["detail"]
+    assert "12345" not in body["detail"]
+
+
+@pytest.fixture
+def films(backend: Backend, api: Caller) -> Caller:
+    if backend.name != "mariadb":
+        pytest.skip("ENUM, utf8mb3 and BIGINT UNSIGNED columns are MariaDB's")
+    return api
+
+
+async def test_invalid_enum_is_refused_and_writes_nothing(films: Caller) -> None:
+    """MariaDB reports an invalid ENUM value as a warning and inserts nothing: that is a 400
+    naming the column, not a 201 with another row; the next insert returns its own row."""
+    status, _, first = await films.send("POST", "/v1/films", {"title": "A", "length": 90})
+    assert status == 201, first
+    status, _, body = await films.send(
+        "POST", "/v1/films", {"title": "B", "rating": "XXX", "length": 80}
+    )
+    assert status == 400, body
+    assert "column 'rating'" in body["detail"]
+    _, _, page = await films.get("/v1/films")
+    assert [row["title"] for row in page["items"]] == ["A"]
+    status, _, third = await films.send(
+        "POST", "/v1/films", {"title": "C", "rating": "PG", "length": 70}
+    )
+    assert status == 201, third
+    assert (third["title"], third["rating"]) == ("C", "PG")
+    assert third["id"] != first["id"]
+
+
+async def test_mariadb_refusals_are_client_errors(films: Caller) -> None:
+    """A missing NOT NULL column is a 409 naming it; 4-byte UTF-8 text written to or filtered
+    on a utf8mb3 column is a 400 naming the column; an invalid ENUM in a PATCH is a 400."""
+    status, _, body = await films.send("POST", "/v1/films", {"title": "no length"})
+    assert status == 409, body
+    assert "column 'length'" in body["detail"]
+    status, _, body = await films.send("POST", "/v1/films", {"title": "😀", "length": 1})
+    assert status == 400, body
+    assert "column 'title'" in body["detail"]
+    status, _, body = await films.get("/v1/films", {"title": "eq.😀"})
+    assert status == 400, body
+    assert "column 'title'" in body["detail"]
+    _, headers, row = await films.send("POST", "/v1/films", {"title": "ok", "length": 1})
+    status, _, body = await films.send(
+        "PATCH", f"/v1/films/{row['id']}", {"rating": "NC-17"}, **{"If-Match": headers["ETag"]}
+    )
+    assert status == 400, body
+    assert "column 'rating'" in body["detail"]
+    assert (await films.get(f"/v1/films/{row['id']}"))[2]["rating"] == "G"
+
+
+async def test_bigint_unsigned_beyond_signed_range_round_trips(films: Caller) -> None:
+    """A BIGINT UNSIGNED value above 2**63-1 (as the API serves it) can be written, read back
+    and filtered on exactly."""
+    top = 18446744073709551615
+    status, _, row = await films.send(
+        "POST", "/v1/films", {"title": "max", "length": 1, "views": top}
+    )
+    assert status == 201, row
+    assert row["views"] == top
+    await films.send("POST", "/v1/films", {"title": "next", "length": 1, "views": top - 1})
+    status, _, page = await films.get("/v1/films", {"views": f"eq.{top}"})
+    assert status == 200, page
+    assert [r["title"] for r in page["items"]] == ["max"]

@@ -418,6 +418,60 @@ class Dialect:
             return errors.ValueRejected
         return errors.SourceError
 
+    def explain(self, sqlstate: str, message: str) -> str | None:
+        """The caller's detail for a refused statement, naming the column or constraint the
+        driver message names (identifiers only, never values); None for the generic detail."""
+        return None
+
+    def refine(
+        self, failure: errors.SourceError, sql: str, params: Sequence[Any]
+    ) -> errors.SourceError:
+        """The failure with what only its statement tells (the column a value was for)."""
+        return failure
+
+    def reports_failure(self, sqlstate: str, message: str) -> bool:
+        """Whether a diagnostic returned with a *successful* statement means it failed (drivers
+        that report a server error as a warning); such a diagnostic is then classified."""
+        return False
+
+
+_IDENTIFIER = re.compile(r"[^\W\d][\w$. ]{0,127}")
+
+
+def identifiers(*names: str | None) -> list[str]:
+    """The names that are plain identifiers (letters, digits, `_`, `$`, `.`, spaces): a name taken
+    from a driver message reaches a caller only if it cannot be a fragment of a value."""
+    return [n for n in names if n is not None and _IDENTIFIER.fullmatch(n)]
+
+
+def refusal(
+    kind: str, fix: str, *, column: str | None = None, constraint: str | None = None
+) -> str | None:
+    """`... violates a constraint: <kind> 'name' on column 'col'; <fix>.`, naming only the
+    parts that are identifiers; None when neither is."""
+    column, constraint = (next(iter(identifiers(n)), None) for n in (column, constraint))
+    if column is None and constraint is None:
+        return None
+    named = f" {constraint!r}" if constraint else ""
+    on = f" on column {column!r}" if column else ""
+    return (
+        "The database refused the change because it violates a constraint: "
+        f"{kind}{named}{on}; {fix}."
+    )
+
+
+NOT_NULL_FIX = "send a value for that column"
+UNIQUE_FIX = "a row with the same value already exists"
+PARENT_MISSING_FIX = "the row it refers to does not exist"
+CHILDREN_EXIST_FIX = "other rows still refer to this row; change or delete them first"
+CHECK_FIX = "send values the constraint allows"
+
+
+def rejected_value(column: str | None, reason: str) -> str | None:
+    """The detail of a value the database refused for one column, if the column is named."""
+    named = identifiers(column)
+    return f"The database rejected the value for column {named[0]!r}: {reason}." if named else None
+
 
 @dataclass(frozen=True)
 class CallPlan:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
+from adapters import errors
+from adapters.dialects import mysql_errors
 from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed, time_text, zoned_text
 from adapters.types import ColumnType, Kind, TableRef
 
@@ -20,12 +23,20 @@ _DECODERS: dict[Kind, Decoder] = {
 }
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 class MySQLDialect(Dialect):
     name = "mysql"
     dbms_names = ("mysql", "mariadb")
     quote_open = "`"
     quote_close = "`"
-    session_setup = ("SET time_zone = '+00:00'",)
+    session_setup = (
+        "SET time_zone = '+00:00'",
+        # Invalid values are errors, not warnings: strict mode added to the server's own modes.
+        "SET SESSION sql_mode = "
+        "TRIM(BOTH ',' FROM CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))",
+    )
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     generated_key_sql = "SELECT LAST_INSERT_ID()"
     default_values = " () VALUES ()"
@@ -73,7 +84,25 @@ class MySQLDialect(Dialect):
             steps.append((f"SELECT {', '.join(outs)}", ()))
         return CallPlan(tuple(steps), bool(outs))
 
+    def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:
+        return mysql_errors.classify(message) or super().classify(sqlstate, message)
+
+    def explain(self, sqlstate: str, message: str) -> str | None:
+        return mysql_errors.explain(message)
+
+    def refine(
+        self, failure: errors.SourceError, sql: str, params: Sequence[Any]
+    ) -> errors.SourceError:
+        return mysql_errors.refine(failure, sql, params)
+
+    def reports_failure(self, sqlstate: str, message: str) -> bool:
+        # Connector/ODBC reports some server errors on prepared statements (an invalid ENUM
+        # value: 1265) as SQLSTATE 01000 with success; the statement wrote nothing.
+        return mysql_errors.classify(message) is not None
+
     def bind(self, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            return Decimal(value)  # BIGINT UNSIGNED; pyodbc binds ints as signed 64-bit only
         if isinstance(value, dt.datetime):
             # Connector/ODBC drops the microseconds of a bound TIMESTAMP; text keeps them.
             return super().bind(value).isoformat(" ")

@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed, time_text, zoned_text
+from adapters.dialects.base import (
+    CHECK_FIX,
+    CHILDREN_EXIST_FIX,
+    NOT_NULL_FIX,
+    PARENT_MISSING_FIX,
+    UNIQUE_FIX,
+    CallPlan,
+    Decoder,
+    Dialect,
+    parsed,
+    refusal,
+    time_text,
+    zoned_text,
+)
 from adapters.types import ColumnType, Kind, TableRef
+
+_COLUMN = re.compile(r'null value in column "([^"]+)"')
+_CONSTRAINT = re.compile(r'violates (?:foreign key |unique |check )?constraint "([^"]+)"')
+_KEY = re.compile(r"DETAIL:\s+Key \(([^()]*)\)=")
+
+
+def _explain_constraint(sqlstate: str, message: str) -> str | None:
+    """Names from PostgreSQL's own wording of 23502/23503/23505/23514 (lc_messages English)."""
+    constraint = _CONSTRAINT.search(message)
+    name = constraint.group(1) if constraint else None
+    key = _KEY.search(message)
+    column = key.group(1) if key and "," not in key.group(1) else None
+    match sqlstate:
+        case "23502":
+            found = _COLUMN.search(message)
+            return refusal(
+                "not-null constraint", NOT_NULL_FIX, column=found.group(1) if found else None
+            )
+        case "23503":
+            fix = CHILDREN_EXIST_FIX if "update or delete on" in message else PARENT_MISSING_FIX
+            return refusal("foreign key constraint", fix, column=column, constraint=name)
+        case "23505":
+            return refusal("unique constraint", UNIQUE_FIX, column=column, constraint=name)
+        case "23514":
+            return refusal("check constraint", CHECK_FIX, constraint=name)
+    return None
 
 
 class PostgreSQLDialect(Dialect):
@@ -33,6 +73,9 @@ class PostgreSQLDialect(Dialect):
         "no connection to the server",
         "the connection was closed",
     )
+
+    def explain(self, sqlstate: str, message: str) -> str | None:
+        return _explain_constraint(sqlstate, message)
 
     def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
         # CALL returns one row holding the OUT and INOUT values; OUT arguments are NULL.

@@ -139,6 +139,7 @@ class SQLiteDialect(Dialect):
     def integer_bounds(self, base: str) -> tuple[int, int] | None:
         return None  # every SQLite integer is stored in up to 8 bytes, whatever its name
 
+    session_setup = ("PRAGMA foreign_keys = ON",)  # SQLite leaves them off unless asked
     lock_suffix = ""  # transactions take the database's write lock (BEGIN IMMEDIATE)
     constraint_markers = ("constraint failed",)
     lost_connection_markers = ("database is locked",)

@@ -28,20 +28,69 @@ from agent.api.message import ApiResponse
 from agent.api.reads import cursor_values, encode_rows, page_select, position, start_after
 from agent.api.values import json_default, text
 from agent.catalog import Resource
+from agent.errors import NotAcceptable
 
+JSON = "application/json"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
+SERVED = (JSON, NDJSON, CSV)
 CHUNK_ROWS = 5000
 Items = list[dict[str, Any]]
 
 
 def export_format(accept: str) -> str | None:
-    """The streaming media type the caller asked for, or None for a JSON page."""
-    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    for media in wanted:
-        if media in (NDJSON, CSV):
-            return media
-    return None
+    """The streaming media type the caller prefers, or None for a JSON page.
+
+    `Accept` is read as RFC 9110 says: each type's weight is the `q` of the most specific
+    range naming it (`q=0`: not acceptable); the highest weight wins, then the more specific
+    and earlier range, then JSON. No acceptable type is a 406; no `Accept` means JSON.
+    """
+    if not accept.strip():
+        return None
+    ranges = [_media_range(part) for part in accept.split(",") if part.strip()]
+    weights = {media: _weight(ranges, media) for media in SERVED}
+    chosen = max(SERVED, key=lambda media: weights[media])  # the first of equals: JSON
+    if weights[chosen][0] <= 0:
+        raise NotAcceptable(
+            "none of the types in Accept can be served here; send Accept: "
+            f"{', '.join(SERVED)} (or */*, or no Accept for JSON)"
+        )
+    return None if chosen == JSON else chosen
+
+
+def _weight(ranges: list[tuple[str, float]], media: str) -> tuple[float, int, int]:
+    """(q, specificity, earliness) of the most specific range naming `media`; q 0 if none."""
+    matches = [
+        (spec, -i, q)
+        for i, (pattern, q) in enumerate(ranges)
+        if (spec := _match(pattern, media)) >= 0
+    ]
+    if not matches:
+        return (0.0, 0, 0)
+    spec, position, q = max(matches)
+    return (q, spec, position)
+
+
+def _media_range(part: str) -> tuple[str, float]:
+    media, *params = (piece.strip() for piece in part.split(";"))
+    q = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                q = 1.0
+    return media.lower(), q
+
+
+def _match(pattern: str, media: str) -> int:
+    """How specifically `pattern` names `media`: 2 exactly, 1 `type/*`, 0 `*/*`, -1 not."""
+    if pattern == media:
+        return 2
+    if pattern == media.split("/", maxsplit=1)[0] + "/*":
+        return 1
+    return 0 if pattern in ("*/*", "*") else -1
 
 
 def ndjson_lines(items: Items, names: Sequence[str], naive_utc: bool = False) -> bytes:

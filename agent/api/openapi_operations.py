@@ -274,7 +274,7 @@ def _update_operation(resource: Resource, base: str) -> Json:
 def _delete_operation(resource: Resource) -> Json:
     gone = answer("Deleted.", None)
     gone["headers"].update(_write_headers())
-    parameters = [_if_match(required=False), ref("parameters", "Idempotency-Key")]
+    parameters = [_if_match(required=True), ref("parameters", "Idempotency-Key")]
     name = resource.name
     return _operation(
         f"delete_{name}",
@@ -282,7 +282,7 @@ def _delete_operation(resource: Resource) -> Json:
         f"{name}:write",
         summary=f"Delete one {name} row",
         responses={"204": gone},
-        errors=(*_READ_ERRORS, 409, 412, 422),
+        errors=(*_READ_ERRORS, 409, 412, 422, 428),
         parameters=parameters,
     )
 

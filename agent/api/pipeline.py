@@ -299,7 +299,7 @@ class Pipeline:
 
     async def _get(self, call: Call) -> ApiResponse:
         assert call.key is not None
-        return await reads.get_row(call.resource, call.key)
+        return await reads.get_row(call.resource, call.key, call.request.query)
 
     async def _insert(self, call: Call) -> ApiResponse:
         body = call.request.body

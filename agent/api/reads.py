@@ -11,7 +11,7 @@ from adapters.base import Row
 from adapters.sql import And, Compare, Condition, Op, Select
 from adapters.types import Column, Kind
 from agent.api.cursor import CursorCodec, shape_digest
-from agent.api.filters import ListPlan, after, plan_list
+from agent.api.filters import ListPlan, after, parse_select, plan_list
 from agent.api.message import ApiResponse
 from agent.api.values import dumps, parse
 from agent.catalog import Resource
@@ -194,7 +194,11 @@ def etag_of(resource: Resource, item: Mapping[str, Any]) -> str:
     return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
 
 
-async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
+async def get_row(
+    resource: Resource, raw_key: str, query: Sequence[tuple[str, str]] = ()
+) -> ApiResponse:
+    """One row by its key; `select=` trims the answer, the ETag stays the whole row's."""
+    chosen = parse_select(resource, dict(query).get("select"))
     select = Select(
         table=resource.table.ref,
         columns=tuple(c.name for c in resource.columns),
@@ -208,4 +212,5 @@ async def get_row(resource: Resource, raw_key: str) -> ApiResponse:
         raise NotFound(f"no {resource.name} row with key {raw_key!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
     headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
-    return ApiResponse(200, headers, dumps(item), rows=1)
+    served = {c.name: item[c.name] for c in chosen}
+    return ApiResponse(200, headers, dumps(served), rows=1)

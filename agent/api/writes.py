@@ -4,8 +4,11 @@ Rules:
 - A body names only served columns; values are parsed by column kind before any SQL runs.
 - An insert of many rows is all or nothing; the response holds the rows as the database
   stored them (defaults, generated keys, triggers), read back by key in the same transaction.
-- Update and delete lock the row, compare its ETag with `If-Match` (412 on mismatch, so of
-  two writers holding the same ETag exactly one wins), then write.
+- An insert is reported only from what its own statement did: one row counted, its own
+  generated key read in the same transaction; anything else rolls back as an error.
+- Update and delete need `If-Match` (428 without; `*` matches any row), lock the row,
+  compare its ETag (412 on mismatch, so of two writers holding the same ETag exactly one
+  wins), then write.
 - `before_commit` lets the idempotency store record the response before the commit, and a
   `Proof` says how to tell afterwards whether that commit happened.
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Transaction
+from adapters.base import Outcome, Transaction
 from adapters.sql import Condition, Delete, Insert, Select, Update
 from agent.api.message import ApiResponse
 from agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
@@ -108,6 +111,7 @@ async def _insert_one(tx: Transaction, resource: Resource, row: dict[str, Any], 
     statement = Insert(resource.table.ref, tuple(row), tuple(row.values()), returning=key_names)
     rendered = dialect.render_insert(statement)
     outcome = await tx.execute(rendered.sql, rendered.params)
+    _check_inserted(outcome, n)
     if all(k in row for k in key_names):
         key = {k: row[k] for k in key_names}
     elif outcome.rows:
@@ -123,13 +127,25 @@ async def _insert_one(tx: Transaction, resource: Resource, row: dict[str, Any], 
     return stored
 
 
+def _check_inserted(outcome: Outcome, n: int) -> None:
+    """This statement inserted exactly one row (-1: a driver that does not count, when the
+    statement returned its one row), so its generated key is its own."""
+    counted = outcome.rowcount
+    if counted == 1 or (counted == -1 and outcome.rows is not None and len(outcome.rows) == 1):
+        return
+    raise ApiError(
+        f"row {n}: the database reported {counted} rows inserted, not 1, without an error; "
+        "nothing was written (see the agent log and the table's triggers)"
+    )
+
+
 def _if_match(headers: dict[str, str] | Any, required: bool) -> list[str] | None:
     value = headers.get("if-match")
     if value is None:
         if required:
             raise PreconditionRequired(
-                "send If-Match with the ETag from a GET of this row, so a concurrent change "
-                "is not overwritten"
+                "send If-Match with the ETag from a GET of this row (or * for any version), "
+                "so a concurrent change is not overwritten"
             )
         return None
     return [tag.strip().removeprefix("W/") for tag in value.split(",")]
@@ -176,7 +192,7 @@ async def update(
 async def delete(
     resource: Resource, raw_key: str, headers: Any, before_commit: BeforeCommit = no_hook
 ) -> ApiResponse:
-    tags = _if_match(headers, required=False)
+    tags = _if_match(headers, required=True)
     where = key_condition(resource, key_values(resource, raw_key))
     async with resource.adapter.transaction() as tx:
         current = await _current(tx, resource, where, raw_key, tags)
