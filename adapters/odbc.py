@@ -122,17 +122,22 @@ class ODBCAdapter(PooledAdapter):
             job.conn.autocommit = True
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
+        where = (
+            {"catalog": table.schema, "schema": None}
+            if self.dialect.qualifier_is_catalog
+            else {"catalog": None, "schema": table.schema}
+        )
         cursor = job.cursor = job.conn.cursor()
         try:
             found = [
                 row
-                for row in cursor.columns(table=table.name, schema=table.schema).fetchall()
+                for row in cursor.columns(table=table.name, **where).fetchall()
                 if row.table_name == table.name
             ]
             if not found:
                 return None
             found.sort(key=lambda row: row.ordinal_position)
-            keys = cursor.primaryKeys(table.name, schema=table.schema).fetchall()
+            keys = cursor.primaryKeys(table.name, **where).fetchall()
         finally:
             job.cursor = None
             cursor.close()
@@ -147,7 +152,20 @@ class ODBCAdapter(PooledAdapter):
             precision=row.column_size,
             scale=row.decimal_digits,
         )
-        return Column(row.column_name, column_type, nullable=row.nullable != 0)
+        return Column(
+            row.column_name, column_type, nullable=row.nullable != 0, has_default=_filled_in(row)
+        )
+
+
+def _filled_in(row: Any) -> bool:
+    """Whether the database fills the column when an insert leaves it out.
+
+    COLUMN_DEF is the default's text; drivers report the text NULL (MariaDB, SQLite) or
+    nothing for "no default". psqlODBC adds AUTO_INCREMENT (serial and identity columns)."""
+    default = row.column_def
+    if default is not None and str(default).strip().upper() != "NULL":
+        return True
+    return bool(getattr(row, "auto_increment", 0) == 1)
 
 
 def _parts(exc: Exception) -> tuple[str, str]:

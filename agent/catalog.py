@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
+from adapters.dialects.base import base_type_name
 from adapters.errors import SourceError, SourceUnavailable
 from adapters.types import Column, Kind, TableInfo, TableRef
 from agent.api.values import Encoder, encoder
@@ -69,6 +70,15 @@ def resolve_resource(
     key_names = config.key or table.primary_key
     for missing in (c for c in key_names if c not in available):
         problems.append(CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}"))
+    writes = sorted(set(config.operations) - {"read"})
+    if writes and not key_names:
+        problems.append(
+            CatalogProblem(
+                f"{where}.operations",
+                f"{', '.join(writes)} need a key, and {config.table} has no primary key; "
+                "add key: [...] naming columns that identify a row to the resource",
+            )
+        )
     if problems:
         return None, problems
     columns = tuple(available[c] for c in wanted)
@@ -81,13 +91,37 @@ def resolve_resource(
     return resource, []
 
 
-def unknown_types(resource: Resource) -> list[str]:
+# Types whose values reach callers as the database's own text, though the kind is known.
+TEXT_FORMS = frozenset(
+    {"money", "enum", "set", "interval", "timetz", "time with time zone", "tsvector"}
+    | {"tsquery", "inet", "cidr", "macaddr", "macaddr8", "point", "line", "lseg", "box"}
+    | {"path", "polygon", "circle", "bit varying", "varbit"}
+)
+
+
+def served_as_text(resource: Resource) -> list[str]:
+    """A warning for each served column whose values are the database's text, not a JSON type:
+    unknown types, and those whose text form is all Bridgehead can serve (arrays, enums, ...)."""
     return [
         f"resources.{resource.name}: column {c.name!r} has type {c.type.db_type!r}, "
-        "which Bridgehead does not know; it is served as text"
+        + (
+            "which Bridgehead does not know; it is served as text"
+            if c.type.kind is Kind.UNKNOWN
+            else "which Bridgehead serves as text (the database's own text form)"
+        )
         for c in resource.columns
-        if c.type.kind is Kind.UNKNOWN
+        if _text_form(resource.adapter, c)
     ]
+
+
+def _text_form(adapter: Adapter, column: Column) -> bool:
+    if column.type.kind is Kind.UNKNOWN:
+        return True
+    base = base_type_name(column.type.db_type)
+    if base.startswith("_") or base.endswith("[]") or base in TEXT_FORMS:
+        return True  # `_int4` is psqlODBC's name for int4[]
+    # A name no dialect table knows, typed from its ODBC code (PostgreSQL enums, domains).
+    return column.type.kind is Kind.STRING and not adapter.dialect.knows_type_name(base)
 
 
 async def describe(adapter: Adapter, dotted: str) -> TableInfo | None:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed_or_text
+from adapters.dialects.base import CallPlan, Decoder, Dialect, Step, parsed_or_text
 from adapters.types import ColumnType, Kind, TableRef
 
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one.
@@ -22,6 +22,7 @@ class MySQLDialect(Dialect):
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     generated_key_sql = "SELECT LAST_INSERT_ID()"
     default_values = " () VALUES ()"
+    qualifier_is_catalog = True  # `sakila.film` is table film of database sakila
     name_kinds: ClassVar[dict[str, Kind]] = {
         # MySQL converts TIMESTAMP to and from the session zone (UTC here); DATETIME is naive.
         "timestamp": Kind.TIMESTAMPTZ,
@@ -84,3 +85,17 @@ class MySQLDialect(Dialect):
         if column_type.kind is Kind.TIME:
             return _time_or_text
         return super().decoder(column_type)
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        # PREPARE parses and resolves every table and column; nothing runs.
+        return (
+            ("SET @bh_check = ?", ("?".join(pieces),)),
+            ("PREPARE bh_check FROM @bh_check", ()),
+            ("DEALLOCATE PREPARE bh_check", ()),
+        )
+
+    def routine_lookup(self, ref: TableRef) -> Step | None:
+        where = "ROUTINE_SCHEMA = ?" if ref.schema else "ROUTINE_SCHEMA = DATABASE()"
+        sql = "SELECT ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_NAME = ? AND "
+        sql += where
+        return sql, (ref.name, *([ref.schema] if ref.schema else []))
