@@ -9,9 +9,17 @@ Timestamps are stored and compared as text `YYYY-MM-DD HH:MM:SS[.ffffff]`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import Decoder, Dialect, base_type_name, parsed_or_text, quantizer
+from adapters.dialects.base import (
+    Decoder,
+    Dialect,
+    Step,
+    base_type_name,
+    parsed_or_text,
+    quantizer,
+)
 from adapters.types import ColumnType, Kind
 
 
@@ -99,3 +107,7 @@ class SQLiteDialect(Dialect):
         if not isinstance(value, str | int | float | bytes) and value is not None:
             return str(value)
         return value
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        # EXPLAIN compiles the statement into its program and lists it; nothing runs.
+        return ((f"EXPLAIN {'?'.join(pieces)}", (None,) * (len(pieces) - 1)),)
