@@ -19,7 +19,7 @@ from adapters.pooled import Job, PooledAdapter
 from adapters.types import Column, TableInfo, TableRef
 
 _SECRET_KEYS = re.compile(
-    r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{[^}]*\}|[^;]*)"
+    r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)"
 )
 
 
@@ -46,7 +46,15 @@ def redact_connection_string(conn_str: str) -> str:
 
 
 def _secret_values(conn_str: str) -> list[str]:
-    return [m.group(2).strip("{}") for m in _SECRET_KEYS.finditer(conn_str) if m.group(2)]
+    """Each secret as written and as the driver may echo it (braces removed, `}}` undone)."""
+    found: list[str] = []
+    for match in _SECRET_KEYS.finditer(conn_str):
+        value = match.group(2)
+        if value.startswith("{") and value.endswith("}"):
+            found += [value, value[1:-1].replace("}}", "}")]
+        elif value:
+            found.append(value)
+    return sorted(found, key=len, reverse=True)
 
 
 class ODBCAdapter(PooledAdapter):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,26 @@ import pytest
 from backends import Backend
 from conftest import agent_config, make_backend
 
+from adapters.base import SourceSettings
+from adapters.odbc import ODBCAdapter, redact_connection_string
 from agent.app import StartupError
 from agent.check import run_check
 from agent.config import load_config
 
 
-async def check(folder: Path, backend: Backend, resources: dict[str, Any], **extra: Any) -> str:
+async def check(
+    folder: Path,
+    backend: Backend,
+    resources: dict[str, Any],
+    environ: dict[str, str] | None = None,
+    **extra: Any,
+) -> str:
     """The report of `bridgehead check` for that config, with `ok`/`FAILED` appended."""
     path = await asyncio.to_thread(
         agent_config, folder, {"db": backend.source}, resources, "key", **extra
     )
     out = io.StringIO()
-    ok = await run_check(await asyncio.to_thread(load_config, path), out)
+    ok = await run_check(await asyncio.to_thread(load_config, path, environ or {}), out)
     return out.getvalue() + ("ok" if ok else "FAILED")
 
 
@@ -242,3 +251,53 @@ async def test_columns_served_as_text_are_warned_about(
         ), (column, report)
     assert len(warnings) == len(expected), report
     assert report.endswith("ok")
+
+
+AWKWARD_PASSWORD = "a;b{c}}d=e f"
+USERS = {
+    "postgresql": [
+        "DROP ROLE IF EXISTS awkward",
+        f"CREATE ROLE awkward LOGIN PASSWORD '{AWKWARD_PASSWORD}'",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY)",
+        "GRANT SELECT ON notes TO awkward",
+    ],
+    "mariadb": [
+        "DROP USER IF EXISTS awkward@'127.0.0.1'",
+        f"CREATE USER awkward@'127.0.0.1' IDENTIFIED BY '{AWKWARD_PASSWORD}'",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY)",
+        "GRANT SELECT ON notes TO awkward@'127.0.0.1'",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mariadb"])
+async def test_substituted_password_with_odbc_specials_connects(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A password holding ; { } = and a space, substituted as `PWD=${env:X}` into an ODBC
+    connection string, is quoted for ODBC: check connects and never prints it."""
+    backend = await asyncio.to_thread(backend_with, name, request, tmp_path, USERS[name])
+    connection = re.sub(
+        r"UID=[^;]*;PWD=.*$", "UID=awkward;PWD=${env:DB_PW}", backend.source["odbc"]
+    )
+    as_awkward = Backend(**{**vars(backend), "source": {"odbc": connection}})
+    report = await check(
+        tmp_path,
+        as_awkward,
+        {"notes": {"source": "db", "table": "notes"}},
+        environ={"DB_PW": AWKWARD_PASSWORD},
+    )
+    assert "resources.notes: ok (1 columns)" in report, report
+    assert report.endswith("ok")
+    assert "b{c" not in report
+
+
+def test_quoted_passwords_are_scrubbed_whole() -> None:
+    """A braced password (with `}}` escapes) is scrubbed from driver messages in both the
+    form written in the connection string and the form the driver may echo."""
+    target = "DRIVER={X};UID=u;PWD={a;b{c}}d=e f};APP=z"
+    adapter = ODBCAdapter(SourceSettings(name="db", adapter="odbc", target=target))
+    message = adapter.scrub(f"login failed for {target} with password a;b{{c}}d=e f")
+    assert "b{c" not in message
+    assert "d=e f" not in message
+    assert redact_connection_string(target) == "DRIVER={X};UID=u;PWD=***;APP=z"
