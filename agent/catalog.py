@@ -7,7 +7,7 @@ what `bridgehead check` uses to report missing tables, columns and unknown types
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
@@ -48,47 +48,45 @@ def resolve_resource(
     name: str, config: ResourceConfig, adapter: Adapter, table: TableInfo | None
 ) -> tuple[Resource | None, list[CatalogProblem]]:
     """The resource, or the problems that stop it from being served."""
-    where = f"resources.{name}"
     if table is None:
-        return None, [
-            CatalogProblem(f"{where}.table", f"no table or view {config.table!r} in the database")
-        ]
-    problems: list[CatalogProblem] = []
-    available = {c.name: c for c in table.columns}
-    wanted = config.columns or tuple(available)
-    for missing in (c for c in wanted if c not in available):
-        problems.append(
-            CatalogProblem(
-                f"{where}.columns",
-                f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
-            )
-        )
-    if config.etag_column and config.etag_column not in wanted:
-        problems.append(
-            CatalogProblem(f"{where}.etag_column", f"{config.etag_column!r} is not a served column")
-        )
-    key_names = config.key or table.primary_key
-    for missing in (c for c in key_names if c not in available):
-        problems.append(CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}"))
-    writes = sorted(set(config.operations) - {"read"})
-    if writes and not key_names:
-        problems.append(
-            CatalogProblem(
-                f"{where}.operations",
-                f"{', '.join(writes)} need a key, and {config.table} has no primary key; "
-                "add key: [...] naming columns that identify a row to the resource",
-            )
-        )
+        message = f"no table or view {config.table!r} in the database"
+        return None, [CatalogProblem(f"resources.{name}.table", message)]
+    problems = list(_mismatches(f"resources.{name}", config, table))
     if problems:
         return None, problems
-    columns = tuple(available[c] for c in wanted)
+    available = {c.name: c for c in table.columns}
+    columns = tuple(available[c] for c in config.columns or tuple(available))
     by_name = {c.name: c for c in columns}
-    key = tuple(available[c] for c in key_names)
+    key = tuple(available[c] for c in config.key or table.primary_key)
     encoders = {
         c.name: encoder(c.type.kind, adapter.dialect.decoder(c.type)) for c in table.columns
     }
     resource = Resource(name, config, adapter, table, columns, key, by_name, encoders)
     return resource, []
+
+
+def _mismatches(where: str, config: ResourceConfig, table: TableInfo) -> Iterator[CatalogProblem]:
+    """What in the resource's config the table does not have, each at its YAML path."""
+    available = [c.name for c in table.columns]
+    wanted = config.columns or tuple(available)
+    for missing in (c for c in wanted if c not in available):
+        yield CatalogProblem(
+            f"{where}.columns",
+            f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
+        )
+    if config.etag_column and config.etag_column not in wanted:
+        message = f"{config.etag_column!r} is not a served column"
+        yield CatalogProblem(f"{where}.etag_column", message)
+    key_names = config.key or table.primary_key
+    for missing in (c for c in key_names if c not in available):
+        yield CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}")
+    writes = sorted(set(config.operations) - {"read"})
+    if writes and not key_names:
+        yield CatalogProblem(
+            f"{where}.operations",
+            f"{', '.join(writes)} need a key, and {config.table} has no primary key; "
+            "add key: [...] naming columns that identify a row to the resource",
+        )
 
 
 # Types whose values reach callers as the database's own text, though the kind is known.
