@@ -169,9 +169,12 @@ def _filled_in(row: Any) -> bool:
     """Whether the database fills the column when an insert leaves it out.
 
     COLUMN_DEF is the default's text; drivers report the text NULL (MariaDB, SQLite) or
-    nothing for "no default". psqlODBC adds AUTO_INCREMENT (serial and identity columns)."""
+    nothing for "no default". psqlODBC adds AUTO_INCREMENT (serial and identity columns);
+    SQL Server names identity columns' types `int identity`."""
     default = row.column_def
     if default is not None and str(default).strip().upper() != "NULL":
+        return True
+    if "identity" in (row.type_name or "").lower():
         return True
     return bool(getattr(row, "auto_increment", 0) == 1)
 
