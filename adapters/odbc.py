@@ -19,7 +19,7 @@ from adapters.pooled import Job, PooledAdapter
 from adapters.types import Column, TableInfo, TableRef
 
 _SECRET_KEYS = re.compile(
-    r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{[^}]*\}|[^;]*)"
+    r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)"
 )
 
 
@@ -46,7 +46,15 @@ def redact_connection_string(conn_str: str) -> str:
 
 
 def _secret_values(conn_str: str) -> list[str]:
-    return [m.group(2).strip("{}") for m in _SECRET_KEYS.finditer(conn_str) if m.group(2)]
+    """Each secret as written and as the driver may echo it (braces removed, `}}` undone)."""
+    found: list[str] = []
+    for match in _SECRET_KEYS.finditer(conn_str):
+        value = match.group(2)
+        if value.startswith("{") and value.endswith("}"):
+            found += [value, value[1:-1].replace("}}", "}")]
+        elif value:
+            found.append(value)
+    return sorted(found, key=len, reverse=True)
 
 
 class ODBCAdapter(PooledAdapter):
@@ -133,17 +141,22 @@ class ODBCAdapter(PooledAdapter):
             job.conn.autocommit = True
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
+        where = (
+            {"catalog": table.schema, "schema": None}
+            if self.dialect.qualifier_is_catalog
+            else {"catalog": None, "schema": table.schema}
+        )
         cursor = job.cursor = job.conn.cursor()
         try:
             found = [
                 row
-                for row in cursor.columns(table=table.name, schema=table.schema).fetchall()
+                for row in cursor.columns(table=table.name, **where).fetchall()
                 if row.table_name == table.name
             ]
             if not found:
                 return None
             found.sort(key=lambda row: row.ordinal_position)
-            keys = cursor.primaryKeys(table.name, schema=table.schema).fetchall()
+            keys = cursor.primaryKeys(table.name, **where).fetchall()
         finally:
             job.cursor = None
             cursor.close()
@@ -158,7 +171,23 @@ class ODBCAdapter(PooledAdapter):
             precision=row.column_size,
             scale=row.decimal_digits,
         )
-        return Column(row.column_name, column_type, nullable=row.nullable != 0)
+        return Column(
+            row.column_name, column_type, nullable=row.nullable != 0, has_default=_filled_in(row)
+        )
+
+
+def _filled_in(row: Any) -> bool:
+    """Whether the database fills the column when an insert leaves it out.
+
+    COLUMN_DEF is the default's text; drivers report the text NULL (MariaDB, SQLite) or
+    nothing for "no default". psqlODBC adds AUTO_INCREMENT (serial and identity columns);
+    SQL Server names identity columns' types `int identity`."""
+    default = row.column_def
+    if default is not None and str(default).strip().upper() != "NULL":
+        return True
+    if "identity" in (row.type_name or "").lower():
+        return True
+    return bool(getattr(row, "auto_increment", 0) == 1)
 
 
 def _parts(exc: Exception) -> tuple[str, str]:

@@ -71,15 +71,31 @@ class SQLiteAdapter(PooledAdapter):
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         cursor = job.conn.execute(
-            'SELECT name, type, "notnull", pk FROM pragma_table_info(?, ?) ORDER BY cid',
+            'SELECT name, type, "notnull", dflt_value, pk, hidden '
+            "FROM pragma_table_xinfo(?, ?) ORDER BY cid",
             (table.name, table.schema or "main"),
         )
-        found = cursor.fetchall()
+        found = [row for row in cursor.fetchall() if row[5] != 1]  # 1: a virtual table's hidden
         if not found:
             return None
+        ranked = sorted((pk, name) for name, _, _, _, pk, _ in found if pk)
+        rowid = _rowid_alias(found) if len(ranked) == 1 else None
         columns = tuple(
-            Column(name, self.dialect.column_type(db_type or ""), nullable=not notnull and not pk)
-            for name, db_type, notnull, pk in found
+            Column(
+                name,
+                self.dialect.column_type(db_type or ""),
+                nullable=not notnull and not pk,
+                # hidden 2 and 3: generated columns; a rowid alias is filled in when left out
+                has_default=default is not None or hidden in (2, 3) or name == rowid,
+            )
+            for name, db_type, notnull, default, pk, hidden in found
         )
-        ranked = sorted((pk, name) for name, _, _, pk in found if pk)
         return TableInfo(table, columns, tuple(name for _, name in ranked))
+
+
+def _rowid_alias(found: list[Any]) -> str | None:
+    """The column that is the rowid (a lone `INTEGER PRIMARY KEY`), which SQLite numbers."""
+    for name, db_type, _, _, pk, _ in found:
+        if pk and (db_type or "").strip().upper() == "INTEGER":
+            return str(name)
+    return None

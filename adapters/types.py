@@ -49,11 +49,16 @@ class Column:
     name: str
     type: ColumnType
     nullable: bool = True
+    has_default: bool = False
+    """An insert may leave it out: it has a default, is an identity, serial or auto-increment
+    column, is generated, or is SQLite's rowid alias (`INTEGER PRIMARY KEY`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TableRef:
-    """A table or view as the config names it: `schema.name` or just `name`."""
+    """A table or view as the config names it: `schema.name` or just `name`.
+
+    On MySQL and MariaDB the qualifier is the database (the ODBC catalog): `sakila.film`."""
 
     name: str
     schema: str | None = None

@@ -7,10 +7,11 @@ what `bridgehead check` uses to report missing tables, columns and unknown types
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
+from adapters.dialects.base import base_type_name
 from adapters.errors import SourceError, SourceUnavailable
 from adapters.types import Column, Kind, TableInfo, TableRef
 from agent.api.values import Encoder, encoder
@@ -48,33 +49,16 @@ def resolve_resource(
     name: str, config: ResourceConfig, adapter: Adapter, table: TableInfo | None
 ) -> tuple[Resource | None, list[CatalogProblem]]:
     """The resource, or the problems that stop it from being served."""
-    where = f"resources.{name}"
     if table is None:
-        return None, [
-            CatalogProblem(f"{where}.table", f"no table or view {config.table!r} in the database")
-        ]
-    problems: list[CatalogProblem] = []
-    available = {c.name: c for c in table.columns}
-    wanted = config.columns or tuple(available)
-    for missing in (c for c in wanted if c not in available):
-        problems.append(
-            CatalogProblem(
-                f"{where}.columns",
-                f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
-            )
-        )
-    if config.etag_column and config.etag_column not in wanted:
-        problems.append(
-            CatalogProblem(f"{where}.etag_column", f"{config.etag_column!r} is not a served column")
-        )
-    key_names = config.key or table.primary_key
-    for missing in (c for c in key_names if c not in available):
-        problems.append(CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}"))
+        message = f"no table or view {config.table!r} in the database"
+        return None, [CatalogProblem(f"resources.{name}.table", message)]
+    problems = list(_mismatches(f"resources.{name}", config, table))
     if problems:
         return None, problems
-    columns = tuple(available[c] for c in wanted)
+    available = {c.name: c for c in table.columns}
+    columns = tuple(available[c] for c in config.columns or tuple(available))
     by_name = {c.name: c for c in columns}
-    key = tuple(available[c] for c in key_names)
+    key = tuple(available[c] for c in config.key or table.primary_key)
     encoders = {
         c.name: encoder(
             c.type.kind,
@@ -87,13 +71,61 @@ def resolve_resource(
     return resource, []
 
 
-def unknown_types(resource: Resource) -> list[str]:
+def _mismatches(where: str, config: ResourceConfig, table: TableInfo) -> Iterator[CatalogProblem]:
+    """What in the resource's config the table does not have, each at its YAML path."""
+    available = [c.name for c in table.columns]
+    wanted = config.columns or tuple(available)
+    for missing in (c for c in wanted if c not in available):
+        yield CatalogProblem(
+            f"{where}.columns",
+            f"no column {missing!r} in {config.table} (columns: {', '.join(available)})",
+        )
+    if config.etag_column and config.etag_column not in wanted:
+        message = f"{config.etag_column!r} is not a served column"
+        yield CatalogProblem(f"{where}.etag_column", message)
+    key_names = config.key or table.primary_key
+    for missing in (c for c in key_names if c not in available):
+        yield CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}")
+    writes = sorted(set(config.operations) - {"read"})
+    if writes and not key_names:
+        yield CatalogProblem(
+            f"{where}.operations",
+            f"{', '.join(writes)} need a key, and {config.table} has no primary key; "
+            "add key: [...] naming columns that identify a row to the resource",
+        )
+
+
+# Types whose values reach callers as the database's own text, though the kind is known.
+TEXT_FORMS = frozenset(
+    {"money", "enum", "set", "interval", "timetz", "time with time zone", "tsvector"}
+    | {"tsquery", "inet", "cidr", "macaddr", "macaddr8", "point", "line", "lseg", "box"}
+    | {"path", "polygon", "circle", "bit varying", "varbit"}
+)
+
+
+def served_as_text(resource: Resource) -> list[str]:
+    """A warning for each served column whose values are the database's text, not a JSON type:
+    unknown types, and those whose text form is all Bridgehead can serve (arrays, enums, ...)."""
     return [
         f"resources.{resource.name}: column {c.name!r} has type {c.type.db_type!r}, "
-        "which Bridgehead does not know; it is served as text"
+        + (
+            "which Bridgehead does not know; it is served as text"
+            if c.type.kind is Kind.UNKNOWN
+            else "which Bridgehead serves as text (the database's own text form)"
+        )
         for c in resource.columns
-        if c.type.kind is Kind.UNKNOWN
+        if _text_form(resource.adapter, c)
     ]
+
+
+def _text_form(adapter: Adapter, column: Column) -> bool:
+    if column.type.kind is Kind.UNKNOWN:
+        return True
+    base = base_type_name(column.type.db_type)
+    if base.startswith("_") or base.endswith("[]") or base in TEXT_FORMS:
+        return True  # `_int4` is psqlODBC's name for int4[]
+    # A name no dialect table knows, typed from its ODBC code (PostgreSQL enums, domains).
+    return column.type.kind is Kind.STRING and not adapter.dialect.knows_type_name(base)
 
 
 async def describe(adapter: Adapter, dotted: str) -> TableInfo | None:

@@ -733,23 +733,17 @@ def test_key_column_not_in_columns(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("operations", "message"),
-    [
-        ("[read, update]", "update need a key; add key: [...] to the resource"),
-        ("[insert, delete]", "delete, insert need a key; add key: [...] to the resource"),
-    ],
-)
-def test_write_operations_need_a_key(tmp_path: Path, operations: str, message: str) -> None:
-    """A resource with write operations but no key is reported at its operations line."""
-    error = config_error(
+def test_write_operations_without_key_load(tmp_path: Path) -> None:
+    """Writes without `key:` pass validation: the key defaults to the table's primary key,
+    which only introspection knows (agent.catalog refuses a table that has none)."""
+    config = parse(
         MINIMAL
         + "resources:\n  t:\n    source: sample\n    table: t\n"
-        + f"    operations: {operations}\n",
+        + "    operations: [read, insert, delete]\n",
         tmp_path,
     )
 
-    assert triples(error) == [("resources.t.operations", 8, message)]
+    assert config.resources["t"].key is None
 
 
 def test_reserved_resource_name(tmp_path: Path) -> None:
@@ -832,6 +826,46 @@ def test_env_reference_inside_a_string(tmp_path: Path) -> None:
 
     assert config.sources["erp"].target.get_secret_value() == "UID=gw;PWD=pw;APP=gw"
     assert config.sources["erp"].pool_size == 6
+
+
+@pytest.mark.parametrize(
+    ("value", "served"),
+    [
+        ("a;b{c}d", "{a;b{c}}d}"),
+        (" padded ", "{ padded }"),
+        ("plain-pw", "plain-pw"),
+    ],
+)
+def test_odbc_attribute_values_are_quoted(tmp_path: Path, value: str, served: str) -> None:
+    """A reference that is a whole ODBC attribute value is quoted the ODBC way ({...}, `}`
+    doubled) when its value holds ;, {, } or edge spaces; elsewhere values are left as they are."""
+    config = parse(
+        "sources:\n  erp:\n    odbc: 'UID=gw;PWD=${env:PW} ;APP=x'\n"
+        "    pool_size: 2\nstate_dir: '${env:PW}'\n",
+        tmp_path,
+        environ={"PW": value},
+    )
+
+    assert config.sources["erp"].target.get_secret_value() == f"UID=gw;PWD={served} ;APP=x"
+    assert config.state_dir is not None
+    assert config.state_dir.name == value
+
+
+@pytest.mark.parametrize("odbc", ["PWD=pre${env:PW}", "PWD={${env:PW}}"])
+def test_odbc_value_that_cannot_be_quoted_says_how_to_fix(tmp_path: Path, odbc: str) -> None:
+    """A value holding ODBC specials inside a longer or braced value is a problem that says
+    to make the reference the whole value, and never shows the value."""
+    error = config_error(
+        f"sources:\n  erp:\n    odbc: '{odbc}'\n", tmp_path, environ={"PW": "se;cret"}
+    )
+
+    message = (
+        "the value of ${env:PW} holds ';', '{' or '}', which cannot stand inside a longer or "
+        "braced ODBC value: make the reference the whole value, unbraced (e.g. "
+        "PWD=${env:PW}), and Bridgehead quotes it"
+    )
+    assert triples(error) == [("sources.erp.odbc", 3, message)]
+    assert "se;cret" not in str(error)
 
 
 def test_missing_env_var_is_reported_with_path_and_line(tmp_path: Path) -> None:

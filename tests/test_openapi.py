@@ -146,7 +146,7 @@ def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     assert "API key" in scheme["description"]
     assert "JWT" in scheme["description"]
     assert document["security"] == [{"bearer": []}]
-    assert "servers" not in document
+    assert document["servers"] == [{"url": "/"}]
 
 
 async def test_document_is_deterministic(config: AgentConfig, document: dict[str, Any]) -> None:
@@ -207,7 +207,8 @@ def test_columns_have_their_wire_types(document: dict[str, Any]) -> None:
 
 
 def test_row_page_and_write_schemas(document: dict[str, Any]) -> None:
-    """A row requires every served column; a page holds rows and a cursor; writes name any."""
+    """A row requires every served column; a page holds rows and a cursor; an insert requires
+    the NOT NULL columns the database does not fill in; a patch names any column but the key."""
     row = schema_of(document, "Ledger")
     assert list(row["properties"]) == ["id", "name", "balance"]
     assert row["required"] == ["id", "name", "balance"]
@@ -217,9 +218,15 @@ def test_row_page_and_write_schemas(document: dict[str, Any]) -> None:
     assert page["properties"]["next_cursor"]["type"] == ["string", "null"]
     assert "required" not in page["properties"]["items"]["items"]
     write = schema_of(document, "LedgerWrite")
-    assert "required" not in write
+    assert write["required"] == ["name"]  # id is the rowid, balance has a default
     assert write["additionalProperties"] is False
     assert write["properties"] == row["properties"]
+    assert "LedgerPatch" not in document["components"]["schemas"]  # ledger has no update
+    patch = schema_of(document, "CustomersPatch")
+    assert "id" not in patch["properties"]
+    assert set(patch["properties"]) == set(schema_of(document, "Customers")["properties"]) - {"id"}
+    assert patch["additionalProperties"] is False
+    assert "required" not in patch
     problem = schema_of(document, "Problem")
     assert set(problem["required"]) == {"type", "title", "status", "detail", "request_id"}
 
@@ -402,3 +409,63 @@ async def test_schemathesis_finds_the_agent_true_to_its_document(
     await asyncio.to_thread(validate, document)
     failures = await asyncio.to_thread(fuzz, document, api.base, api.key)
     assert not failures, "\n\n".join(failures)
+
+
+async def test_document_shows_only_what_the_scopes_reach(config: AgentConfig) -> None:
+    """With a caller's scopes, the document lists a resource's reads only with :read, its
+    writes only with :write, and each query or procedure only with its own scope."""
+    adapters = build_adapters(config)
+    for adapter in adapters.values():
+        await adapter.open()
+    try:
+        catalog = Catalog(config.resources, adapters)
+        await catalog.load()
+        scopes = frozenset({"customers:read", "ledger:write", "queries:born_before"})
+        document = build_openapi(catalog.resolved(), config, version="1", scopes=scopes)
+    finally:
+        for adapter in adapters.values():
+            await adapter.close()
+    await asyncio.to_thread(validate, document)
+    methods = {path: set(item) - {"parameters"} for path, item in document["paths"].items()}
+    assert methods == {
+        "/v1/customers": {"get"},
+        "/v1/customers/{key}": {"get"},
+        "/v1/ledger": {"post"},
+        "/v1/queries/born_before": {"post"},
+        "/v1/openapi.json": {"get"},
+    }
+    schemas = set(document["components"]["schemas"])
+    assert {"CustomersWrite", "CustomersPatch", "Lines", "LinesPage"}.isdisjoint(schemas)
+    assert {"Customers", "CustomersPage", "LedgerWrite"} <= schemas
+
+
+async def test_served_document_depends_on_the_caller(database: Path, run_agent: Any) -> None:
+    """GET /v1/openapi.json answers each key with its own view: a key with no scopes sees only
+    the document's own path; a key with every scope sees every operation."""
+    api: Caller = await run_agent(
+        {"db": {"sqlite": str(database)}}, RESOURCES, queries=QUERIES, procedures=PROCEDURES
+    )
+    status, _, bare = await api.get("/v1/openapi.json", key="nobody-key")
+    assert status == 200, bare
+    assert list(bare["paths"]) == ["/v1/openapi.json"]
+    assert bare["servers"] == [{"url": "/"}]
+    status, _, full = await api.get("/v1/openapi.json")
+    assert "/v1/procedures/recalc" in full["paths"]
+    assert "patch" in full["paths"]["/v1/customers/{key}"]
+
+
+@pytest.mark.parametrize("given", ["x" * 129, "tab\tinside", ""])
+async def test_a_request_id_breaking_the_rule_is_a_400(
+    database: Path, run_agent: Any, given: str
+) -> None:
+    """An X-Request-Id that is not 1-128 printable ASCII is a 400 problem carrying a fresh
+    id (in the header and the body), not silently replaced; 128 characters are accepted."""
+    api: Caller = await run_agent({"db": {"sqlite": str(database)}}, RESOURCES)
+    status, headers, problem = await api.get("/v1/customers/1", **{"X-Request-Id": given})
+    assert status == 400, problem
+    assert "X-Request-Id must be 1 to 128 printable ASCII characters" in problem["detail"]
+    assert len(headers["X-Request-Id"]) == 24
+    assert problem["request_id"] == headers["X-Request-Id"]
+    status, headers, _ = await api.get("/v1/customers/1", **{"X-Request-Id": "y" * 128})
+    assert status == 200
+    assert headers["X-Request-Id"] == "y" * 128

@@ -173,6 +173,10 @@ def _as_bytes(value: Any) -> Any:
     return value
 
 
+Step = tuple[str, tuple[Any, ...]]
+"""One statement and its bound values."""
+
+
 class Dialect:
     """ANSI defaults; subclasses override what their DBMS does differently."""
 
@@ -214,6 +218,8 @@ class Dialect:
     fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
     """Kinds whose columns may hold values the kind cannot carry (PostgreSQL's `infinity`
     dates, MariaDB's zero dates, anything in SQLite): such values are served as text."""
+    qualifier_is_catalog: ClassVar[bool] = False
+    """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
 
     # -- identifiers -------------------------------------------------------------------------
 
@@ -224,6 +230,11 @@ class Dialect:
     def table(self, ref: TableRef) -> str:
         name = self.quote(ref.name)
         return f"{self.quote(ref.schema)}.{name}" if ref.schema else name
+
+    def knows_type_name(self, db_type: str) -> bool:
+        """Whether the type's name is one this dialect maps (not a guess from its ODBC code)."""
+        base = base_type_name(db_type)
+        return base in self.name_kinds or base in _NAME_KINDS
 
     # -- statements --------------------------------------------------------------------------
 
@@ -400,6 +411,17 @@ class Dialect:
                 return as_uuid_text
             case Kind.BINARY:
                 return _as_bytes
+        return None
+
+    # -- checks (`bridgehead check`) ---------------------------------------------------------
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        """Statements that make the DBMS compile a statement without running it (`pieces`: its
+        text split where its parameters go); empty where the DBMS offers no such way."""
+        return ()
+
+    def routine_lookup(self, ref: TableRef) -> Step | None:
+        """A SELECT of the type (PROCEDURE or FUNCTION) of each routine named `ref`."""
         return None
 
     # -- errors ------------------------------------------------------------------------------

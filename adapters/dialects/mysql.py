@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 
 from adapters import errors
 from adapters.dialects import mysql_errors
-from adapters.dialects.base import CallPlan, Decoder, Dialect, parsed, time_text, zoned_text
+from adapters.dialects.base import (
+    CallPlan,
+    Decoder,
+    Dialect,
+    Step,
+    parsed,
+    time_text,
+    zoned_text,
+)
 from adapters.types import ColumnType, Kind, TableRef
 
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else
@@ -40,6 +48,7 @@ class MySQLDialect(Dialect):
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     generated_key_sql = "SELECT LAST_INSERT_ID()"
     default_values = " () VALUES ()"
+    qualifier_is_catalog = True  # `sakila.film` is table film of database sakila
     name_kinds: ClassVar[dict[str, Kind]] = {
         # MySQL converts TIMESTAMP to and from the session zone (UTC here); DATETIME is naive.
         "timestamp": Kind.TIMESTAMPTZ,
@@ -121,3 +130,17 @@ class MySQLDialect(Dialect):
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         return _DECODERS.get(column_type.kind) or super().decoder(column_type)
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        # PREPARE parses and resolves every table and column; nothing runs.
+        return (
+            ("SET @bh_check = ?", ("?".join(pieces),)),
+            ("PREPARE bh_check FROM @bh_check", ()),
+            ("DEALLOCATE PREPARE bh_check", ()),
+        )
+
+    def routine_lookup(self, ref: TableRef) -> Step | None:
+        where = "ROUTINE_SCHEMA = ?" if ref.schema else "ROUTINE_SCHEMA = DATABASE()"
+        sql = "SELECT ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_NAME = ? AND "
+        sql += where
+        return sql, (ref.name, *([ref.schema] if ref.schema else []))

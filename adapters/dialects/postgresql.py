@@ -17,6 +17,7 @@ from adapters.dialects.base import (
     CallPlan,
     Decoder,
     Dialect,
+    Step,
     parsed,
     refusal,
     time_text,
@@ -104,6 +105,20 @@ class PostgreSQLDialect(Dialect):
         if column_type.kind is Kind.UUID:
             return None  # fetched as text, already canonical
         return _DECODERS.get(column_type.kind) or super().decoder(column_type)
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        # PREPARE parses and plans (every table, column and function must exist); nothing runs.
+        marked = "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
+        return ((f"PREPARE bh_check AS {marked}", ()), ("DEALLOCATE bh_check", ()))
+
+    def routine_lookup(self, ref: TableRef) -> Step | None:
+        where = "n.nspname = ?" if ref.schema else "n.nspname = ANY (current_schemas(false))"
+        sql = (
+            "SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END "
+            "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+            f"WHERE p.proname = ? AND {where}"
+        )
+        return sql, (ref.name, *([ref.schema] if ref.schema else []))
 
 
 _AS_TEXT = frozenset(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from adapters.dialects.base import (
     Decoder,
     Dialect,
+    Step,
     as_uuid_text,
     base_type_name,
     quantizer,
@@ -170,3 +171,7 @@ class SQLiteDialect(Dialect):
         if not isinstance(value, str | int | float | bytes) and value is not None:
             return str(value)
         return value
+
+    def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
+        # EXPLAIN compiles the statement into its program and lists it; nothing runs.
+        return ((f"EXPLAIN {'?'.join(pieces)}", (None,) * (len(pieces) - 1)),)

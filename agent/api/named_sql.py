@@ -49,3 +49,14 @@ def positional(sql: str) -> PositionalSql:
 def placeholders(sql: str) -> set[str]:
     """The parameter names a statement uses (what the config check compares with params)."""
     return set(positional(sql).names)
+
+
+def pieces(sql: str) -> tuple[str, ...]:
+    """The statement's text split where its parameters go (one more piece than parameters)."""
+    parts: list[str] = []
+    start = 0
+    for match in _TOKENS.finditer(sql):
+        if match.group("name") is not None:
+            parts.append(sql[start : match.start()])
+            start = match.end()
+    return (*parts, sql[start:])

@@ -4,7 +4,8 @@ Rules: pure, no I/O: built from the resolved catalog and the config, so it lists
 resources whose tables were found, only the operations each allows, and every served column
 with the JSON form its values take on the wire (`agent.api.values`). Deterministic: resources,
 queries, procedures and params are sorted; columns (and their filters) keep their served order.
-Every call returns fresh dicts; shared parts are `$ref`s into `components`.
+Every call returns fresh dicts; shared parts are `$ref`s into `components`. Served per
+caller: each sees only the operations its scopes reach.
 
 This module assembles the document and its shared components; the schemas of values and rows
 are built in `agent.api.openapi_schemas`, the operations in `agent.api.openapi_operations`.
@@ -12,7 +13,7 @@ are built in `agent.api.openapi_schemas`, the operations in `agent.api.openapi_o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.api.openapi_operations import (
@@ -28,6 +29,9 @@ from agent.api.openapi_schemas import Json, problem_schema, ref, resource_schema
 from agent.catalog import Resource
 from agent.config.model import AgentConfig
 
+PRINTABLE = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"
+"""Printable ASCII without edge spaces (HTTP strips those): X-Request-Id, Idempotency-Key."""
+
 
 def build_openapi(
     resources: Sequence[Resource],
@@ -35,26 +39,52 @@ def build_openapi(
     *,
     version: str,
     server_url: str | None = None,
+    scopes: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """The document; `server_url` is the base that `/v1/...` hangs from (default: `/`)."""
-    bases = schema_names(r.name for r in resources)
+    """The document; `server_url` is the base that `/v1/...` hangs from (default: `/`).
+
+    With `scopes` (the caller's), only what they reach: a resource's read operations with
+    `<resource>:read`, its writes with `<resource>:write`, each query and procedure with its
+    own scope. Without, everything the agent serves."""
+
+    def reaches(scope: str) -> bool:
+        return scopes is None or scope in scopes
+
+    shown = {r.name: _operations(r, reaches) for r in resources}
+    visible = [r for r in resources if shown[r.name]]
+    bases = schema_names(r.name for r in visible)
     schemas: Json = {"Problem": problem_schema()}
     paths: Json = {}
-    for resource in sorted(resources, key=lambda r: r.name):
-        schemas.update(resource_schemas(resource, bases[resource.name]))
-        paths.update(resource_paths(resource, bases[resource.name], config))
-    for name, query in sorted(config.queries.items()):
-        paths[f"/v1/queries/{name}"] = {"post": query_operation(name, query)}
-    for name, procedure in sorted(config.procedures.items()):
-        paths[f"/v1/procedures/{name}"] = {"post": procedure_operation(name, procedure)}
+    for resource in sorted(visible, key=lambda r: r.name):
+        base, allowed = bases[resource.name], shown[resource.name]
+        schemas.update(resource_schemas(resource, base, allowed))
+        paths.update(resource_paths(resource, base, config, allowed))
+    paths.update(_routine_paths(config, reaches))
     paths["/v1/openapi.json"] = {"get": openapi_operation()}
     document: Json = {"openapi": "3.1.0", "info": _info(version)}
-    if server_url is not None:
-        document["servers"] = [{"url": server_url}]
+    document["servers"] = [{"url": server_url or "/"}]
     document["security"] = [{"bearer": []}]
     document["paths"] = paths
     document["components"] = _components(config, schemas)
     return document
+
+
+def _operations(resource: Resource, reaches: Callable[[str], bool]) -> frozenset[str]:
+    """The resource's operations the caller's scopes reach."""
+    read = {"read"} if reaches(f"{resource.name}:read") else set()
+    write = {"insert", "update", "delete"} if reaches(f"{resource.name}:write") else set()
+    return resource.operations & (read | write)
+
+
+def _routine_paths(config: AgentConfig, reaches: Callable[[str], bool]) -> Json:
+    paths: Json = {}
+    for name, query in sorted(config.queries.items()):
+        if reaches(f"queries:{name}"):
+            paths[f"/v1/queries/{name}"] = {"post": query_operation(name, query)}
+    for name, procedure in sorted(config.procedures.items()):
+        if reaches(f"procedures:{name}"):
+            paths[f"/v1/procedures/{name}"] = {"post": procedure_operation(name, procedure)}
+    return paths
 
 
 def _info(version: str) -> Json:
@@ -89,7 +119,10 @@ def _error_response(status: int, description: str) -> Json:
 
 
 def _shared_parameters() -> Json:
-    request_id = "Your id for this request (1-128 printable ASCII), echoed in X-Request-Id."
+    request_id = (
+        "Your id for this request (1-128 printable ASCII), echoed in X-Request-Id; "
+        "any other value is a 400."
+    )
     idempotency = "Makes the write exactly-once: a repeat returns the first answer, writes nothing."
     return {
         "X-Request-Id": {
@@ -97,7 +130,7 @@ def _shared_parameters() -> Json:
             "in": "header",
             "required": False,
             "description": request_id,
-            "schema": {"type": "string", "maxLength": 128},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": PRINTABLE},
         },
         "Idempotency-Key": {
             "name": "Idempotency-Key",
@@ -108,7 +141,7 @@ def _shared_parameters() -> Json:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 255,
-                "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$",
+                "pattern": PRINTABLE,
             },
         },
     }

@@ -66,9 +66,11 @@ _FILTER_HELP = (
 )
 
 
-def resource_paths(resource: Resource, base: str, config: AgentConfig) -> Json:
-    """`/v1/{resource}` and `/v1/{resource}/{key}`, with only the allowed operations."""
-    allowed, name = resource.operations, resource.name
+def resource_paths(
+    resource: Resource, base: str, config: AgentConfig, allowed: frozenset[str]
+) -> Json:
+    """`/v1/{resource}` and `/v1/{resource}/{key}`, with only the `allowed` operations."""
+    name = resource.name
     collection: Json = {}
     if "read" in allowed:
         collection["get"] = _list_operation(resource, base)
@@ -251,7 +253,7 @@ def _insert_operation(resource: Resource, base: str, max_rows: int) -> Json:
 
 
 def _update_operation(resource: Resource, base: str) -> Json:
-    body = {"required": True, "content": {JSON: {"schema": ref("schemas", f"{base}Write")}}}
+    body = {"required": True, "content": {JSON: {"schema": ref("schemas", f"{base}Patch")}}}
     ok = answer("The row as stored after the update.", {JSON: {"schema": ref("schemas", base)}})
     ok["headers"].update(_write_headers())
     ok["headers"]["ETag"] = ref("headers", "ETag")

@@ -49,15 +49,19 @@ _NOTES: dict[Kind, str] = {
 }
 
 
+SUFFIXES = ("", "Page", "Write", "Patch")
+"""Each resource's schemas: `<Base>`, `<Base>Page`, `<Base>Write`, `<Base>Patch`."""
+
+
 def schema_names(resource_names: Iterable[str]) -> dict[str, str]:
     """Each resource's schema base name (`customers` → `Customers`), unique with its suffixes."""
     taken = set(SHARED_SCHEMAS)
     bases: dict[str, str] = {}
     for name in sorted(resource_names):
         base = name[:1].upper() + name[1:]
-        while {base, f"{base}Page", f"{base}Write"} & taken:
+        while {base + suffix for suffix in SUFFIXES} & taken:
             base += "_"
-        taken |= {base, f"{base}Page", f"{base}Write"}
+        taken |= {base + suffix for suffix in SUFFIXES}
         bases[name] = base
     return bases
 
@@ -84,16 +88,14 @@ def describe_type(column_type: ColumnType) -> str:
     return f"Database type {db_type}" + (f"; {note}." if note else ".")
 
 
-def resource_schemas(resource: Resource, base: str) -> Json:
-    """`<Base>` (a whole row), `<Base>Page` (a list page) and `<Base>Write` (a write body)."""
+def resource_schemas(resource: Resource, base: str, operations: frozenset[str]) -> Json:
+    """`<Base>` (a whole row), `<Base>Page` (a list page), and for the write `operations` shown
+    `<Base>Write` (an insert body) and `<Base>Patch` (an update body: no key columns)."""
     names = [c.name for c in resource.columns]
-    partial = _columns_object(resource)
+    partial = _columns_object(resource.columns)
     partial["minProperties"] = 1
     partial["description"] = f"A {resource.name} row: every column, or those `select` names."
-    write = _columns_object(resource)
-    write["minProperties"] = 1
-    write["description"] = f"Column values of a {resource.name} row; unknown columns are a 400."
-    row = _columns_object(resource)
+    row = _columns_object(resource.columns)
     row["required"] = names
     row["description"] = f"A {resource.name} row: every served column, NULL as null."
     page = {
@@ -108,11 +110,37 @@ def resource_schemas(resource: Resource, base: str) -> Json:
         "required": ["items", "next_cursor"],
         "additionalProperties": False,
     }
-    return {base: row, f"{base}Page": page, f"{base}Write": write}
+    schemas = {base: row, f"{base}Page": page}
+    if "insert" in operations:
+        schemas[f"{base}Write"] = _insert_body(resource)
+    if "update" in operations:
+        schemas[f"{base}Patch"] = _patch_body(resource)
+    return schemas
 
 
-def _columns_object(resource: Resource) -> Json:
-    properties = {c.name: column_schema(c) for c in resource.columns}
+def _insert_body(resource: Resource) -> Json:
+    """Required: the NOT NULL columns the database does not fill in (default, identity, ...)."""
+    body = _columns_object(resource.columns)
+    body["minProperties"] = 1
+    body["description"] = f"Column values of a new {resource.name} row; unknown columns are a 400."
+    required = [c.name for c in resource.columns if not c.nullable and not c.has_default]
+    if required:
+        body["required"] = required
+    return body
+
+
+def _patch_body(resource: Resource) -> Json:
+    keys = {c.name for c in resource.key}
+    body = _columns_object(tuple(c for c in resource.columns if c.name not in keys))
+    body["minProperties"] = 1
+    body["description"] = (
+        f"The {resource.name} columns to change; not the key ({', '.join(sorted(keys))})."
+    )
+    return body
+
+
+def _columns_object(columns: Iterable[Column]) -> Json:
+    properties = {c.name: column_schema(c) for c in columns}
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 

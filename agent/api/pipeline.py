@@ -31,7 +31,7 @@ from agent.api.replay import Replayer, Write
 from agent.audit import AuditRecord
 from agent.catalog import Catalog, Resource
 from agent.config.model import AgentConfig, QueryConfig
-from agent.errors import MethodNotAllowed, NotFound, TooManyRequests
+from agent.errors import BadRequest, MethodNotAllowed, NotFound, TooManyRequests
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")
@@ -39,11 +39,18 @@ Clock = Callable[[], float]
 MAX_REQUEST_ID = 128
 
 
-def request_id_for(request: ApiRequest) -> str:
-    given = request.headers.get("x-request-id", "")
-    if given and len(given) <= MAX_REQUEST_ID and given.isprintable() and given.isascii():
-        return given
-    return secrets.token_hex(12)
+def request_id_for(request: ApiRequest) -> tuple[str, BadRequest | None]:
+    """The caller's X-Request-Id if it keeps the rule (1-128 printable ASCII), else a fresh
+    id, with the problem to answer when the caller sent one that breaks it."""
+    given = request.headers.get("x-request-id")
+    if given is None:
+        return secrets.token_hex(12), None
+    if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable() and given.isascii():
+        return given, None
+    return secrets.token_hex(12), BadRequest(
+        f"X-Request-Id must be 1 to {MAX_REQUEST_ID} printable ASCII characters; "
+        "send a shorter one (e.g. a UUID) or none, and the agent makes one"
+    )
 
 
 @dataclass
@@ -200,12 +207,13 @@ class Pipeline:
 
     async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
         """The response to `request`; a front that already refused it passes the reason."""
-        request_id = request_id_for(request)
+        request_id, bad_id = request_id_for(request)
         started, at = self.clock(), self.wallclock()
         trace = Trace()
         try:
-            if refusal is not None:
-                raise refusal
+            problem = refusal or bad_id
+            if problem is not None:
+                raise problem
             response = await self._dispatch(request, trace)
             if not isinstance(response.body, bytes):
                 response.body = await _primed(response.body)
@@ -230,7 +238,7 @@ class Pipeline:
         self._throttle(principal)
         if name == "openapi.json" and len(segments) == 3:
             trace.operation = "describe"
-            return self._openapi(request)
+            return self._openapi(request, principal)
         if name in ("queries", "procedures") and len(segments) == 4:
             return await self._routine(request, principal, name, unquote(segments[3]), trace)
         resource = await self.catalog.get(name)
@@ -274,12 +282,15 @@ class Pipeline:
             return await routines.run_query(name, routine, adapter, request.body)
         return await routines.call_procedure(name, routine, adapter, request.body)
 
-    def _openapi(self, request: ApiRequest) -> ApiResponse:
+    def _openapi(self, request: ApiRequest, principal: Principal) -> ApiResponse:
+        """The document of what this caller's scopes reach."""
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(
                 "the OpenAPI document is read with GET", headers={"Allow": "GET"}
             )
-        document = build_openapi(self.catalog.resolved(), self.config, version=VERSION)
+        document = build_openapi(
+            self.catalog.resolved(), self.config, version=VERSION, scopes=principal.scopes
+        )
         return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
 
     def _throttle(self, principal: Principal) -> None:

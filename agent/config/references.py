@@ -84,12 +84,6 @@ def _resources(data: Mapping[str, Any]) -> Iterator[Found]:
             for column in key:
                 if column not in columns:
                     yield ("resources", name, "key"), f"key column {column!r} is not in columns"
-        writes = sorted(set(_names(entry.get("operations"))) & {"insert", "update", "delete"})
-        if writes and not key:
-            yield (
-                ("resources", name, "operations"),
-                f"{', '.join(writes)} need a key; add key: [...] to the resource",
-            )
 
 
 def _queries(data: Mapping[str, Any]) -> Iterator[Found]:

@@ -2,6 +2,11 @@
 
 Substituted values are secrets by assumption: they are never echoed in an error message.
 `enc:` values (encrypted with `bridgehead secret encrypt`) are decrypted here too.
+
+In an ODBC connection string (`sources.*.odbc`) a reference that is a whole attribute value
+(`PWD=${env:DB_PW}`) is quoted the ODBC way when its value needs it (`{...}`, `}` doubled),
+so a password holding `;`, `{` or `}` cannot break the string; such a value inside a longer
+or already braced value cannot be quoted, and is a problem that says how to fix it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ def substitute(
             out.secret_paths.add(path)
             if value.startswith("enc:"):
                 return _decrypt(value, path, decrypt, problems)
+            if _is_odbc(path):
+                return _odbc_substitute(value, path, lambda m: resolve(m, path), problems)
             return _REFERENCE.sub(lambda m: resolve(m, path), value)
         return value
 
@@ -89,3 +96,39 @@ def _decrypt(
     except ValueError as exc:
         problems.append(SubstitutionError(path, str(exc)))
         return ""
+
+
+_NEEDS_BRACES = re.compile(r"[;{}]|^\s|\s$")
+
+
+def _is_odbc(path: Path_) -> bool:
+    return len(path) == 3 and path[0] == "sources" and path[2] == "odbc"
+
+
+def _odbc_substitute(
+    text: str,
+    path: Path_,
+    resolve: Callable[[re.Match[str]], str],
+    problems: list[SubstitutionError],
+) -> str:
+    """The connection string with each reference replaced, quoted where it is a whole value."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = resolve(match)
+        if not _NEEDS_BRACES.search(value):
+            return value
+        before = text[: match.start()].rstrip()
+        after = text[match.end() :].lstrip()
+        if before.endswith("=") and (not after or after.startswith(";")):
+            return "{" + value.replace("}", "}}") + "}"
+        problems.append(
+            SubstitutionError(
+                path,
+                f"the value of {match.group(0)} holds ';', '{{' or '}}', which cannot stand "
+                "inside a longer or braced ODBC value: make the reference the whole value, "
+                f"unbraced (e.g. PWD={match.group(0)}), and Bridgehead quotes it",
+            )
+        )
+        return ""
+
+    return _REFERENCE.sub(replace, text)
