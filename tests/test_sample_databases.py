@@ -288,3 +288,40 @@ async def test_write_round_trip(sample: Sample, write_api: Caller, resource: str
     status, _, body = await write_api.get(path)
     assert status == 404, f"{db.name} GET {path} after DELETE answered {status}: {body!r:.300}"
     assert not await stored(db, r, new), f"{db.name} still holds {path} after DELETE"
+
+
+async def refused(api: Caller, db: SampleDb, r: Relation, body: dict[str, Any], why: str) -> str:
+    """POST body, which the database must refuse: a 409 problem, and nothing written."""
+    before = await count(db, r)
+    status, _, answer = await api.send("POST", f"/v1/{r.resource}", body)
+    after = await count(db, r)
+    if status == 409 and after == before:
+        return ""
+    return (
+        f"POST {body!r:.200} ({why}) answered {status} {answer!r:.200}, 409 expected; "
+        f"rows {before} before, {after} after"
+    )
+
+
+@pytest.mark.parametrize(("sample", "resource"), CASES, indirect=["sample"])
+async def test_writes_the_database_refuses_are_409(
+    sample: Sample, write_api: Caller, resource: str
+) -> None:
+    """On a copy of the database, a POST of an existing row (its primary key taken) and a
+    POST whose foreign-key column names no parent row are each answered 409 and write
+    nothing."""
+    db = sample.write
+    r = relation(db, resource)
+    if r.view or not r.primary:
+        pytest.skip(f"{db.name} {resource} is a view or has no primary key: writes need a key")
+    status, _, page = await write_api.get(f"/v1/{resource}", {"limit": "1"})
+    assert status == 200, f"{db.name} GET /v1/{resource}?limit=1 answered {status}: {page!r:.300}"
+    existing = page["items"][0]
+    failures = [await refused(write_api, db, r, existing, "its primary key is taken")]
+    orphans = [c for c in r.columns if c.foreign and c.kind == "integer"]
+    if orphans:
+        copy = unique_copy(r, existing, await fresh_key(db, r)) or {}
+        orphan = {**copy, orphans[0].name: 2_000_000_000}
+        why = f"{orphans[0].name} names no parent row"
+        failures.append(await refused(write_api, db, r, orphan, why) if copy else "")
+    report(db, resource, [f for f in failures if f])
