@@ -80,13 +80,15 @@ def _run(
     timeout: float = START_TIMEOUT,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    stdin: Path | None = None,
 ) -> str:
     """Run a command to completion with bounded time; output goes through a file, not a pipe,
     so a daemon that inherits it cannot make us hang. Raise RuntimeError on any failure."""
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, contextlib.ExitStack() as files:
+        source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=source,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
@@ -272,6 +274,15 @@ class PostgresServer(DatabaseServer):
         argv += ["-U", self.user, "-E", "UTF8", "-T", "template0", name]
         _run(argv, f"createdb {name}", cwd=self.dir, env=env)
 
+    def psql(self, database: str, script: Path, timeout: float = 120) -> str:
+        """Run an SQL script with this server's own psql as bridgehead, stopping at the
+        first error; return psql's output."""
+        env = {**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "10"}
+        argv = [str(self._bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
+        argv += ["-U", self.user, "-d", database, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-f", str(script)]
+        return _run(argv, f"psql -f {script.name}", cwd=self.dir, env=env, timeout=timeout)
+
     @property
     def _data(self) -> Path:
         return self.dir / "data"
@@ -413,6 +424,14 @@ class MariaDBServer(DatabaseServer):
         argv = [self._client, "--no-defaults", "--protocol=socket", f"--socket={self._socket}"]
         argv += ["--user=root", "--connect-timeout=10", "--batch", "--execute", sql]
         _run(argv, "mariadb client", cwd=self.dir, log=self._log)
+
+    def source(self, script: Path, timeout: float = 120) -> str:
+        """Run an SQL script with the mariadb client as the database root, stopping at the
+        first error; return the client's output."""
+        argv = [self._client, "--no-defaults", "--protocol=socket", f"--socket={self._socket}"]
+        argv += ["--user=root", "--connect-timeout=10", "--batch"]
+        what = f"mariadb < {script.name}"
+        return _run(argv, what, cwd=self.dir, log=self._log, timeout=timeout, stdin=script)
 
     def _initialise(self) -> None:
         argv = [self._install, "--no-defaults", f"--datadir={self._data}", "--skip-test-db"]
