@@ -66,6 +66,19 @@ class TextNotStorable(ValueRejected):
     )
 
 
+class WriteRewritten(SourceError):
+    """The database rewrites writes to the table (a PostgreSQL rule redirecting inserts to
+    another table), so the row it stored cannot be known or returned."""
+
+    status = 422
+    title = "Write not supported"
+    public_detail = (
+        "The database rewrites inserts into this table (a rule sends them to another table), "
+        "so the stored row cannot be returned; insert into the table the rule writes to, or "
+        "take insert out of the resource's operations."
+    )
+
+
 class DriverMissing(SourceError):
     """The driver library for a source is not installed."""
 

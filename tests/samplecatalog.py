@@ -76,6 +76,8 @@ class Relation:
     """Whether triggers or rules may change a written row."""
     unique: tuple[tuple[str, ...], ...]
     """Column sets of the unique constraints besides the primary key."""
+    insert_rules: bool = False
+    """Whether a rule rewrites inserts into another table (PostgreSQL DO INSTEAD)."""
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -182,6 +184,8 @@ class Found:
     key: list[str]
     rewritten: bool
     unique: list[tuple[str, ...]]
+    insert_rules: bool = False
+    """Whether a rule rewrites inserts into another table (PostgreSQL DO INSTEAD)."""
 
 
 def unique_column(query: Query, dialect: Dialect, table: str, columns: Sequence[Column]) -> str:
@@ -218,5 +222,6 @@ def relations(
             primary=bool(f.key),
             rewritten=f.rewritten,
             unique=tuple(f.unique),
+            insert_rules=f.insert_rules,
         )
     return out

@@ -56,6 +56,9 @@ _PG_REWRITES = """
 SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = {rel}::regclass AND NOT tgisinternal)
      + (SELECT count(*) FROM pg_rules WHERE schemaname = 'public' AND tablename = {name})
 """
+_PG_INSERT_RULES = """
+SELECT count(*) FROM pg_rewrite WHERE ev_class = {rel}::regclass AND ev_type = '3' AND is_instead
+"""
 _PG_COLUMNS = """
 SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale
 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = {name}
@@ -100,7 +103,8 @@ def postgres_catalog(query: Query) -> list[Found]:
         rewrites = query(_PG_REWRITES.format(rel=rel, name=lit))[0][0]
         columns = _pg_columns(query, lit, foreign)
         key = list(keys[0]) if keys else []
-        out.append(Found(name, kind == "VIEW", columns, key, bool(rewrites), unique))
+        rules = query(_PG_INSERT_RULES.format(rel=rel))[0][0]
+        out.append(Found(name, kind == "VIEW", columns, key, bool(rewrites), unique, bool(rules)))
     return out
 
 

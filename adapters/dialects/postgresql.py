@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
+from adapters import errors
 from adapters.dialects.base import (
     CHECK_FIX,
     CHILDREN_EXIST_FIX,
@@ -77,6 +78,11 @@ class PostgreSQLDialect(Dialect):
 
     def explain(self, sqlstate: str, message: str) -> str | None:
         return _explain_constraint(sqlstate, message)
+
+    def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:
+        if sqlstate == "0A000" and "cannot perform INSERT RETURNING" in message:
+            return errors.WriteRewritten  # an INSERT rule (DO INSTEAD) rewrote the statement
+        return super().classify(sqlstate, message)
 
     def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
         # CALL returns one row holding the OUT and INOUT values; OUT arguments are NULL.
