@@ -157,16 +157,27 @@ class ODBCAdapter(PooledAdapter):
                 return None
             found.sort(key=lambda row: row.ordinal_position)
             keys = cursor.primaryKeys(table.name, **where).fetchall()
+            declared = self._declared_types(cursor, table)
         finally:
             job.cursor = None
             cursor.close()
-        columns = tuple(self._column(row) for row in found)
+        columns = tuple(self._column(row, declared.get(row.column_name)) for row in found)
         ranked = sorted((row.key_seq, row.column_name) for row in keys)
         return TableInfo(table, columns, tuple(name for _, name in ranked))
 
-    def _column(self, row: Any) -> Column:
+    def _declared_types(self, cursor: Any, table: TableRef) -> dict[str, str]:
+        """Column types as declared (`tinyint(1)`, `bigint(20) unsigned`), where the driver's
+        type names say less than the DBMS's own catalog."""
+        sql = self.dialect.declared_types_sql
+        if sql is None:
+            return {}
+        return {
+            name: str(declared) for name, declared in cursor.execute(sql, table.schema, table.name)
+        }
+
+    def _column(self, row: Any, declared: str | None = None) -> Column:
         column_type = self.dialect.column_type(
-            row.type_name or "",
+            declared or row.type_name or "",
             sql_type=row.data_type,
             precision=row.column_size,
             scale=row.decimal_digits,

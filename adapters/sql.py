@@ -29,12 +29,19 @@ class Compare:
     column: str
     op: Op
     value: Any
+    as_text: bool = False
+    """Compare the column's text (a type served as text, with no comparison of its own)."""
 
 
 @dataclass(frozen=True, slots=True)
 class In:
     column: str
     values: tuple[Any, ...]
+    as_text: bool = False
+
+
+LIKE_ESCAPE = "!"
+"""The escape character of every LIKE pattern the API binds (`!%`, `!_`, `!!` are literal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,13 +109,19 @@ def served_as_text(resource: Resource) -> list[str]:
     return [
         f"resources.{resource.name}: column {c.name!r} has type {c.type.db_type!r}, "
         + (
-            "which Bridgehead does not know; it is served as text"
-            if c.type.kind is Kind.UNKNOWN
-            else "which Bridgehead serves as text (the database's own text form)"
+            "which Bridgehead serves as text (the database's own text form)"
+            if _known_text_form(c)
+            else "which Bridgehead does not know; it is served as text"
         )
         for c in resource.columns
         if _text_form(resource.adapter, c)
     ]
+
+
+def _known_text_form(column: Column) -> bool:
+    base = base_type_name(column.type.db_type)
+    known = base in TEXT_FORMS or base in ("json", "jsonb", "xml") or base.startswith("_")
+    return known or column.type.kind is not Kind.UNKNOWN
 
 
 def _text_form(adapter: Adapter, column: Column) -> bool:

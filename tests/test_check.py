@@ -230,7 +230,7 @@ TEXT_TYPES = {
             "CREATE TABLE odd (id INTEGER PRIMARY KEY, rating ENUM('G', 'PG'), "
             "features SET('Trailers', 'Commentaries'), plain VARCHAR(10))"
         ],
-        {"rating": "ENUM", "features": "SET"},
+        {"rating": "enum('G','PG')", "features": "set('Trailers','Commentaries')"},
     ),
 }
 

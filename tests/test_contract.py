@@ -249,7 +249,7 @@ BAD_REQUESTS = [
     ({"limit": "1e9"}, "limit must be a whole number from 1 to 2000, not '1e9'"),
     ({"cursor": "garbage"}, "cursor is not valid: it was altered or issued by another agent"),
     ({"score": "is.maybe"}, "filter score: is takes null"),
-    ({"grp": "like.1*"}, "filter grp: like applies only to text columns"),
+    ({"grp": "like.1*"}, "filter grp: like does not apply to integer columns"),
 ]
 
 

@@ -309,12 +309,12 @@ COMPARISONS = [
     (Op.GTE, ">="),
     (Op.LT, "<"),
     (Op.LTE, "<="),
-    (Op.LIKE, "LIKE"),
 ]
 
 # (test id, condition, its rendering with ANSI quotes, the parameters in binding order)
 CONDITION_CASES: list[tuple[str, Condition, str, list[Any]]] = [
     *((op.name, Compare("a", op, 1), f'"a" {symbol} ?', [1]) for op, symbol in COMPARISONS),
+    ("LIKE", Compare("a", Op.LIKE, "x!%%"), "\"a\" LIKE ? ESCAPE '!'", ["x!%%"]),
     ("in", In("a", (3, 1, 2)), '"a" IN (?, ?, ?)', [3, 1, 2]),
     ("in-one", In("a", ("x",)), '"a" IN (?)', ["x"]),
     ("is-null", IsNull("a"), '"a" IS NULL', []),
@@ -336,7 +336,7 @@ CONDITION_CASES: list[tuple[str, Condition, str, list[Any]]] = [
                 In("c", (2, 3)),
             )
         ),
-        '("a" > ? AND ("b" IS NULL OR "b" LIKE ?) AND "c" IN (?, ?))',
+        '("a" > ? AND ("b" IS NULL OR "b" LIKE ? ESCAPE \'!\') AND "c" IN (?, ?))',
         [1, "x%", 2, 3],
     ),
     (
@@ -475,7 +475,7 @@ COLUMN_TYPES: list[tuple[str, str, int | None, int | None, int | None, Kind]] = 
     ("postgresql", "float8", 8, None, None, Kind.FLOAT),
     ("postgresql", "bool", -7, None, None, Kind.BOOLEAN),
     ("postgresql", "character varying(20)", 12, 20, None, Kind.STRING),
-    ("postgresql", "jsonb", -1, None, None, Kind.STRING),
+    ("postgresql", "jsonb", -1, None, None, Kind.UNKNOWN),  # no order of its own: as text
     ("postgresql", "timetz", 92, None, None, Kind.STRING),
     ("postgresql", "interval", None, None, None, Kind.STRING),
     ("postgresql", "date", 91, None, None, Kind.DATE),
@@ -486,11 +486,11 @@ COLUMN_TYPES: list[tuple[str, str, int | None, int | None, int | None, Kind]] = 
     ("mysql", "DATETIME", 93, 19, 0, Kind.TIMESTAMP),
     ("mysql", "int(10) unsigned", 4, 10, 0, Kind.INTEGER),
     ("mysql", "bigint unsigned", -5, 20, 0, Kind.INTEGER),
-    ("mysql", "tinyint(1)", -6, 3, 0, Kind.INTEGER),
+    ("mysql", "tinyint(1)", -6, 3, 0, Kind.BOOLEAN),  # BOOLEAN is tinyint(1)
     ("mysql", "bit(1)", -7, 1, None, Kind.BOOLEAN),
     ("mysql", "year", 5, 4, 0, Kind.INTEGER),
-    ("mysql", "enum('a','b')", 1, 1, None, Kind.STRING),
-    ("mysql", "set", 1, None, None, Kind.STRING),
+    ("mysql", "enum('a','b')", 1, 1, None, Kind.UNKNOWN),  # sorts by position, compares as text
+    ("mysql", "set", 1, None, None, Kind.UNKNOWN),
     ("mysql", "decimal(10,2) unsigned", 3, 10, 2, Kind.DECIMAL),
     ("mysql", "double unsigned", 8, None, None, Kind.FLOAT),
     ("mysql", "mediumtext", -1, None, None, Kind.STRING),
@@ -894,3 +894,15 @@ def test_order_by_a_column_fetched_as_text_sorts_the_column(name: str) -> None:
     column = f"{dialect.table(TableRef('invoice', 'shop'))}.{dialect.quote('total')}"
     assert f"ORDER BY {column} DESC" in sql
     assert f"{dialect.text_cast(dialect.quote('total'))} AS {dialect.quote('total')}" in sql
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_comparison_of_a_column_served_as_text_compares_its_text(name: str) -> None:
+    """A type served as text (an enum, an array, json) is filtered by its text: the column is
+    cast in the condition, the value bound as text."""
+    d = dialect(name)
+    condition = And((Compare("a", Op.EQ, "x", as_text=True), In("a", ("y",), as_text=True)))
+    rendered = d.render_select(Select(TableRef("t"), ("id",), where=condition))
+    cast = d.text_cast(d.quote("a"))
+    assert rendered.sql.endswith(f"WHERE ({cast} = ? AND {cast} IN (?))")
+    assert rendered.params == ["x", "y"]

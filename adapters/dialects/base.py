@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from adapters import errors
 from adapters.sql import (
+    LIKE_ESCAPE,
     And,
     Compare,
     Condition,
@@ -25,6 +26,7 @@ from adapters.sql import (
     Insert,
     IsNull,
     Not,
+    Op,
     Or,
     OrderBy,
     Rendered,
@@ -218,6 +220,9 @@ class Dialect:
     fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
     """Kinds whose columns may hold values the kind cannot carry (PostgreSQL's `infinity`
     dates, MariaDB's zero dates, anything in SQLite): such values are served as text."""
+    declared_types_sql: ClassVar[str | None] = None
+    """Reads a table's columns' declared types (params: schema or None, table), where they say
+    more than the driver's type names."""
     qualifier_is_catalog: ClassVar[bool] = False
     """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
 
@@ -274,7 +279,7 @@ class Dialect:
         return f"{self.text_cast(quoted)} AS {quoted}" if as_text else quoted
 
     def text_cast(self, quoted: str) -> str:
-        return f"CAST({quoted} AS VARCHAR(64))"
+        return f"CAST({quoted} AS VARCHAR(4000))"
 
     def fetch_as_text(self, column_type: ColumnType) -> bool:
         """Whether to fetch this type as text: where the driver would lose precision, or where
@@ -342,14 +347,19 @@ class Dialect:
             return quoted + direction
         return f"{self.null_rank(quoted)}{direction}, {quoted}{direction}"
 
+    def operand(self, column: str, as_text: bool) -> str:
+        quoted = self.quote(column)
+        return self.text_cast(quoted) if as_text else quoted
+
     def condition(self, cond: Condition, params: list[Any]) -> str:
         match cond:
-            case Compare(column, op, value):
+            case Compare(column, op, value, as_text):
                 params.append(self.bind(value))
-                return f"{self.quote(column)} {op.value} ?"
-            case In(column, values):
+                escape = f" ESCAPE '{LIKE_ESCAPE}'" if op is Op.LIKE else ""
+                return f"{self.operand(column, as_text)} {op.value} ?{escape}"
+            case In(column, values, as_text):
                 params.extend(self.bind(v) for v in values)
-                return f"{self.quote(column)} IN ({', '.join('?' * len(values))})"
+                return f"{self.operand(column, as_text)} IN ({', '.join('?' * len(values))})"
             case IsNull(column):
                 return f"{self.quote(column)} IS NULL"
             case Not(IsNull(column)):

@@ -37,6 +37,9 @@ class SQLServerDialect(Dialect):
             return 0, 255  # SQL Server's tinyint is unsigned
         return super().integer_bounds(base.removesuffix(" identity"))
 
+    def text_cast(self, quoted: str) -> str:
+        return f"CAST({quoted} AS NVARCHAR(MAX))"
+
     def returning_clause(self, columns: tuple[str, ...]) -> str:
         return ""
 

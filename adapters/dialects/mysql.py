@@ -20,10 +20,21 @@ from adapters.dialects.base import (
 )
 from adapters.types import ColumnType, Kind, TableRef
 
+
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else
 # served as text. Dates may be zero ('0000-00-00', '2024-00-15'), which Connector/ODBC reads
 # as NULL or refuses: dates and times are fetched as text and parsed here.
+def _boolean(value: Any) -> bool:
+    """BOOLEAN is tinyint(1), which holds -128 to 127: only 0 and 1 are booleans."""
+    if value.__class__ is bool:
+        return value
+    if value not in (0, 1):
+        raise ValueError("not a boolean")
+    return bool(value)
+
+
 _DECODERS: dict[Kind, Decoder] = {
+    Kind.BOOLEAN: _boolean,
     Kind.TIME: parsed(time_text),
     Kind.DATE: parsed(dt.date.fromisoformat),
     Kind.TIMESTAMP: parsed(dt.datetime.fromisoformat),
@@ -31,6 +42,7 @@ _DECODERS: dict[Kind, Decoder] = {
 }
 
 
+_AS_TEXT = frozenset({Kind.TIME, Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DECIMAL})
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -54,8 +66,10 @@ class MySQLDialect(Dialect):
         "timestamp": Kind.TIMESTAMPTZ,
         "bit": Kind.BOOLEAN,
         "year": Kind.INTEGER,
-        "enum": Kind.STRING,
-        "set": Kind.STRING,
+        # ENUM and SET sort by their position in the declaration but compare as text, so an
+        # order over them would not be one a keyset can follow: served and filtered as text.
+        "enum": Kind.UNKNOWN,
+        "set": Kind.UNKNOWN,
         "int unsigned": Kind.INTEGER,
         "bigint unsigned": Kind.INTEGER,
         "smallint unsigned": Kind.INTEGER,
@@ -64,6 +78,11 @@ class MySQLDialect(Dialect):
         "decimal unsigned": Kind.DECIMAL,
         "double unsigned": Kind.FLOAT,
     }
+    # Connector/ODBC names tinyint(1) (BOOLEAN) just TINYINT: the declared type tells.
+    declared_types_sql = (
+        "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?"
+    )
     lost_connection_markers = (
         "server has gone away",
         "lost connection",
@@ -71,6 +90,18 @@ class MySQLDialect(Dialect):
         "connection was killed",
         "server shutdown in progress",
     )
+
+    def column_type(
+        self,
+        db_type: str,
+        *,
+        sql_type: int | None = None,
+        precision: int | None = None,
+        scale: int | None = None,
+    ) -> ColumnType:
+        if db_type.lower().replace(" ", "").startswith("tinyint(1)"):
+            return ColumnType(Kind.BOOLEAN, db_type)  # what BOOLEAN is in MySQL
+        return super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
 
     def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
         # OUT and INOUT go through session variables, read back by a SELECT after the CALL.
@@ -117,13 +148,15 @@ class MySQLDialect(Dialect):
             return super().bind(value).isoformat(" ")
         return super().bind(value)
 
-    fallback_kinds = frozenset({Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ})
+    fallback_kinds = frozenset(
+        {Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.BOOLEAN}
+    )
     naive_utc = frozenset()  # TIMESTAMP is fetched as text
 
     def fetch_as_text(self, column_type: ColumnType) -> bool:
         # Connector/ODBC drops TIME's fractional seconds and cannot represent durations or
         # zero dates; DECIMAL as text is exact and skips a Decimal object per value.
-        return column_type.kind in _DECODERS or column_type.kind is Kind.DECIMAL
+        return column_type.kind in _AS_TEXT
 
     def text_cast(self, quoted: str) -> str:
         return f"CAST({quoted} AS CHAR)"

@@ -65,6 +65,12 @@ class PostgreSQLDialect(Dialect):
         "time with time zone": Kind.STRING,
         "interval": Kind.STRING,
         "oid": Kind.INTEGER,
+        # Served and filtered as their text: json and xml have no equality or order, jsonb's
+        # order is not text's, and money's text carries a currency symbol.
+        "json": Kind.UNKNOWN,
+        "jsonb": Kind.UNKNOWN,
+        "xml": Kind.UNKNOWN,
+        "money": Kind.UNKNOWN,
     }
     lost_connection_markers = (
         "server closed the connection",
@@ -78,6 +84,21 @@ class PostgreSQLDialect(Dialect):
 
     def explain(self, sqlstate: str, message: str) -> str | None:
         return _explain_constraint(sqlstate, message)
+
+    def column_type(
+        self,
+        db_type: str,
+        *,
+        sql_type: int | None = None,
+        precision: int | None = None,
+        scale: int | None = None,
+    ) -> ColumnType:
+        found = super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
+        if found.kind is Kind.STRING and not self.knows_type_name(db_type):
+            # An enum (or another type psqlODBC reports as varchar): text is only its form,
+            # without text's operators (LIKE) or order, so it is served and compared as text.
+            return ColumnType(Kind.UNKNOWN, db_type)
+        return found
 
     def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:
         if sqlstate == "0A000" and "cannot perform INSERT RETURNING" in message:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.sql import And, Compare, Condition, In, IsNull, Not, Op, Or, OrderBy
+from adapters.sql import LIKE_ESCAPE, And, Compare, Condition, In, IsNull, Not, Op, Or, OrderBy
 from adapters.types import ORDERABLE, Column, Kind
 from agent.api.values import parse
 from agent.catalog import Resource
@@ -91,17 +91,49 @@ def _value(column: Column, text: str) -> Any:
 
 def _condition(column: Column, op: str, operand: str) -> Condition:
     kind = column.type.kind
+    if op not in operators(kind):
+        raise BadRequest(
+            f"filter {column.name}: {op} does not apply to {kind} columns; "
+            f"use one of {', '.join(operators(kind))}"
+        )
+    as_text = kind is Kind.UNKNOWN  # served as text, so compared as text
     if op == "is":
         return _is(column, operand)
     if op == "in":
-        return In(column.name, tuple(_value(column, v) for v in _in_list(column, operand)))
+        values = tuple(_value(column, v) for v in _in_list(column, operand))
+        return In(column.name, values, as_text)
     if op == "like":
-        if kind not in (Kind.STRING, Kind.UNKNOWN):
-            raise BadRequest(f"filter {column.name}: like applies only to text columns")
-        return Compare(column.name, Op.LIKE, operand.replace("*", "%"))
-    if op not in ("eq", "neq") and kind not in ORDERABLE:
-        raise BadRequest(f"filter {column.name}: {op} does not apply to {kind} columns")
-    return Compare(column.name, _COMPARISONS[op], _value(column, operand))
+        return Compare(column.name, Op.LIKE, like_pattern(operand), as_text)
+    return Compare(column.name, _COMPARISONS[op], _value(column, operand), as_text)
+
+
+def operators(kind: Kind) -> tuple[str, ...]:
+    """The filter operators a column of this kind supports (the OpenAPI document lists them):
+    order comparisons where the kind has an order, `like` on text."""
+    if kind is Kind.STRING:
+        return _OPERATORS
+    if kind is Kind.UNKNOWN:
+        return ("eq", "neq", "like", "in", "is")
+    if kind in ORDERABLE:
+        return (*_COMPARISONS, "in", "is")
+    return ("eq", "neq", "in", "is")
+
+
+def like_pattern(text: str) -> str:
+    """A `like` operand as a LIKE pattern: `*` and `%` match any run of characters, `\\`
+    makes the next character literal; everything else, `_` included, is literal."""
+    out: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char in "*%":
+            out.append("%")
+            continue
+        literal = next(chars, "\\") if char == "\\" else char
+        out.append(LIKE_ESCAPE + literal if literal in _LIKE_SPECIAL else literal)
+    return "".join(out)
+
+
+_LIKE_SPECIAL = frozenset({"%", "_", LIKE_ESCAPE})
 
 
 def _is(column: Column, operand: str) -> Condition:

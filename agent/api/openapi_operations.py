@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from adapters.types import ORDERABLE, Kind
-from agent.api.filters import DEFAULT_LIMIT, RESERVED
+from agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
 from agent.api.openapi_schemas import Json, describe_type, kind_schema, ref
 from agent.catalog import Resource
 from agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
@@ -28,7 +28,9 @@ NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 
 
-FILTER_PATTERN = r"^(not\.)?(eq|neq|gt|gte|lt|lte|like|in|is)\."
+def filter_pattern(kind: Kind) -> str:
+    """What a filter on a column of this kind looks like: only the operators it supports."""
+    return rf"^(not\.)?({'|'.join(operators(kind))})\."
 
 
 ERRORS: dict[int, tuple[str, str]] = {
@@ -60,9 +62,9 @@ _ANY = "Needs a valid credential, whatever its scopes."
 
 
 _FILTER_HELP = (
-    "Filter `op.value` with op one of eq, neq, gt, gte, lt, lte, like, in, is, optionally "
-    "prefixed by `not.`: `eq.5`, `in.(1,2,3)`, `is.null`, `not.is.null`, `like.Zo*` "
-    "(`*` and `%` are wildcards). Values are read as the column's type."
+    "Filter `op.value`, optionally prefixed by `not.`: `eq.5`, `in.(1,2,3)`, `is.null`, "
+    "`not.is.null`, `like.Zo*` (`*` and `%` match any run of characters, `\\` makes the next "
+    "one literal, `_` is literal). Values are read as the column's type."
 )
 
 
@@ -175,8 +177,9 @@ def _filter_parameters(resource: Resource) -> list[Json]:
     return [
         _query(
             c.name,
-            {"type": "string", "pattern": FILTER_PATTERN},
-            f"{_FILTER_HELP} {c.name} is {c.type.kind.value}: {describe_type(c.type)}",
+            {"type": "string", "pattern": filter_pattern(c.type.kind)},
+            f"{_FILTER_HELP} {c.name} is {c.type.kind.value} (operators: "
+            f"{', '.join(operators(c.type.kind))}): {describe_type(c.type)}",
         )
         for c in resource.columns
         if c.name not in RESERVED
