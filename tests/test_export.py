@@ -75,7 +75,8 @@ async def test_ndjson_streams_every_filtered_row_in_order(api: Caller) -> None:
 
 
 async def test_csv_quotes_per_rfc_4180(api: Caller) -> None:
-    """CSV has a header and CRLF line ends, quotes commas, quotes and line breaks; NULL is empty."""
+    """CSV has a header and CRLF line ends, quotes commas, quotes and line breaks; NULL is an
+    empty field and an empty string a quoted one, so the two stay apart."""
     status, headers, body = await export(api, "/v1/texts", "text/csv")
     assert status == 200
     assert headers["Content-Type"].startswith("text/csv")
@@ -85,6 +86,7 @@ async def test_csv_quotes_per_rfc_4180(api: Caller) -> None:
     assert parsed[0] == ["id", "body"]
     assert parsed[1:] == [[str(i), v] for i, v in enumerate(AWKWARD)] + [["99", ""]]
     assert '"quote "" inside"' in text
+    assert text.endswith(f'{len(AWKWARD) - 1},""\r\n99,\r\n')  # empty string, then NULL
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -109,17 +108,26 @@ def utc_shortcut(resource: Resource, columns: Sequence[Column]) -> frozenset[str
 
 
 def csv_lines(items: Items, names: Sequence[str]) -> bytes:
-    """RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([text(item[n]) for n in names] for item in items)
-    return out.getvalue().encode("utf-8")
+    """RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break.
+    NULL is an empty field and an empty string a quoted one (`""`), so the two stay apart."""
+    lines = [",".join([_csv_field(item[n]) for n in names]) for item in items]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8") if lines else b""
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    field = text(value)
+    if not field or _CSV_QUOTED.search(field):
+        return '"' + field.replace('"', '""') + '"'
+    return field
+
+
+_CSV_QUOTED = re.compile(r'[",\r\n]')
 
 
 def csv_header(names: Sequence[str]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(names)
-    return out.getvalue().encode("utf-8")
+    return csv_lines([{n: n for n in names}], names)
 
 
 ENCODERS: dict[str, Callable[[Items, Sequence[str]], bytes]] = {
