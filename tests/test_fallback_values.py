@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from backends import Backend
 from conftest import Caller, module_backend
+from jsonschema import Draft202012Validator
 
 from agent.metrics import FALLBACK_VALUES
 
@@ -143,3 +144,17 @@ async def test_paging_through_unrepresentable_values(
                 break
             params["cursor"] = body["next_cursor"]
         assert sorted(seen) == sorted(expected(backend)), column
+
+
+async def test_fallback_values_conform_to_the_document(api: Caller, backend: Backend) -> None:
+    """The OpenAPI document admits the database's text for the columns that may hold it, so
+    every served row, fallback values included, validates against its row schema (formats
+    checked)."""
+    status, _, document = await api.get("/v1/openapi.json")
+    assert status == 200
+    root = {**document["components"]["schemas"]["Odd"], "components": document["components"]}
+    check = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    status, _, page = await api.get("/v1/odd", {"order": "id"})
+    assert status == 200
+    for row in page["items"]:
+        assert not list(check.iter_errors(row)), row

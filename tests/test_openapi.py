@@ -183,9 +183,23 @@ def test_server_url_is_the_base_of_the_paths(config: AgentConfig) -> None:
     assert "/v1/openapi.json" in document["paths"]
 
 
+def typed(schema: dict[str, Any]) -> dict[str, Any]:
+    """A column's typed schema: SQLite columns also admit the database's text (`anyOf`)."""
+    if "anyOf" not in schema:
+        return schema
+    value, text = schema["anyOf"]
+    assert text["type"] == "string"
+    assert "as the database's text" in text["description"]
+    return {**value, "description": schema["description"]}
+
+
 def test_columns_have_their_wire_types(document: dict[str, Any]) -> None:
-    """Each kind maps to the JSON type and format the encoder produces; NULL-able ones add null."""
-    props = schema_of(document, "Customers")["properties"]
+    """Each kind maps to the JSON type and format the encoder produces; NULL-able ones add null;
+    on SQLite, which keeps whatever was stored, every typed column admits text as well."""
+    raw = schema_of(document, "Customers")["properties"]
+    assert "anyOf" in raw["balance"]
+    assert "anyOf" not in raw["name"]  # text is text
+    props = {name: typed(schema) for name, schema in raw.items()}
     assert props["id"] == {**props["id"], "type": "integer", "format": "int64"}
     assert props["name"]["type"] == "string"
     assert props["email"]["type"] == ["string", "null"]
@@ -220,7 +234,7 @@ def test_row_page_and_write_schemas(document: dict[str, Any]) -> None:
     write = schema_of(document, "LedgerWrite")
     assert write["required"] == ["name"]  # id is the rowid, balance has a default
     assert write["additionalProperties"] is False
-    assert write["properties"] == row["properties"]
+    assert write["properties"] == {n: typed(s) for n, s in row["properties"].items()}
     assert "LedgerPatch" not in document["components"]["schemas"]  # ledger has no update
     patch = schema_of(document, "CustomersPatch")
     assert "id" not in patch["properties"]

@@ -209,10 +209,16 @@ def _key_parameter(resource: Resource) -> Json:
         schema = kind_schema(resource.key[0].type.kind)
         text = f"The row's key, its {names[0]} value."
     else:
-        schema = {"type": "string"}
+        schema = {"type": "string", "minLength": len(names) - 1}
         shape = ",".join("{" + n + "}" for n in names)
-        text = f"The row's composite key `{shape}`: values in key order, a comma inside one as %2C."
-    return {"name": "key", "in": "path", "required": True, "description": text, "schema": schema}
+        text = (
+            f"The row's composite key `{shape}`: its values in key order, separated by commas "
+            "(the path segment may be percent-encoded whole: it is decoded once). A value "
+            "holding a comma or starting with a double quote is written in double quotes, a "
+            'quote inside doubled, as in a CSV line: `"a,b",3`.'
+        )
+    parameter = {"name": "key", "in": "path", "required": True, "description": text}
+    return {**parameter, "schema": schema, "x-key-columns": names}
 
 
 def _get_operation(resource: Resource, base: str) -> Json:

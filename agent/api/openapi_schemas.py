@@ -72,10 +72,22 @@ def kind_schema(kind: Kind, nullable: bool = False) -> Json:
     return {"type": [json_type, "null"] if nullable else json_type, **extra}
 
 
-def column_schema(column: Column) -> Json:
+def column_schema(column: Column, fallback: frozenset[Kind] = frozenset()) -> Json:
+    """A column's values; where its type may hold values the kind cannot carry (`fallback`:
+    the dialect's), also the database's own text that serves them."""
     schema = kind_schema(column.type.kind, column.nullable)
-    schema["description"] = describe_type(column.type)
+    description = describe_type(column.type)
+    if column.type.kind in fallback:
+        text = {"type": "string", "description": FALLBACK_NOTE}
+        return {"anyOf": [schema, text], "description": description}
+    schema["description"] = description
     return schema
+
+
+FALLBACK_NOTE = (
+    "A value this column's type cannot carry (an infinite or BC date, a zero date, a "
+    "non-finite number, text stored in a SQLite column of another type), as the database's text."
+)
 
 
 def describe_type(column_type: ColumnType) -> str:
@@ -92,10 +104,11 @@ def resource_schemas(resource: Resource, base: str, operations: frozenset[str]) 
     """`<Base>` (a whole row), `<Base>Page` (a list page), and for the write `operations` shown
     `<Base>Write` (an insert body) and `<Base>Patch` (an update body: no key columns)."""
     names = [c.name for c in resource.columns]
-    partial = _columns_object(resource.columns)
+    fallback = resource.adapter.dialect.fallback_kinds
+    partial = _columns_object(resource.columns, fallback)
     partial["minProperties"] = 1
     partial["description"] = f"A {resource.name} row: every column, or those `select` names."
-    row = _columns_object(resource.columns)
+    row = _columns_object(resource.columns, fallback)
     row["required"] = names
     row["description"] = f"A {resource.name} row: every served column, NULL as null."
     page = {
@@ -139,8 +152,8 @@ def _patch_body(resource: Resource) -> Json:
     return body
 
 
-def _columns_object(columns: Iterable[Column]) -> Json:
-    properties = {c.name: column_schema(c) for c in columns}
+def _columns_object(columns: Iterable[Column], fallback: frozenset[Kind] = frozenset()) -> Json:
+    properties = {c.name: column_schema(c, fallback) for c in columns}
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
