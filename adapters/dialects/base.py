@@ -136,7 +136,7 @@ def _utc_naive(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _as_utc(value: Any) -> Any:
+def as_utc(value: Any) -> Any:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
@@ -332,6 +332,21 @@ class Dialect:
         order = f" ORDER BY {self.unordered}" if self.unordered else ""
         return f"SELECT 1 FROM ({sql}) bh_rows{order}{self.limit_suffix(1, offset)}"
 
+    def param_mark(self, param_type: str) -> str:
+        """A named query's placeholder for a parameter of that type (`string`, `date`, ...)."""
+        return "?"
+
+    def typed_null(self, param_type: str) -> str:
+        """NULL of a named query parameter's type, standing in for it while the query is
+        described."""
+        return "NULL"
+
+    def describe_query(self, sql: str) -> tuple[str, ...] | None:
+        """Statements that describe a query's result columns, leaving nothing behind: the last
+        one answers (name, declared type) rows. `sql` has its parameters as typed NULLs.
+        None where the DBMS has no such way (the driver's values are then served as they are)."""
+        return None
+
     def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
         if limit is None:
             return ""
@@ -416,7 +431,7 @@ class Dialect:
             case Kind.BOOLEAN:
                 return _as_bool
             case Kind.TIMESTAMPTZ:
-                return _as_utc
+                return as_utc
             case Kind.UUID:
                 return as_uuid_text
             case Kind.BINARY:
@@ -542,6 +557,12 @@ def zoned_text(text: str) -> dt.datetime:
     """An instant from the database's text: with its offset, or UTC when it has none."""
     value = dt.datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def instant(value: Any) -> Any:
+    """An instant, from the database's text or a driver's naive datetime meaning UTC (the
+    sessions run in UTC; a named query's values come from the driver, not as text)."""
+    return zoned_text(value) if isinstance(value, str) else as_utc(value)
 
 
 def quantizer(scale: int | None) -> Decoder:

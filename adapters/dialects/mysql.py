@@ -14,9 +14,9 @@ from adapters.dialects.base import (
     Decoder,
     Dialect,
     Step,
+    instant,
     parsed,
     time_text,
-    zoned_text,
 )
 from adapters.types import ColumnType, Kind, TableRef
 
@@ -38,10 +38,21 @@ _DECODERS: dict[Kind, Decoder] = {
     Kind.TIME: parsed(time_text),
     Kind.DATE: parsed(dt.date.fromisoformat),
     Kind.TIMESTAMP: parsed(dt.datetime.fromisoformat),
-    Kind.TIMESTAMPTZ: parsed(zoned_text),
+    Kind.TIMESTAMPTZ: instant,
 }
 
 
+_PARAM_TYPES = {
+    "string": "CHAR",
+    "integer": "SIGNED",
+    "decimal": "DECIMAL(65,30)",
+    "float": "DOUBLE",
+    "boolean": "SIGNED",
+    "date": "DATE",
+    "time": "TIME(6)",
+    "timestamp": "DATETIME(6)",
+    "uuid": "CHAR(36)",
+}
 _AS_TEXT = frozenset({Kind.TIME, Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DECIMAL})
 _INT64 = range(-(2**63), 2**63)
 
@@ -163,6 +174,18 @@ class MySQLDialect(Dialect):
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         return _DECODERS.get(column_type.kind) or super().decoder(column_type)
+
+    def typed_null(self, param_type: str) -> str:
+        return f"CAST(NULL AS {_PARAM_TYPES[param_type]})"
+
+    def describe_query(self, sql: str) -> tuple[str, ...] | None:
+        # A temporary table made from no rows of the query has its columns' types.
+        return (
+            f"CREATE OR REPLACE TEMPORARY TABLE bh_probe AS SELECT * FROM ({sql}) bh_q LIMIT 0",
+            "SHOW COLUMNS FROM bh_probe",  # Field, Type, ...: temporary tables are not in
+            # information_schema
+            "DROP TEMPORARY TABLE bh_probe",
+        )
 
     def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
         # PREPARE parses and resolves every table and column; nothing runs.

@@ -19,10 +19,10 @@ from adapters.dialects.base import (
     Decoder,
     Dialect,
     Step,
+    instant,
     parsed,
     refusal,
     time_text,
-    zoned_text,
 )
 from adapters.types import ColumnType, Kind, TableRef
 
@@ -133,6 +133,22 @@ class PostgreSQLDialect(Dialect):
             return None  # fetched as text, already canonical
         return _DECODERS.get(column_type.kind) or super().decoder(column_type)
 
+    def param_mark(self, param_type: str) -> str:
+        # psqlODBC sends parameters untyped: `SELECT :flag` would answer the text '1'.
+        return f"CAST(? AS {_PARAM_TYPES[param_type]})"
+
+    def typed_null(self, param_type: str) -> str:
+        return f"CAST(NULL AS {_PARAM_TYPES[param_type]})"
+
+    def describe_query(self, sql: str) -> tuple[str, ...] | None:
+        return (
+            f"CREATE OR REPLACE TEMP VIEW bh_probe AS {sql}",
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+            "WHERE attrelid = 'pg_temp.bh_probe'::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            "DROP VIEW pg_temp.bh_probe",
+        )
+
     def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
         # PREPARE parses and plans (every table, column and function must exist); nothing runs.
         marked = "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
@@ -148,6 +164,17 @@ class PostgreSQLDialect(Dialect):
         return sql, (ref.name, *([ref.schema] if ref.schema else []))
 
 
+_PARAM_TYPES = {
+    "string": "text",
+    "integer": "bigint",
+    "decimal": "numeric",
+    "float": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "time": "time",
+    "timestamp": "timestamp",
+    "uuid": "uuid",
+}
 _AS_TEXT = frozenset(
     {Kind.DECIMAL, Kind.UUID, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ}
 )
@@ -155,5 +182,5 @@ _DECODERS: dict[Kind, Decoder] = {
     Kind.DATE: parsed(dt.date.fromisoformat),
     Kind.TIME: parsed(time_text),
     Kind.TIMESTAMP: parsed(dt.datetime.fromisoformat),
-    Kind.TIMESTAMPTZ: parsed(zoned_text),
+    Kind.TIMESTAMPTZ: instant,
 }

@@ -172,6 +172,14 @@ class SQLiteDialect(Dialect):
             return str(value)
         return value
 
+    def describe_query(self, sql: str) -> tuple[str, ...] | None:
+        # A temporary view's columns carry the declared types of the columns they select.
+        return (
+            f"CREATE TEMP VIEW bh_probe AS {sql}",
+            "SELECT name, type FROM pragma_table_info('bh_probe', 'temp')",
+            "DROP VIEW temp.bh_probe",
+        )
+
     def compile_steps(self, pieces: Sequence[str]) -> tuple[Step, ...]:
         # EXPLAIN compiles the statement into its program and lists it; nothing runs.
         return ((f"EXPLAIN {'?'.join(pieces)}", (None,) * (len(pieces) - 1)),)

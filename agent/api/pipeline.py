@@ -26,6 +26,7 @@ from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
 from agent.api.openapi import build_openapi
+from agent.api.query_types import QueryTypes
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
 from agent.audit import AuditRecord
@@ -195,6 +196,7 @@ class Pipeline:
         self.limiter = limiter
         self.write_limits = write_limits
         self.clock = clock
+        self.query_types = QueryTypes()
         self.collection: dict[str, Route] = {
             "GET": Route("list", "read", self._list),
             "POST": Route("insert", "insert", self._insert),
@@ -278,8 +280,10 @@ class Pipeline:
         if isinstance(routine, QueryConfig):
             media = export.export_format(request.headers.get("accept", ""))
             if media is not None:
-                return routines.stream_query(name, routine, adapter, request.body, media)
-            return await routines.run_query(name, routine, adapter, request.body)
+                return routines.stream_query(
+                    name, routine, adapter, request.body, media=media, types=self.query_types
+                )
+            return await routines.run_query(name, routine, adapter, request.body, self.query_types)
         return await routines.call_procedure(name, routine, adapter, request.body)
 
     def _openapi(self, request: ApiRequest, principal: Principal) -> ApiResponse:

@@ -13,7 +13,8 @@ from adapters.base import Adapter, ResultSet
 from adapters.types import ColumnType, Kind, TableRef
 from agent.api import export
 from agent.api.message import ApiResponse
-from agent.api.named_sql import positional
+from agent.api.named_sql import marked, positional
+from agent.api.query_types import Encoders, QueryTypes
 from agent.api.values import dumps, from_json
 from agent.api.writes import parse_body
 from agent.config.model import ProcedureConfig, QueryConfig
@@ -43,16 +44,33 @@ def bind_params(what: str, declared: Mapping[str, str], body: bytes) -> dict[str
     return values
 
 
-def _items(result: ResultSet, limit: int) -> list[dict[str, Any]]:
-    return [dict(zip(result.columns, row, strict=False)) for row in result.rows[:limit]]
+def _items(result: ResultSet, limit: int, encoders: Encoders | None = None) -> list[dict[str, Any]]:
+    items = [dict(zip(result.columns, row, strict=False)) for row in result.rows[:limit]]
+    for column in result.columns:
+        fix = (encoders or {}).get(column)
+        if fix is None:
+            continue
+        for item in items:
+            if item[column] is not None:
+                item[column] = fix(item[column])
+    return items
 
 
-async def run_query(name: str, query: QueryConfig, adapter: Adapter, body: bytes) -> ApiResponse:
-    values = bind_params(f"queries/{name}", query.params, body)
-    statement = positional(query.sql)
-    params = [adapter.dialect.bind(values[n]) for n in statement.names]
-    result = await adapter.run(statement.sql, params, query.max_rows + 1)
-    items = _items(result, query.max_rows)
+def _statement(
+    query: QueryConfig, adapter: Adapter, body: bytes, what: str
+) -> tuple[str, list[Any]]:
+    """The query's SQL with the dialect's typed placeholders, and its bound parameters."""
+    values = bind_params(what, query.params, body)
+    sql = marked(query.sql, lambda name: adapter.dialect.param_mark(query.params[name]))
+    return sql, [adapter.dialect.bind(values[n]) for n in positional(query.sql).names]
+
+
+async def run_query(
+    name: str, query: QueryConfig, adapter: Adapter, body: bytes, types: QueryTypes
+) -> ApiResponse:
+    sql, params = _statement(query, adapter, body, f"queries/{name}")
+    result = await adapter.run(sql, params, query.max_rows + 1)
+    items = _items(result, query.max_rows, await types.encoders(name, query, adapter))
     headers = {"Content-Type": JSON}
     if len(result.rows) > query.max_rows:
         headers["X-Truncated"] = export.truncated_note(query.max_rows)
@@ -60,28 +78,33 @@ async def run_query(name: str, query: QueryConfig, adapter: Adapter, body: bytes
 
 
 def stream_query(
-    name: str, query: QueryConfig, adapter: Adapter, body: bytes, media: str
+    name: str,
+    query: QueryConfig,
+    adapter: Adapter,
+    body: bytes,
+    *,
+    media: str,
+    types: QueryTypes,
 ) -> ApiResponse:
     """A named query's rows (up to max_rows) streamed as NDJSON or CSV, batch by batch.
 
     On PostgreSQL through a server-side cursor; elsewhere through the driver's own cursor
     (MariaDB's Connector/ODBC holds a whole result: see the README)."""
-    values = bind_params(f"queries/{name}", query.params, body)
-    statement = positional(query.sql)
-    params = [adapter.dialect.bind(values[n]) for n in statement.names]
+    sql, params = _statement(query, adapter, body, f"queries/{name}")
     response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
 
     async def chunks() -> AsyncIterator[bytes]:
         first = True
-        async for result in _batches(adapter, statement.sql, params):
+        encoders = await types.encoders(name, query, adapter)
+        async for result in _batches(adapter, sql, params):
             header = b""
             if first:
                 header = export.csv_header(result.columns) if media == export.CSV else b""
-                if await _cut(adapter, statement.sql, params, result, query.max_rows):
+                if await _cut(adapter, sql, params, result, query.max_rows):
                     response.headers["X-Truncated"] = export.truncated_note(query.max_rows)
                 first = False
             rows = result.rows[: query.max_rows - response.rows]
-            items = _items(ResultSet(result.columns, rows), len(rows))
+            items = _items(ResultSet(result.columns, rows), len(rows), encoders)
             yield header + export.ENCODERS[media](items, result.columns)
             response.rows += len(rows)
             if response.rows >= query.max_rows:

@@ -1,0 +1,59 @@
+"""The result columns of named queries, typed as the database describes them, so that their
+values are served by the same mapping as a resource's (timestamptz with its offset, SQLite
+NUMERIC as an exact decimal, MariaDB's BOOLEAN as a boolean).
+
+A query is described once, on first use, by the dialect's statements (a temporary view or
+table made from the query with its parameters as typed NULLs, read back and dropped). A query
+the database cannot describe so (it writes, or the session may not create temporary objects)
+is served as the driver returns its values, as before, and the reason is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from adapters.base import Adapter
+from adapters.errors import SourceError, SourceUnavailable
+from agent.api.named_sql import marked
+from agent.api.values import Encoder, encoder
+from agent.config.model import QueryConfig
+from agent.metrics import FALLBACK_VALUES
+
+log = logging.getLogger("bridgehead.queries")
+Encoders = Mapping[str, Encoder | None]
+
+
+class QueryTypes:
+    """Each named query's column encoders, learnt on first use."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Encoders] = {}
+
+    async def encoders(self, name: str, query: QueryConfig, adapter: Adapter) -> Encoders:
+        if name not in self._known:
+            try:
+                self._known[name] = await _describe(name, query, adapter)
+            except SourceUnavailable:
+                return {}  # not learnt now; asked again next time
+            except SourceError as exc:
+                log.info("queries.%s: its columns cannot be described (%s)", name, exc.internal)
+                self._known[name] = {}
+        return self._known[name]
+
+
+async def _describe(name: str, query: QueryConfig, adapter: Adapter) -> Encoders:
+    dialect = adapter.dialect
+    sql = marked(query.sql, lambda param: dialect.typed_null(query.params[param]))
+    steps = dialect.describe_query(sql)
+    if steps is None:
+        return {}
+    sets = await adapter.call([(step, ()) for step in steps], 10_000)
+    described = sets[-1].rows if sets else []
+    encoders: dict[str, Encoder | None] = {}
+    for row in described:
+        column, declared = str(row[0]), str(row[1] or "")
+        column_type = dialect.column_type(declared)
+        counter = FALLBACK_VALUES.labels(f"queries/{name}", column).inc
+        encoders[column] = encoder(column_type.kind, dialect.decoder(column_type), counter)
+    return encoders
