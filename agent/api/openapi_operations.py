@@ -211,7 +211,12 @@ def _key_parameter(resource: Resource) -> Json:
     else:
         schema = {"type": "string"}
         shape = ",".join("{" + n + "}" for n in names)
-        text = f"The row's composite key `{shape}`: values in key order, a comma inside one as %2C."
+        text = (
+            f"The row's composite key `{shape}`: values in key order, separated by commas; the "
+            "segment is percent-decoded once (`1%2C2` is `1,2`), and a value holding a comma or "
+            "starting with a double quote is written in double quotes, a quote inside doubled "
+            '(`"a,b",3`).'
+        )
     return {"name": "key", "in": "path", "required": True, "description": text, "schema": schema}
 
 
@@ -242,6 +247,12 @@ def _insert_operation(resource: Resource, base: str, max_rows: int) -> Json:
     text = "The stored row (for an object), or {items: [...]} (for an array); all or nothing."
     created = answer(text, {JSON: {"schema": {"anyOf": [row, wrapped]}}})
     created["headers"].update(_write_headers())
+    created["headers"]["ETag"] = {
+        "description": "The stored row's version, for an object body (one row): If-Match for "
+        "a PATCH or DELETE of it. Not sent for an array.",
+        "required": False,
+        "schema": {"type": "string"},
+    }
     name = resource.name
     return _operation(
         f"insert_{name}",
