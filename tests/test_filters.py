@@ -140,3 +140,21 @@ async def test_mariadb_boolean_is_a_boolean(films: Caller, text_backend: Backend
     ]
     assert await ids(films, kids="is.true") == [1]
     assert await ids(films, kids="is.false") == [2]
+
+
+async def test_repeated_select_and_order_are_lists(api: Caller) -> None:
+    """`select=a&select=b` is `select=a,b` (clients that ignore `explode: false` send arrays
+    so), the same for order; a repeated limit is still a 400."""
+    params = [
+        ("select", "id"),
+        ("select", "w"),
+        ("order", "w.desc"),
+        ("order", "id"),
+        ("limit", "2"),
+    ]
+    status, _, body = await api.get("/v1/words", params)
+    assert status == 200, body
+    assert body["items"] == [{"id": 6, "w": "xyz"}, {"id": 1, "w": "abc"}]
+    status, _, body = await api.get("/v1/words", [("limit", "1"), ("limit", "2")])
+    assert status == 400
+    assert body["detail"] == "limit is given twice; give it once"

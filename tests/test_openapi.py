@@ -260,6 +260,7 @@ def test_write_operations_only_where_allowed(document: dict[str, Any]) -> None:
     assert any(p.get("name") == "If-Match" and p["required"] for p in patch["parameters"])
     post = document["paths"]["/v1/customers"]["post"]
     assert {"201", "409", "413", "422"} <= set(post["responses"])
+    assert post["responses"]["201"]["headers"]["ETag"]["required"] is False  # only for one row
     assert "204" in document["paths"]["/v1/customers/{key}"]["delete"]["responses"]
 
 
@@ -307,6 +308,8 @@ def test_composite_keys_are_explained(document: dict[str, Any]) -> None:
     key = document["paths"]["/v1/lines/{key}"]["parameters"][0]
     assert (key["name"], key["in"], key["required"]) == ("key", "path", True)
     assert "{order_id},{line_no}" in key["description"]
+    assert "decoded once" in key["description"]
+    assert '"a,b",3' in key["description"]
     single = document["paths"]["/v1/customers/{key}"]["parameters"][0]
     assert single["schema"] == {"type": "integer", "format": "int64"}
     get = document["paths"]["/v1/lines/{key}"]["get"]["responses"]["200"]

@@ -19,6 +19,8 @@ from agent.catalog import Resource
 from agent.errors import BadRequest
 
 RESERVED = frozenset({"select", "order", "limit", "cursor"})
+LISTS = frozenset({"select", "order"})
+"""Parameters that may be repeated, as clients write arrays without `explode: false`."""
 DEFAULT_LIMIT = 100
 MAX_IN_VALUES = 1000
 _COMPARISONS = {"eq": Op.EQ, "neq": Op.NEQ, "gt": Op.GT, "gte": Op.GTE, "lt": Op.LT, "lte": Op.LTE}
@@ -41,6 +43,9 @@ def plan_list(resource: Resource, query: Sequence[tuple[str, str]]) -> ListPlan:
     pairs: list[tuple[str, str]] = []
     special: dict[str, str] = {}
     for name, value in query:
+        if name in LISTS and name in special:  # select=a&select=b is select=a,b
+            special[name] += f",{value}"
+            continue
         if name in RESERVED:
             if name in special:
                 raise BadRequest(f"{name} is given twice; give it once")

@@ -248,6 +248,12 @@ def _insert_operation(resource: Resource, base: str, max_rows: int) -> Json:
     text = "The stored row (for an object), or {items: [...]} (for an array); all or nothing."
     created = answer(text, {JSON: {"schema": {"anyOf": [row, wrapped]}}})
     created["headers"].update(_write_headers())
+    created["headers"]["ETag"] = {
+        "description": "The stored row's version, for an object body (one row): If-Match for "
+        "a PATCH or DELETE of it. Not sent for an array.",
+        "required": False,
+        "schema": {"type": "string"},
+    }
     name = resource.name
     return _operation(
         f"insert_{name}",
