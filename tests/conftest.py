@@ -23,6 +23,7 @@ from agent.app import Agent
 from agent.config import load_config
 
 BACKENDS = ["sqlite", "sqlite-odbc", "postgresql", "mariadb"]
+pytest_plugins = ["samplefixtures"]  # the sample databases, loaded once per session
 # hypothesis is imported above, on the main thread at collection: its pytest plugin would
 # otherwise import it at session end, and pytest's assertion rewriter parsing it while a
 # test's worker thread is still running trips CPython 3.11's "AST constructor recursion

@@ -191,28 +191,42 @@ def listing() -> dict[str, list[str]]:
         return {}
 
 
-def _resources(db: SampleDb, operations: list[str]) -> dict[str, Any]:
+Operations = Callable[[Relation], list[str] | None]
+"""The operations to serve a relation with, or None to leave it out."""
+
+
+def uniform(operations: list[str]) -> Operations:
+    """The same operations for every relation (only those with a primary key for writes)."""
     writes = operations != ["read"]
+    return lambda r: operations if r.primary or not writes else None
+
+
+def _resources(db: SampleDb, operations: Operations) -> dict[str, Any]:
+    served = {name: (r, operations(r)) for name, r in db.relations.items()}
     return {
         name: {
             "source": "db",
             "table": r.table,
             "max_rows": MAX_ROWS,
-            "operations": operations,
+            "operations": ops,
             **({"key": list(r.key)} if r.key else {}),
         }
-        for name, r in db.relations.items()
-        if r.primary or not writes
+        for name, (r, ops) in served.items()
+        if ops is not None
     }
 
 
 @contextlib.asynccontextmanager
-async def serving(db: SampleDb, folder: Path, operations: list[str]) -> AsyncIterator[Caller]:
-    """An agent serving every relation of db (only those with a primary key for writes)."""
+async def serving(
+    db: SampleDb, folder: Path, operations: list[str] | Operations
+) -> AsyncIterator[Caller]:
+    """An agent serving the relations of db: with a list, every relation with it (only those
+    with a primary key for writes); with a function, each as it says."""
+    chosen = uniform(operations) if isinstance(operations, list) else operations
     key = secrets.token_urlsafe(16)
     limits = {"requests_per_second": 1_000_000, "burst": 1_000_000}
     path = await asyncio.to_thread(
-        agent_config, folder, {"db": db.source}, _resources(db, operations), key, limits=limits
+        agent_config, folder, {"db": db.source}, _resources(db, chosen), key, limits=limits
     )
     agent = Agent(await asyncio.to_thread(load_config, path))
     await agent.start()

@@ -205,7 +205,7 @@ def test_columns_have_their_wire_types(document: dict[str, Any]) -> None:
     assert props["email"]["type"] == ["string", "null"]
     balance = props["balance"]
     assert (balance["type"], balance["format"]) == ("string", "decimal")
-    assert balance["pattern"] == r"^-?[0-9]+(\.[0-9]+)?$"
+    assert balance["pattern"] == r"^(-?[0-9]{1,10}(\.[0-9]{1,2})?)$"  # DECIMAL(12,2)
     assert "DECIMAL(12,2)" in balance["description"]
     assert props["updated_at"]["type"] == ["string", "null"]
     assert props["updated_at"]["format"] == "date-time-local"
@@ -288,7 +288,8 @@ def test_list_parameters_document_the_query_grammar(document: dict[str, Any]) ->
     """select, order, limit (1..max_rows), cursor, and a filter per served column."""
     listed = document["paths"]["/v1/ledger"]["get"]["parameters"]
     params = {p["name"]: p for p in listed if "name" in p}
-    assert params["limit"]["schema"] == {**params["limit"]["schema"], "minimum": 1, "maximum": 50}
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "default": 50}
+    assert "capped at max_rows (50)" in params["limit"]["description"]
     assert params["select"]["schema"]["items"]["enum"] == ["id", "name", "balance"]
     assert (params["select"]["style"], params["select"]["explode"]) == ("form", False)
     assert "balance.desc" in params["order"]["schema"]["items"]["enum"]
@@ -311,7 +312,8 @@ def test_composite_keys_are_explained(document: dict[str, Any]) -> None:
     assert "decoded once" in key["description"]
     assert '"a,b",3' in key["description"]
     single = document["paths"]["/v1/customers/{key}"]["parameters"][0]
-    assert single["schema"] == {"type": "integer", "format": "int64"}
+    int64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+    assert single["schema"] == {"type": "integer", "format": "int64", **int64}
     get = document["paths"]["/v1/lines/{key}"]["get"]["responses"]["200"]
     assert get["headers"]["ETag"] == {"$ref": "#/components/headers/ETag"}
 

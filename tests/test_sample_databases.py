@@ -25,21 +25,8 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 from conftest import Caller
-from dbservers import MariaDBServer, PostgresServer
 from samplecatalog import ORDERABLE, Column, Relation
-from sampledbs import (
-    CHINOOK_SQLITE,
-    WRITE,
-    Sample,
-    SampleDb,
-    listing,
-    load_chinook_mariadb,
-    load_chinook_postgres,
-    load_chinook_sqlite,
-    load_sakila_postgres,
-    sample_file,
-    serving,
-)
+from sampledbs import WRITE, Sample, SampleDb, listing, serving
 from samplereads import (
     CSV,
     NDJSON,
@@ -70,37 +57,6 @@ CASES = [
     for resource in resources
 ]
 DATABASES = list(LISTING) or ["sample-databases-missing"]
-
-
-@pytest.fixture(scope="session")
-def chinook_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return load_chinook_sqlite(tmp_path_factory.mktemp("chinook-sqlite"))
-
-
-@pytest.fixture(scope="session")
-def chinook_postgresql(postgres_server: PostgresServer) -> Sample:
-    return load_chinook_postgres(postgres_server)
-
-
-@pytest.fixture(scope="session")
-def sakila_postgresql(postgres_server: PostgresServer) -> Sample:
-    return load_sakila_postgres(postgres_server)
-
-
-@pytest.fixture(scope="session")
-def chinook_mariadb(
-    mariadb_server: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
-) -> Sample:
-    return load_chinook_mariadb(mariadb_server, tmp_path_factory.mktemp("chinook-mariadb"))
-
-
-@pytest.fixture(scope="session")
-def sample(request: pytest.FixtureRequest) -> Sample:
-    """The sample database named by the test's parameter, loaded once per session."""
-    if request.param == "sample-databases-missing":
-        sample_file(CHINOOK_SQLITE)
-    loaded: Sample = request.getfixturevalue(request.param.replace("-", "_"))
-    return loaded
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -73,7 +73,16 @@ def _operations(resource: Resource, reaches: Callable[[str], bool]) -> frozenset
     """The resource's operations the caller's scopes reach."""
     read = {"read"} if reaches(f"{resource.name}:read") else set()
     write = {"insert", "update", "delete"} if reaches(f"{resource.name}:write") else set()
-    return resource.operations & (read | write)
+    return served_operations(resource) & (read | write)
+
+
+def served_operations(resource: Resource) -> frozenset[str]:
+    """The operations the agent serves on the resource: its config's, but no update where
+    every column is in the key (a patch could change nothing, so PATCH is a 405 there)."""
+    keys = {c.name for c in resource.key}
+    if all(c.name in keys for c in resource.columns):
+        return resource.operations - {"update"}
+    return resource.operations
 
 
 def _routine_paths(config: AgentConfig, reaches: Callable[[str], bool]) -> Json:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from adapters.types import ORDERABLE, Kind
+from agent.api import openapi_patterns as patterns
 from agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
-from agent.api.openapi_schemas import Json, describe_type, kind_schema, ref
+from agent.api.openapi_schemas import Json, describe_type, kind_schema, ref, type_schema
 from agent.catalog import Resource
 from agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
 
@@ -26,11 +27,6 @@ NDJSON = "application/x-ndjson"
 
 
 CSV = "text/csv"
-
-
-def filter_pattern(kind: Kind) -> str:
-    """What a filter on a column of this kind looks like: only the operators it supports."""
-    return rf"^(not\.)?({'|'.join(operators(kind))})\."
 
 
 ERRORS: dict[int, tuple[str, str]] = {
@@ -161,10 +157,15 @@ def _list_parameters(resource: Resource) -> list[Json]:
         _array_query("select", columns, "The columns to return (default: all), like a,b."),
         _query(
             "limit",
-            {"type": "integer", "minimum": 1, "maximum": cap, "default": min(DEFAULT_LIMIT, cap)},
-            "Rows per page.",
+            {"type": "integer", "minimum": 1, "default": min(DEFAULT_LIMIT, cap)},
+            f"Rows per page; a larger limit is capped at max_rows ({cap}).",
         ),
-        _query("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+        _query(
+            "cursor",
+            {"type": "string"},
+            "The `next_cursor` of the previous page, as this agent issued it (signed: any other "
+            "value is a 400).",
+        ),
     ]
     if orderable:
         terms = [f"{n}{d}" for n in orderable for d in ("", ".asc", ".desc")]
@@ -177,7 +178,7 @@ def _filter_parameters(resource: Resource) -> list[Json]:
     return [
         _query(
             c.name,
-            {"type": "string", "pattern": filter_pattern(c.type.kind)},
+            {"type": "string", "pattern": patterns.filter_value(c.type, operators(c.type.kind))},
             f"{_FILTER_HELP} {c.name} is {c.type.kind.value} (operators: "
             f"{', '.join(operators(c.type.kind))}): {describe_type(c.type)}",
         )
@@ -206,10 +207,10 @@ def _array_query(name: str, values: Sequence[str], description: str) -> Json:
 def _key_parameter(resource: Resource) -> Json:
     names = [c.name for c in resource.key]
     if len(names) == 1:
-        schema = kind_schema(resource.key[0].type.kind)
+        schema = type_schema(resource.key[0].type)
         text = f"The row's key, its {names[0]} value."
     else:
-        schema = {"type": "string", "minLength": len(names) - 1}
+        schema = {"type": "string", "pattern": patterns.key([c.type for c in resource.key])}
         shape = ",".join("{" + n + "}" for n in names)
         text = (
             f"The row's composite key `{shape}`: its values in key order, separated by commas "
@@ -311,7 +312,7 @@ def _if_match(required: bool) -> Json:
         "in": "header",
         "required": required,
         "description": f"The row's ETag from a GET ({when}); `*` matches any version.",
-        "schema": {"type": "string", "minLength": 1},
+        "schema": {"type": "string"},
     }
 
 
@@ -370,7 +371,7 @@ def openapi_operation() -> Json:
         None,
         summary="This agent's OpenAPI document",
         responses={"200": ok},
-        errors=(401, 403, 429),
+        errors=(400, 401, 403, 429),
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adapters.types import Column, ColumnType, Kind
+from agent.api import openapi_patterns as patterns
 from agent.catalog import Resource
 
 Json = dict[str, Any]
@@ -75,7 +76,7 @@ def kind_schema(kind: Kind, nullable: bool = False) -> Json:
 def column_schema(column: Column, fallback: frozenset[Kind] = frozenset()) -> Json:
     """A column's values; where its type may hold values the kind cannot carry (`fallback`:
     the dialect's), also the database's own text that serves them."""
-    schema = kind_schema(column.type.kind, column.nullable)
+    schema = type_schema(column.type, column.nullable)
     description = describe_type(column.type)
     if column.type.kind in fallback:
         text = {"type": "string", "description": FALLBACK_NOTE}
@@ -88,6 +89,24 @@ FALLBACK_NOTE = (
     "A value this column's type cannot carry (an infinite or BC date, a zero date, a "
     "non-finite number, text stored in a SQLite column of another type), as the database's text."
 )
+
+
+_PATTERNED = frozenset(
+    {Kind.DECIMAL, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.BINARY}
+)
+
+
+def type_schema(column_type: ColumnType, nullable: bool = False) -> Json:
+    """`kind_schema` narrowed to this column's type: an integer's range, a decimal's digits,
+    the ISO 8601 forms of times, base64 for binary (as `agent.api.values` takes and serves)."""
+    schema = kind_schema(column_type.kind, nullable)
+    kind = column_type.kind
+    if kind is Kind.INTEGER:
+        schema["minimum"], schema["maximum"] = patterns.integer_bounds(column_type)
+    text = patterns.value(column_type)
+    if kind in _PATTERNED and text is not None:
+        schema["pattern"] = patterns.anchored(text)
+    return schema
 
 
 def describe_type(column_type: ColumnType) -> str:

@@ -25,7 +25,7 @@ from agent.api import export, problems, reads, routines, writes
 from agent.api.auth import Authenticator, Principal
 from agent.api.cursor import CursorCodec
 from agent.api.message import ApiRequest, ApiResponse
-from agent.api.openapi import build_openapi
+from agent.api.openapi import build_openapi, served_operations
 from agent.api.query_types import QueryTypes
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
@@ -250,8 +250,9 @@ class Pipeline:
         routes = self.collection if key is None else self.item
         method = "GET" if request.method == "HEAD" else request.method
         route = routes.get(method)
-        allowed = [m for m, r in routes.items() if r.operation in resource.operations]
-        if route is None or route.operation not in resource.operations:
+        served = served_operations(resource)
+        allowed = [m for m, r in routes.items() if r.operation in served]
+        if route is None or route.operation not in served:
             raise MethodNotAllowed(
                 f"{request.method} is not allowed on this {name} endpoint; allowed: "
                 f"{', '.join(allowed) or 'none'} (see operations: in the resource's config)",
