@@ -13,7 +13,8 @@ from samplevalues import stored_as_sent
 
 
 async def fresh_key(db: SampleDb, r: Relation) -> dict[str, Any]:
-    """A key no row has: max + 1000 for an integer column outside a foreign key; for a
+    """A key no row has: the sample's largest + 1000 for an integer column outside a
+    foreign key; for a
     composite key, values its foreign keys already hold, in a combination not yet used."""
     q, table = db.dialect.quote, db.dialect.quote(r.name)
     choices: list[list[str]] = []
@@ -26,8 +27,12 @@ async def fresh_key(db: SampleDb, r: Relation) -> dict[str, Any]:
             )
             choices.append([str(row[0]) for row in found])
         else:
-            top = (await reference(db, f"SELECT MAX({q(name)}) FROM {table}"))[0][0]
-            choices.append([str(int(top or 0) + 1000)])
+            # Above the sample's own keys, ignoring the extreme ones other suites insert
+            # (a fuzzer's 2147483647), so that the key fits every integer column.
+            found = await reference(db, f"SELECT {q(name)} FROM {table}")
+            used = {int(row[0]) for row in found}
+            top = max((k for k in used if k < 2**30), default=0) + 1000
+            choices.append([str(next(k for k in range(top, top + 10**6) if k not in used))])
     taken = set(await reference_keys(db, r, None, False))
     free = next((c for c in itertools.product(*choices) if c not in taken), None)
     assert free is not None, f"{db.name} {r.resource}: no unused key among {choices}"
