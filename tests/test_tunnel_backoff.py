@@ -1,5 +1,6 @@
 # Reconnect delays: the pure backoff rule (exponential ceiling, full jitter, cap, reset), and
-# the tunnel client using the configured base and cap while the relay is unreachable.
+# the tunnel client using the configured base and cap while the relay is unreachable; the
+# client's certificate watch outlives a certificate file that is briefly missing.
 from __future__ import annotations
 
 import asyncio
@@ -58,3 +59,41 @@ async def test_the_client_waits_as_configured_while_the_relay_is_unreachable(pki
     assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
     assert client.status.last_error is not None
     assert client.status.last_error.startswith("ConnectionRefusedError")
+
+
+async def test_the_certificate_watch_outlives_a_missing_file(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A certificate file missing for a while is logged once, the watch goes on, and the
+    replaced file is then seen as a renewal."""
+    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7")
+    config = TunnelConfig.model_validate(tunnel_section(pki, free_port(), cert, key))
+    kept = await asyncio.to_thread(cert.read_bytes)
+    checks: list[int] = []
+    no_pipeline: Any = None
+
+    async def sleep(delay: float) -> None:
+        checks.append(len(checks))
+        if len(checks) == 1:
+            await asyncio.to_thread(cert.unlink)
+        elif len(checks) == 4:
+            await asyncio.to_thread(cert.write_bytes, kept)
+        elif len(checks) == 6:
+            client.stopping = True
+
+    client = TunnelClient(config, no_pipeline, max_body=1024, sleep=sleep)
+    renewed: list[bool] = []
+    rotate = client.rotate_if_renewed
+
+    async def counted() -> bool:
+        renewed.append(await rotate())
+        return renewed[-1]
+
+    client.rotate_if_renewed = counted  # type: ignore[method-assign]
+    with caplog.at_level("INFO", logger="bridgehead.tunnel"):
+        await client._watch_certificates()
+    assert len(checks) == 6  # it kept watching
+    warnings = [r for r in caplog.records if "cannot read the certificate files" in r.message]
+    assert len(warnings) == 1
+    assert any("readable again" in r.message for r in caplog.records)
+    assert True in renewed  # the replaced file counts as a renewal

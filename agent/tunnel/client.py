@@ -82,10 +82,27 @@ class TunnelClient:
         await asyncio.gather(*keepers, self._watch_certificates(), return_exceptions=True)
 
     async def _watch_certificates(self) -> None:
-        self._stamp = await asyncio.to_thread(_stamp, self.config)
+        """Every CERT_CHECK s, rotate the connections if the certificate files changed. A file
+        that cannot be read (briefly missing while it is replaced) is logged once, and the
+        watch goes on: the next readable files are compared with the last ones seen."""
+        failing = False
         while self._dialing():
+            try:
+                if self._stamp:
+                    await self.rotate_if_renewed()
+                else:
+                    self._stamp = await asyncio.to_thread(_stamp, self.config)
+            except OSError as exc:
+                if not failing:
+                    log.warning(
+                        "tunnel: cannot read the certificate files (%s); still watching", exc
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("tunnel: certificate files readable again")
+                failing = False
             await self.sleep(CERT_CHECK)
-            await self.rotate_if_renewed()
 
     async def rotate_if_renewed(self) -> bool:
         """If the certificate files changed, replace the connections one at a time: each is
