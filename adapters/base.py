@@ -7,7 +7,7 @@ so callers can stream them with back-pressure.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,6 @@ class SourceSettings:
     pool_size: int = 4
     query_timeout: float = 30.0
     connect_timeout: float = 10.0
-    options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path()
 
 
@@ -76,9 +75,6 @@ class Adapter(Protocol):
 
     async def open(self) -> None:
         """Connect once to learn the DBMS (and fail early if it is unreachable)."""
-
-    async def probe(self) -> None:
-        """Round-trip to the database; raises if it does not answer."""
 
     async def describe(self, table: TableRef) -> TableInfo | None:
         """The table's columns, types and primary key; None if it does not exist."""

@@ -40,11 +40,6 @@ def _pyodbc() -> ModuleType:
     return module
 
 
-def redact_connection_string(conn_str: str) -> str:
-    """The connection string with every password-like value replaced by `***`."""
-    return _SECRET_KEYS.sub(lambda m: f"{m.group(1)}=***", conn_str)
-
-
 def _secret_values(conn_str: str) -> list[str]:
     """Each secret as written and as the driver may echo it (braces removed, `}}` undone)."""
     found: list[str] = []

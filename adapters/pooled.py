@@ -209,9 +209,6 @@ class PooledAdapter(ABC):
         async with self._lease():
             return
 
-    async def probe(self) -> None:
-        await self._read(_fetch_rows, self.dialect.probe_sql, (), 1)
-
     async def describe(self, table: TableRef) -> TableInfo | None:
         return await self._read(self._describe, table)
 

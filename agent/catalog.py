@@ -149,10 +149,6 @@ class Catalog:
     def adapter(self, source: str) -> Adapter:
         return self._adapters[source]
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._configs)
-
     def resolved(self) -> tuple[Resource, ...]:
         return tuple(self._resolved.values())
 

@@ -2,8 +2,8 @@
 
 Reports each source's reachability and DBMS, each resource's table and columns, each named
 query's SQL (compiled, not run) and each procedure (looked up), and warns about columns
-served as text. Secrets never appear: ODBC connection strings are shown with their
-passwords masked.
+served as text. Secrets never appear: connection strings are never printed, and driver
+messages have their passwords scrubbed.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 from agent import commands
 from agent.audit_cli import verify_command
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 
 def parser() -> argparse.ArgumentParser:

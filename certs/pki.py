@@ -195,16 +195,6 @@ def issue_agent_cert(
     return cert_pem, key_pem
 
 
-def fingerprint(cert_pem: bytes) -> str:
-    """Lower-case hex SHA-256 of the certificate's DER encoding."""
-    return x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
-
-
-def not_after(cert_pem: bytes) -> datetime:
-    """When the certificate expires (UTC, timezone-aware)."""
-    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
-
-
 def write_key_pair(cert_path: Path, key_path: Path, cert_pem: bytes, key_pem: bytes) -> None:
     """Write the key (0600, via keyfiles) then the certificate (0644), each atomically."""
     write_private(key_path, key_pem)

@@ -215,8 +215,6 @@ class Dialect:
     """An ORDER BY for limited statements with no order, where the DBMS demands one."""
     offsets: ClassVar[bool] = True
     """Whether a limited SELECT can skip rows (OFFSET)."""
-    probe_sql: ClassVar[str] = "SELECT 1"
-    """The cheapest statement that proves the database answers."""
     fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
     """Kinds whose columns may hold values the kind cannot carry (PostgreSQL's `infinity`
     dates, MariaDB's zero dates, anything in SQLite): such values are served as text."""

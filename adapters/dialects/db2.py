@@ -11,7 +11,6 @@ from adapters.types import Kind
 class DB2Dialect(Dialect):
     name = "db2"
     dbms_names = ("db2",)
-    probe_sql = "SELECT 1 FROM SYSIBM.SYSDUMMY1"
     returning = False  # Db2 returns inserted rows only via SELECT FROM FINAL TABLE
     name_kinds: ClassVar[dict[str, Kind]] = {
         "graphic": Kind.STRING,

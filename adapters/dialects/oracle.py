@@ -12,7 +12,6 @@ class OracleDialect(Dialect):
     name = "oracle"
     dbms_names = ("oracle",)
     session_setup = ("ALTER SESSION SET TIME_ZONE = 'UTC'",)
-    probe_sql = "SELECT 1 FROM DUAL"
     returning = False  # Oracle's RETURNING needs INTO host variables; rows are read again
     name_kinds: ClassVar[dict[str, Kind]] = {
         "varchar2": Kind.STRING,
