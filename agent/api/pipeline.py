@@ -236,7 +236,7 @@ class Pipeline:
         name = unquote(segments[2])
         trace.target = name
         principal = self.authenticator.authenticate(request.headers)
-        trace.principal = principal.name
+        trace.principal = principal.qualified_name
         self._throttle(principal)
         if name == "openapi.json" and len(segments) == 3:
             trace.operation = "describe"
@@ -298,7 +298,7 @@ class Pipeline:
         return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
 
     def _throttle(self, principal: Principal) -> None:
-        wait = self.limiter.check(principal.name)
+        wait = self.limiter.check(principal.qualified_name)
         if wait is not None:
             seconds = str(max(1, math.ceil(wait)))
             raise TooManyRequests(
@@ -335,4 +335,4 @@ class Pipeline:
         )
 
     async def _write(self, call: Call, write: Write) -> ApiResponse:
-        return await self.replayer.run(call.principal.name, call.request, call.resource, write)
+        return await self.replayer.run(call.principal.qualified_name, call.request, call.resource, write)
