@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from agent.api.headers import request_headers
 from agent.api.message import ApiRequest, ApiResponse
 from agent.api.pipeline import Pipeline
 from agent.config.model import ListenConfig
@@ -18,13 +19,16 @@ MAX_BODY = 1024 * 1024
 
 def make_app(pipeline: Pipeline, max_body: int = MAX_BODY) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
+        headers, repeated = request_headers(request.headers.items())
         api_request = ApiRequest(
             method=request.method,
             path=request.rel_url.raw_path,
             query=tuple(request.rel_url.query.items()),
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=headers,
             via="local",
         )
+        if repeated is not None:
+            return await _send(request, await pipeline.handle(api_request, repeated))
         try:
             body = await request.read() if request.body_exists else b""
         except web.HTTPRequestEntityTooLarge:
