@@ -29,8 +29,10 @@ import h2.settings
 import hpack
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
-from agent.api.headers import SINGLETONS as SINGLETONS  # the relay reads it here
+from agent.api import headers
 
+SINGLETONS = headers.SINGLETONS
+"""The request headers that may come once (agent.api.headers: one list for every front)."""
 MAX_FRAME = 1 << 16
 """The largest DATA frame either end accepts: a quarter of the 16 KB default's per-frame CPU,
 and at 100 Mbit/s a frame holds the connection for only about 5 ms."""

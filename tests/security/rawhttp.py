@@ -23,23 +23,31 @@ class RawResponse:
 
 def address(base_url: str) -> tuple[str, int]:
     parts = urlsplit(base_url)
-    assert parts.hostname is not None and parts.port is not None
+    assert parts.hostname is not None
+    assert parts.port is not None
     return parts.hostname, parts.port
 
 
-async def exchange(base_url: str, data: bytes, timeout: float = 5.0) -> RawResponse | None:
+async def exchange(base_url: str, data: bytes, wait: float = 5.0) -> RawResponse | None:
     """Send `data`, read until the server closes; the first response, or None if none came."""
     host, port = address(base_url)
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(data)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(-1), timeout)
+        raw = await asyncio.wait_for(reader.read(-1), wait)
     except ConnectionResetError:
         raw = b""
     finally:
         writer.close()
     return parse(raw) if raw else None
+
+
+async def answer(base_url: str, data: bytes) -> RawResponse:
+    """The response to `data`, which the test expects there to be."""
+    response = await exchange(base_url, data)
+    assert response is not None, "the server closed the connection without an answer"
+    return response
 
 
 def parse(raw: bytes) -> RawResponse:

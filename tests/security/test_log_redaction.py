@@ -16,7 +16,7 @@ from backends import odbc_run
 from conftest import Caller
 from dbservers import PostgresServer
 from jwtkit import new_key, token, write_jwks
-from rawhttp import exchange, request
+from rawhttp import exchange
 
 from agent import logs
 from agent.api.auth import Authenticator
@@ -39,8 +39,8 @@ def malformed(credential: str) -> list[bytes]:
         f"{head}X-Folded: a\r\n  folded\r\n\r\n".encode(),  # obs-fold
         f"GET /v1/t?x={credential} HTTP/1.1 extra\r\n{auth}\r\n\r\n".encode(),  # request line
         f"GE\x01T /v1/t HTTP/1.1\r\n{auth}\r\n\r\n".encode(),  # a control byte in the method
-        f"POST /v1/t HTTP/1.1\r\n{auth}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{auth}\r\n"
-        .encode(),  # invalid chunked encoding  # fmt: skip
+        f"POST /v1/t HTTP/1.1\r\n{auth}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"zz\r\n{auth}\r\n".encode(),  # invalid chunked encoding
         f"{head}X-Big: {credential} {'a' * 20_000}\r\n\r\n".encode(),  # oversized header
         f"POST /v1/t HTTP/1.1\r\n{auth}\r\nContent-Length: -5\r\n\r\n{auth}".encode(),
         f"POST /v1/t HTTP/1.1\r\n{auth}\r\nContent-Length: 1x\r\n\r\n".encode(),
