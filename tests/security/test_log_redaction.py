@@ -18,7 +18,7 @@ from dbservers import PostgresServer
 from jwtkit import new_key, token, write_jwks
 from rawhttp import exchange
 
-from agent import logs
+from agent import logs, redact
 from agent.api.auth import Authenticator
 
 
@@ -110,3 +110,24 @@ async def test_no_credential_or_row_value_is_logged(
     secret_parts = [api.key, jwt_token, *jwt_token.split("."), postgres_server.password]
     for secret in [*secret_parts, duplicate]:
         assert secret not in log
+
+
+@pytest.mark.parametrize(
+    ("message", "kept"),
+    [
+        (
+            "DETAIL:  Key (id, code)=(7, s3cr3t) already exists.",
+            "Key (id, code)=(…) already exists",
+        ),
+        ("DETAIL:  Failing row contains (7, null, s3cr3t).", "Failing row contains (…)"),
+        ('invalid input syntax for type integer: "s3cr3t"', 'for type integer: "…"'),
+        ("Duplicate entry 's3cr3t-7' for key 'PRIMARY'", "Duplicate entry '…' for key 'PRIMARY'"),
+        ("Incorrect decimal value: 's3cr3t' for column `t`.`n` at row 1", "value: '…' for column"),
+        ("connect failed: DRIVER={x};UID=gw;PWD={s3cr3t};", "PWD=[redacted]"),
+    ],
+)
+def test_driver_messages_keep_names_and_lose_values(message: str, kept: str) -> None:
+    """PostgreSQL's and MariaDB's messages keep constraint and column names, not the values."""
+    scrubbed = redact.scrub(message)
+    assert kept in scrubbed
+    assert "s3cr3t" not in scrubbed
