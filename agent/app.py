@@ -29,6 +29,7 @@ from agent.catalog import Catalog, CatalogProblem
 from agent.config.model import AgentConfig, SourceConfig
 from agent.http import make_app, server_ssl
 from agent.idempotency import IdempotencyStore
+from agent.listener import GuardedSite, GuardLimits, Guards
 from agent.tunnel.client import TunnelClient
 from certs.keyfiles import ensure_private_dir, load_or_create_secret
 
@@ -108,6 +109,7 @@ class Agent:
             cursors=cursors,
             replayer=Replayer(self._store),
             limiter=RateLimiter(limits.requests_per_second, limits.burst),
+            auth_failures=RateLimiter(limits.failed_auth_per_second, limits.failed_auth_burst),
             write_limits=WriteLimits(max_rows=limits.max_write_rows),
             audit=self._audit,
             config=self.config,
@@ -131,12 +133,19 @@ class Agent:
     async def _listen(self, pipeline: Pipeline) -> None:
         assert self.config.listen is not None
         address = self.config.listen.address
-        app = make_app(pipeline, max_body=self.config.limits.max_body_bytes)
+        limits = self.config.limits
+        guards = Guards(GuardLimits(limits.header_timeout, limits.max_connections))
+        app = make_app(pipeline, limits.max_body_bytes, limits.body_idle_timeout, guards)
         # handler_cancellation: a caller that disconnects cancels its handler, and so its query.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=limits.keepalive_timeout,
+        )
         await self._runner.setup()
         tls = server_ssl(self.config.listen)
-        site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)
+        site = GuardedSite(self._runner, address.host, address.port, guards=guards, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:

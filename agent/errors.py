@@ -60,6 +60,12 @@ class Conflict(ApiError):
     slug = "conflict"
 
 
+class RequestTimeout(ApiError):
+    status = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+
+
 class PreconditionFailed(ApiError):
     status = 412
     title = "Precondition failed"

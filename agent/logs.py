@@ -1,8 +1,10 @@
 """Logging set-up: structured lines on stderr, one format for the agent's and libraries' logs.
 
-Exceptions are rendered as plain tracebacks, never with local variables: whatever optional
-packages are installed (structlog renders locals through `rich` when it finds it), a frame's
-locals hold request headers, credentials and connection strings.
+Every record passes `agent.redact.redact` before it is rendered (the one redaction path):
+exceptions are rendered there as plain tracebacks, never with local variables (structlog
+renders locals through `rich` when it finds it, and a frame's locals hold request headers,
+credentials and connection strings), malformed requests are summarised without their bytes,
+and credentials and row values are scrubbed from every line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import sys
 
 import structlog
+
+from agent.redact import redact
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:
@@ -26,9 +30,10 @@ def configure(level: str = "INFO", json: bool = False) -> None:
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if json:
-        chain.append(structlog.processors.format_exc_info)  # text, without locals
-    formatter = structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=chain)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact, renderer],
+        foreign_pre_chain=chain,
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

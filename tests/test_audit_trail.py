@@ -44,11 +44,11 @@ async def test_each_access_is_audited_and_the_chain_verifies(
         (r["principal"], r["target"], r["operation"], r["rows"], r["status"]) for r in records
     ]
     assert summary == [
-        ("tester", "t", "list", 3, 200),
-        ("tester", "t", "read", 1, 200),
-        ("tester", "t", "insert", 2, 201),
-        ("nobody", "t", "list", 0, 403),
-        ("tester", "t", "read", 0, 404),
+        ("key:tester", "t", "list", 3, 200),
+        ("key:tester", "t", "read", 1, 200),
+        ("key:tester", "t", "insert", 2, 201),
+        ("key:nobody", "t", "list", 0, 403),
+        ("key:tester", "t", "read", 0, 404),
     ]
     assert records[0]["request_id"] == "req-list"
     assert {r["via"] for r in records} == {"local"}

@@ -133,8 +133,8 @@ def test_valid_token_names_subject_and_space_separated_scopes(
 ) -> None:
     """A token signed with a JWKS key by an allowed algorithm yields its sub and `scope` words."""
     token = sign(request.getfixturevalue(key_fixture), alg, kid)
-    assert verifier.authenticate(token) == Principal(
-        "svc-reporting", frozenset({"customers:read", "queries:overdue"})
+    assert verifier.authenticate(token) == Principal.jwt(
+        ISSUER, "svc-reporting", frozenset({"customers:read", "queries:overdue"})
     )
 
 
@@ -150,7 +150,7 @@ def test_scopes_from_a_list_claim(jwks: dict[str, Any], ec_key: Any, clock: Fake
 def test_missing_scopes_claim_means_no_scopes(verifier: JwtVerifier, ed_key: Any) -> None:
     """A valid token without the scopes claim authenticates with no scopes (403s come later)."""
     principal = verifier.authenticate(sign(ed_key, "EdDSA", "ed", scope=None))
-    assert principal == Principal("svc-reporting", frozenset())
+    assert principal == Principal.jwt(ISSUER, "svc-reporting", frozenset())
 
 
 def test_scopes_claim_of_another_type_is_rejected(verifier: JwtVerifier, ed_key: Any) -> None:

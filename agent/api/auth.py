@@ -2,6 +2,10 @@
 
 A key is compared against every configured digest with `hmac.compare_digest`, without an
 early exit, so response time does not reveal which key (or whether any) came close.
+
+A principal's `qualified_name` says how it authenticated (`key:NAME`, `jwt:ISSUER#SUB`): it
+is what the audit log, the rate limiter and the idempotency store know a caller by, so a JWT
+subject can never pass for an API key of the same name.
 """
 
 from __future__ import annotations
@@ -21,7 +25,18 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridgehead"'}
 @dataclass(frozen=True)
 class Principal:
     name: str
+    """As configured (an API key's name) or as the token names it (its `sub`): for messages."""
     scopes: frozenset[str]
+    qualified_name: str
+    """`key:NAME` or `jwt:ISSUER#SUB`: who the caller is, for audit, rate and idempotency."""
+
+    @classmethod
+    def api_key(cls, name: str, scopes: frozenset[str]) -> Principal:
+        return cls(name, scopes, f"key:{name}")
+
+    @classmethod
+    def jwt(cls, issuer: str, subject: str, scopes: frozenset[str]) -> Principal:
+        return cls(subject, scopes, f"jwt:{issuer}#{subject}")
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -41,7 +56,8 @@ def bearer_token(headers: Mapping[str, str]) -> str:
 class ApiKeys:
     def __init__(self, keys: tuple[ApiKeyConfig, ...]) -> None:
         self._keys = [
-            (bytes.fromhex(k.key_sha256), Principal(k.name, frozenset(k.scopes))) for k in keys
+            (bytes.fromhex(k.key_sha256), Principal.api_key(k.name, frozenset(k.scopes)))
+            for k in keys
         ]
 
     def authenticate(self, token: str) -> Principal | None:

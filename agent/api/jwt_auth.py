@@ -112,7 +112,8 @@ class JwtVerifier:
         key = self._key_for(header)
         claims = self._verified_claims(token, key)
         self._check_times(claims)
-        return Principal(name=_principal_name(claims), scopes=self._scopes(claims))
+        subject = _principal_name(claims)
+        return Principal.jwt(self._config.issuer, subject, self._scopes(claims))
 
     def _key_for(self, header: Mapping[str, Any]) -> TrustedKey:
         alg = header["alg"]

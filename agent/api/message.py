@@ -18,6 +18,9 @@ class ApiRequest:
     request_id: str = ""
     via: str = "local"
     """Which front received it: `local` or `relay`, for the audit log."""
+    remote: str = ""
+    """The peer's address on the local listener (failed logins are throttled by it); empty
+    through the tunnel, whose callers the relay authenticates and throttles."""
 
 
 @dataclass

@@ -32,7 +32,7 @@ from agent.api.replay import Replayer, Write
 from agent.audit import AuditRecord
 from agent.catalog import Catalog, Resource
 from agent.config.model import AgentConfig, QueryConfig
-from agent.errors import BadRequest, MethodNotAllowed, NotFound, TooManyRequests
+from agent.errors import BadRequest, MethodNotAllowed, NotFound, TooManyRequests, Unauthorized
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")
@@ -180,6 +180,7 @@ class Pipeline:
         cursors: CursorCodec,
         replayer: Replayer,
         limiter: RateLimiter,
+        auth_failures: RateLimiter | None = None,
         write_limits: writes.WriteLimits,
         audit: Auditor,
         config: AgentConfig,
@@ -194,6 +195,7 @@ class Pipeline:
         self.cursors = cursors
         self.replayer = replayer
         self.limiter = limiter
+        self.auth_failures = auth_failures
         self.write_limits = write_limits
         self.clock = clock
         self.query_types = QueryTypes()
@@ -235,8 +237,8 @@ class Pipeline:
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
         name = unquote(segments[2])
         trace.target = name
-        principal = self.authenticator.authenticate(request.headers)
-        trace.principal = principal.name
+        principal = self._authenticate(request)
+        trace.principal = principal.qualified_name
         self._throttle(principal)
         if name == "openapi.json" and len(segments) == 3:
             trace.operation = "describe"
@@ -298,8 +300,28 @@ class Pipeline:
         )
         return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
 
+    def _authenticate(self, request: ApiRequest) -> Principal:
+        """The caller; a source address past its failed-authentication budget is refused (429)
+        before its token is even looked at, so guessing is slowed, not answered without limit."""
+        failures, remote = self.auth_failures, request.remote
+        if failures is None or not remote:
+            return self.authenticator.authenticate(request.headers)
+        wait = failures.wait(remote)
+        if wait is not None:
+            seconds = str(max(1, math.ceil(wait)))
+            raise TooManyRequests(
+                f"too many failed authentications from {remote}; retry after {seconds} s "
+                "with a valid key or token",
+                headers={"Retry-After": seconds},
+            )
+        try:
+            return self.authenticator.authenticate(request.headers)
+        except Unauthorized:
+            failures.check(remote)
+            raise
+
     def _throttle(self, principal: Principal) -> None:
-        wait = self.limiter.check(principal.name)
+        wait = self.limiter.check(principal.qualified_name)
         if wait is not None:
             seconds = str(max(1, math.ceil(wait)))
             raise TooManyRequests(
@@ -336,4 +358,6 @@ class Pipeline:
         )
 
     async def _write(self, call: Call, write: Write) -> ApiResponse:
-        return await self.replayer.run(call.principal.name, call.request, call.resource, write)
+        return await self.replayer.run(
+            call.principal.qualified_name, call.request, call.resource, write
+        )

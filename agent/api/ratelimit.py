@@ -62,6 +62,15 @@ class RateLimiter:
             return None
         return (1.0 - bucket.tokens) / self._rate
 
+    def wait(self, name: str) -> float | None:
+        """Seconds until this name has a token again, taking none: None if it has one now."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            return None
+        elapsed = max(0.0, self._clock() - bucket.updated)
+        tokens = min(float(self._burst), bucket.tokens + elapsed * self._rate)
+        return None if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
     def _evict_full(self, now: float) -> None:
         # Oldest first; stop at the first bucket used too recently to be surely full.
         while self._buckets:

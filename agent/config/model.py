@@ -204,6 +204,20 @@ class LimitsConfig(Frozen):
     max_write_rows: int = Field(1000, ge=1, le=100_000)
     requests_per_second: float = Field(100.0, gt=0)
     burst: int = Field(200, ge=1)
+    # The local listener's defences against slow and hostile clients (issue 10, item 10):
+    header_timeout: Duration = Field(10.0, gt=0)
+    """A request's line and headers must arrive within this, from its first byte (or, for a
+    connection's first request, from the connection)."""
+    body_idle_timeout: Duration = Field(30.0, gt=0)
+    """The longest wait for the next piece of a request body: 408 past it."""
+    keepalive_timeout: Duration = Field(60.0, gt=0)
+    """An idle connection between requests is closed after this."""
+    max_connections: int = Field(1000, ge=1)
+    """Open connections on the local listener; past it a new one gets a 503 and is closed."""
+    failed_auth_burst: int = Field(20, ge=1)
+    """Failed authentications one source address may make at once; then 429."""
+    failed_auth_per_second: float = Field(0.5, gt=0)
+    """How fast a source address earns back a failed authentication."""
 
 
 class IdempotencyConfig(Frozen):
