@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from agent.api.replay import Replayer
 from agent.api.writes import WriteLimits
 from agent.audit import AuditError, AuditLog
 from agent.catalog import Catalog, CatalogProblem
-from agent.config.model import AgentConfig, SourceConfig
+from agent.config.model import AgentConfig, ListenConfig, SourceConfig
 from agent.http import make_app, server_ssl
 from agent.idempotency import IdempotencyStore
 from agent.listener import GuardedSite, GuardLimits, Guards
@@ -38,7 +39,12 @@ SHUTDOWN_GRACE = 10.0
 
 
 class StartupError(Exception):
-    """The agent cannot serve its config; the message says what to fix."""
+    """The agent cannot serve its config; the message says what to fix. `runtime`: the config
+    is right but the machine is not (an address in use), exit code 1 rather than 2."""
+
+    def __init__(self, message: str, *, runtime: bool = False) -> None:
+        super().__init__(message)
+        self.runtime = runtime
 
 
 def source_settings(name: str, source: SourceConfig, base_dir: Path) -> SourceSettings:
@@ -84,8 +90,15 @@ class Agent:
         self.listen_url: str | None = None
 
     async def start(self) -> None:
-        state = await asyncio.to_thread(ensure_private_dir, self.config.state_path)
-        cursors = CursorCodec(await asyncio.to_thread(load_or_create_secret, state / "cursor.key"))
+        try:
+            state = await asyncio.to_thread(ensure_private_dir, self.config.state_path)
+            key = await asyncio.to_thread(load_or_create_secret, state / "cursor.key")
+        except OSError as exc:
+            raise StartupError(
+                f"state_dir {self.config.state_path}: {exc.strerror or exc}; make it a folder "
+                "this user can write, or name another with state_dir: in the config"
+            ) from None
+        cursors = CursorCodec(key)
         self.adapters = build_adapters(self.config)
         for name, error in (await open_sources(self.adapters)).items():
             log.warning("source %s is not reachable yet (%s); will retry", name, error.internal)
@@ -144,7 +157,11 @@ class Agent:
             keepalive_timeout=limits.keepalive_timeout,
         )
         await self._runner.setup()
-        tls = server_ssl(self.config.listen)
+        try:
+            tls = server_ssl(self.config.listen)
+        except OSError as exc:  # ssl.SSLError included
+            await self.stop()
+            raise StartupError(_tls_problem(self.config.listen, exc)) from None
         site = GuardedSite(self._runner, address.host, address.port, guards=guards, ssl_context=tls)
         try:
             await site.start()
@@ -152,7 +169,8 @@ class Agent:
             await self.stop()
             raise StartupError(
                 f"cannot listen on {address}: {exc.strerror}; "
-                "choose another address with listen: in the config"
+                "choose another address with listen: in the config",
+                runtime=True,
             ) from None
         port = self._runner.addresses[0][1] if self._runner.addresses else address.port
         host = f"[{address.host}]" if ":" in address.host else address.host
@@ -185,6 +203,18 @@ class Agent:
             await stop.wait()
         finally:
             await self.stop()
+
+
+def _tls_problem(listen: ListenConfig, exc: Exception) -> str:
+    assert listen.tls is not None
+    files = f"{listen.tls.cert} and {listen.tls.key}"
+    if isinstance(exc, ssl.SSLError):  # an OSError too: first
+        reason = "they are not a PEM certificate and its private key"
+    elif isinstance(exc, OSError):
+        reason = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+    else:
+        reason = str(exc)
+    return f"listen.tls: cannot load {files}: {reason}; fix the paths in listen.tls"
 
 
 def _describe(problems: list[CatalogProblem]) -> str:

@@ -51,7 +51,7 @@ def serve(services: Sequence[Service], on_started: Callable[[], None] | None = N
     try:
         run_until_signalled(services, on_started)
     except StartupError as exc:
-        raise UsageError(str(exc)) from None
+        raise (Failure if exc.runtime else UsageError)(str(exc)) from None
 
 
 def check(path: Path) -> int:

@@ -7,14 +7,17 @@ import hashlib
 import json
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from dbservers import PostgresServer
 
 BRIDGEHEAD = [sys.executable, "-m", "agent.cli"]
@@ -205,3 +208,67 @@ def test_run_with_a_bad_config_is_exit_2_in_one_sentence(tmp_path: Path) -> None
     missing = bridgehead("run", "-c", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
+
+
+def start_up_case(tmp_path: Path, case: str) -> tuple[Path, socket.socket | None]:
+    """A config whose agent cannot start for the given reason (and a socket to hold a port)."""
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    conn.close()
+    listen: Any = "127.0.0.1:0"
+    state = tmp_path / "state"
+    held = None
+    certs = {"missing-cert": "nope.pem", "cert-is-a-folder": ".", "cert-not-pem": "bad.pem"}
+    if case in certs:
+        (tmp_path / "bad.pem").write_text("not a certificate\n")
+        cert = str(tmp_path / certs[case])
+        listen = {"address": "127.0.0.1:0", "tls": {"cert": cert, "key": cert}}
+    elif case == "port-in-use":
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        listen = f"127.0.0.1:{held.getsockname()[1]}"
+    elif case == "state-dir-is-a-file":
+        state.write_text("a file where the state folder should be\n")
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"db": {"sqlite": str(db)}},
+                "resources": {"t": {"source": "db", "table": "t"}},
+                "listen": listen,
+                "admin": None,
+                "state_dir": str(state),
+            }
+        )
+    )
+    return config, held
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "says"),
+    [
+        ("missing-cert", 2, "listen.tls: cannot load"),
+        ("cert-is-a-folder", 2, "listen.tls: cannot load"),
+        ("cert-not-pem", 2, "not a PEM certificate"),
+        ("port-in-use", 1, "cannot listen on 127.0.0.1:"),
+        ("state-dir-is-a-file", 2, "state_dir"),
+    ],
+)
+def test_start_up_failures_are_one_sentence(
+    tmp_path: Path, case: str, code: int, says: str
+) -> None:
+    """A start-up failure (certificate file, address in use, state folder) is one sentence
+    naming the file or address and what to do, exit 2 for the config and 1 for the machine,
+    never a traceback."""
+    config, held = start_up_case(tmp_path, case)
+    try:
+        result = bridgehead("run", "-c", str(config), timeout=30)
+    finally:
+        if held is not None:
+            held.close()
+    assert result.returncode == code, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("bridgehead: ")
