@@ -94,3 +94,11 @@ class PayloadTooLarge(ApiError):
     status = 413
     title = "Payload too large"
     slug = "payload-too-large"
+
+
+class AuditUnavailable(ApiError):
+    """The audit log cannot write: data requests are refused before they reach a database."""
+
+    status = 503
+    title = "Audit log unavailable"
+    slug = "audit-unavailable"

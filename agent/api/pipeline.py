@@ -29,10 +29,17 @@ from agent.api.openapi import build_openapi, served_operations
 from agent.api.query_types import QueryTypes
 from agent.api.ratelimit import RateLimiter
 from agent.api.replay import Replayer, Write
-from agent.audit import AuditRecord
+from agent.audit import AuditError, AuditRecord
 from agent.catalog import Catalog, Resource
 from agent.config.model import AgentConfig, QueryConfig
-from agent.errors import BadRequest, MethodNotAllowed, NotFound, TooManyRequests, Unauthorized
+from agent.errors import (
+    AuditUnavailable,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")
@@ -65,6 +72,10 @@ class Trace:
 
 class Auditor(Protocol):
     async def record(self, rec: AuditRecord) -> None: ...
+
+    @property
+    def failure(self) -> str | None:
+        """Why the log stopped writing, or None while it writes."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,25 @@ class _Done:
 
     async def __call__(self, response: ApiResponse, status: int) -> None:
         elapsed = (self.pipeline.clock() - self.started) * 1000
+        try:
+            await self._record(response, status, elapsed)
+        except AuditError as exc:  # the log failed since the request was let in: answer it
+            log.error(
+                "audit log: %s; this request's answer stands without its audit record",
+                exc,
+                extra={"request_id": self.request_id},
+            )
+        log.debug(  # every access is in the audit log; this is for troubleshooting
+            "%s %s %d %.1fms via %s",
+            self.request.method,
+            self.request.path,
+            status,
+            elapsed,
+            self.request.via,
+            extra={"request_id": self.request_id},
+        )
+
+    async def _record(self, response: ApiResponse, status: int, elapsed: float) -> None:
         await self.pipeline.audit.record(
             AuditRecord(
                 time=self.at,
@@ -118,15 +148,6 @@ class _Done:
                 duration_ms=round(elapsed, 3),
                 via=self.request.via,
             )
-        )
-        log.debug(  # every access is in the audit log; this is for troubleshooting
-            "%s %s %d %.1fms via %s",
-            self.request.method,
-            self.request.path,
-            status,
-            elapsed,
-            self.request.via,
-            extra={"request_id": self.request_id},
         )
 
 
@@ -215,7 +236,7 @@ class Pipeline:
         started, at = self.clock(), self.wallclock()
         trace = Trace()
         try:
-            problem = refusal or bad_id
+            problem = refusal or bad_id or self._audit_down()
             if problem is not None:
                 raise problem
             response = await self._dispatch(request, trace)
@@ -230,6 +251,17 @@ class Pipeline:
         else:
             response.body = _audited(response, response.body, done)
         return response
+
+    def _audit_down(self) -> AuditUnavailable | None:
+        """Every data access is audited: while the log cannot write, none is made."""
+        failure = self.audit.failure
+        if failure is None:
+            return None
+        return AuditUnavailable(
+            f"the agent's audit log cannot write ({failure}), so no request is served until "
+            "it can; free space in the state folder and restart the agent",
+            headers={"Retry-After": "30"},
+        )
 
     async def _dispatch(self, request: ApiRequest, trace: Trace) -> ApiResponse:
         segments = request.path.split("/")
