@@ -105,7 +105,7 @@ class CallerLimits(Frozen):
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     """The largest request body forwarded (the agent's own default limit); larger is a 413."""
-    streams_per_caller: int = Field(32, ge=1)
+    streams_per_caller: int = Field(64, ge=1)
     """Requests one caller may have in flight at once; more wait `stream_wait`, then 429."""
     stream_wait: Duration = 5.0
     """How long a request waits for a free stream (the caller's or a tunnel's), then 429/503."""

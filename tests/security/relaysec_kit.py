@@ -85,7 +85,8 @@ async def tls_socket(
     """A raw TLS connection to the relay's caller port."""
     assert relay.callers_url is not None
     where = urlsplit(relay.callers_url)
-    assert where.hostname is not None and where.port is not None
+    assert where.hostname is not None
+    assert where.port is not None
     return await asyncio.open_connection(where.hostname, where.port, ssl=context)
 
 

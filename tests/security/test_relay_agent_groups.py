@@ -36,9 +36,7 @@ async def test_a_certificate_naming_another_group_for_a_live_id_is_refused(
             rival = Caller(f"{relay.callers_url}/agents/plant-7", RIVAL, s)
             answers = [await rival.get(f"/v1/t/{i}") for i in range(1, 21)]
         # Each answer comes from the agent whose certificate put plant-7 in `rivals`.
-        assert [(status, body.get("name")) for status, _, body in answers] == [
-            (200, "rogue")
-        ] * 20
+        assert [(status, body.get("name")) for status, _, body in answers] == [(200, "rogue")] * 20
         assert links_of(relay) == 1
         refusal = next(r for r in caplog.records if "names group plants" in r.getMessage())
         serials = [f"{link.serial:x}" for link in relay.registry.links()]

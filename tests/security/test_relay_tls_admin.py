@@ -104,5 +104,5 @@ async def test_on_loopback_metrics_stay_open(tmp_path: Path) -> None:
     where = RelayAdmin.model_validate("127.0.0.1:9471")
     app = admin_app(registry, RelayMetrics(registry), lambda _: None, "state-token", where)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        async with client.get("/metrics") as response:
-            assert response.status == 200
+        response = await client.get("/metrics")
+        assert response.status == 200
