@@ -3,8 +3,10 @@
 The agents list needs a bearer token: a caller's shows the agents that caller may reach
 (not a caller bound to a client certificate: this port is plain HTTP and sees none); the
 admin token (made at first start in `state_dir/admin.token`, 0600, and read by
-`bridgehead-relay agents list`) shows them all. Metrics come from a registry of this relay's
-own, so several relays in one process (tests) never mix their figures.
+`bridgehead-relay agents list`; or the one whose SHA-256 is `admin.token_sha256`) shows them
+all. Off loopback every path, /metrics included, needs an admin token. Metrics come from a
+registry of this relay's own, so several relays in one process (tests) never mix their
+figures.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,7 +30,7 @@ from prometheus_client import (
 from agent.api.auth import bearer_token
 from agent.errors import Unauthorized
 from certs.keyfiles import load_or_create_secret
-from relay.config import CallerConfig
+from relay.config import CallerConfig, RelayAdmin
 from relay.registry import AgentView, Registry
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
@@ -85,9 +88,14 @@ def admin_app(
     metrics: RelayMetrics,
     identify: Callable[[web.Request], CallerConfig | None],
     token: str,
+    where: RelayAdmin,
 ) -> web.Application:
-    """`identify` authenticates callers' bearer tokens; `token` is the admin's."""
-    is_admin = _bearer_check(token)
+    """`identify` authenticates callers' bearer tokens; `token` is the admin's, and so is
+    `where.token_sha256` when set. Off loopback, every path needs an admin token."""
+    digests = [hashlib.sha256(token.encode()).digest()]
+    if where.token_sha256 is not None:
+        digests.append(bytes.fromhex(where.token_sha256))
+    is_admin = _bearer_check(digests)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -114,7 +122,19 @@ def admin_app(
             or (view.group is not None and view.group in caller.groups)
         )  # fmt: skip
 
-    app = web.Application()
+    @web.middleware
+    async def admin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_admin(request):
+            return await handler(request)
+        detail = (
+            "this admin port is not on loopback: send Authorization: Bearer <admin token> "
+            "(the token whose SHA-256 is admin.token_sha256)"
+        )
+        return web.json_response(
+            {"detail": detail}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    app = web.Application(middlewares=[] if where.loopback else [admin_only])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/metrics", prometheus)
@@ -122,13 +142,15 @@ def admin_app(
     return app
 
 
-def _bearer_check(token: str) -> Callable[[web.Request], bool]:
-    """Whether a request carries `token` as its bearer token (constant-time compare)."""
-    expected = hashlib.sha256(token.encode()).digest()
+def _bearer_check(digests: list[bytes]) -> Callable[[web.Request], bool]:
+    """Whether a request's bearer token has one of `digests` as its SHA-256 (each compared
+    in constant time)."""
 
     def check(request: web.Request) -> bool:
         given = bearer_digest(request)
-        return given is not None and hmac.compare_digest(given, expected)
+        if given is None:
+            return False
+        return sum(hmac.compare_digest(given, expected) for expected in digests) > 0
 
     return check
 

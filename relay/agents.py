@@ -1,7 +1,8 @@
 """The agent port: TLS 1.3 with client certificates from the relay's CA, one link per connection.
 
-The agent's identity comes only from its verified certificate (URI SANs); a revoked agent or
-a connection without the tunnel's ALPN is closed at once with a logged reason.
+The agent's identity comes only from its verified certificate (URI SANs); a revoked agent,
+a connection without the tunnel's ALPN, or a certificate naming another group than the
+agent id's live connections is closed at once with a logged reason.
 """
 
 from __future__ import annotations
@@ -68,10 +69,20 @@ class AgentPort:
             writer.close()
             return
         link = AgentLink(
-            identity, reader, writer, issued=issued,
+            identity, reader, writer, issued=issued, serial=certificate.serial_number,
             heartbeat=self.config.heartbeat, dead_after=self.config.dead_after,
         )  # fmt: skip
-        self.registry.add(link)
+        clash = self.registry.admit(link)
+        if clash is not None:
+            log.warning(
+                "agent %s connection from %s refused: its certificate (serial %x) names group "
+                "%s, but the agent's live connections (certificate serial %x) are in group %s; "
+                "revoke the certificate that should not exist",
+                identity.agent_id, peer, link.serial, identity.group, clash.serial,
+                clash.identity.group,
+            )  # fmt: skip
+            writer.close()
+            return
         log.info("agent %s (group %s) connected from %s", identity.agent_id, identity.group, peer)
         try:
             await link.run()

@@ -12,10 +12,12 @@ from aiohttp import web
 
 from agent.config.model import HostPort
 from certs.keyfiles import ensure_private_dir
+from relay import redact
 from relay.admin import RelayMetrics, admin_app, admin_token
 from relay.agents import AgentPort, agent_port_context
 from relay.callers import Callers
 from relay.config import RelayConfig
+from relay.guard import Guard, GuardedSite
 from relay.registry import Registry
 from relay.revocations import Revocations, watch
 
@@ -23,10 +25,17 @@ log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
 
 
+AEAD_ONLY = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
+"""TLS 1.2 suites the caller port offers: forward secret and AEAD, no CBC (LUCKY13); TLS 1.3's
+suites are all AEAD."""
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
 def caller_context(config: RelayConfig) -> ssl.SSLContext:
     """HTTPS for callers; with `callers_ca`, a client certificate from that CA is required."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = TLS_VERSIONS[config.tls.min_version]
+    context.set_ciphers(AEAD_ONLY)
     context.load_cert_chain(config.tls.cert, config.tls.key)
     if config.callers_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
@@ -49,6 +58,7 @@ class Relay:
         self.admin_url: str | None = None
 
     async def start(self) -> None:
+        redact.install()
         await asyncio.to_thread(ensure_private_dir, self.config.state_path)
         await asyncio.to_thread(self.revocations.reload)
         token = await asyncio.to_thread(admin_token, self.config.state_path)
@@ -62,7 +72,8 @@ class Relay:
         callers = Callers(self.config, self.registry, self.metrics)
         self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
         if self.config.admin is not None:
-            admin = admin_app(self.registry, self.metrics, callers.identify, token)
+            admin = admin_app(self.registry, self.metrics, callers.identify, token,
+                              self.config.admin)  # fmt: skip
             self.admin_url = await self._serve(admin, self.config.admin, None)
         self._watcher = asyncio.create_task(watch(self.revocations, self.registry))
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
@@ -73,7 +84,8 @@ class Relay:
         host, port = where.host, where.port
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        guard = Guard(self.config.limits, f"port {where}")
+        site = GuardedSite(runner, host, port, guard, ssl_context=tls)
         await site.start()
         self._runners.append(runner)
         bound = runner.addresses[0]

@@ -8,17 +8,27 @@ certificate: its token alone is not enough.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent.config.load import parse_document, read_text
 from agent.config.model import ConfigPath, Duration, Frozen, HostPort, TlsFiles
 from agent.config.yamltree import Path_
 from certs.pki import NAME_PATTERN
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class CaFiles(Frozen):
@@ -43,17 +53,86 @@ class CallerConfig(Frozen):
         return None if value is None else value.replace(":", "").lower()
 
 
+class CallerTls(TlsFiles):
+    """The caller port's certificate; `min_version` is the oldest TLS a caller may speak."""
+
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, float) else value  # YAML reads 1.2 as a number
+
+
+class RelayAdmin(HostPort):
+    """`admin: HOST:PORT`, or `admin: {address: HOST:PORT, token_sha256: HEX}`; off the
+    loopback interface every admin path needs the admin token, so a token is required."""
+
+    token_sha256: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mapping(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "address" in value:
+            rest = {k: v for k, v in value.items() if k != "address"}
+            where = HostPort.model_validate(value["address"])
+            return {"host": where.host, "port": where.port, **rest}
+        return value
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("must be a SHA-256 as 64 hex digits")
+        return None if value is None else value.lower()
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> RelayAdmin:
+        if self.token_sha256 is None and not is_loopback(self.host):
+            raise ValueError(
+                f"admin address {self.host} is not loopback, so it needs a token: write "
+                "admin: {address: HOST:PORT, token_sha256: <hex sha256 of a long random token>}"
+            )
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+class CallerLimits(Frozen):
+    """What one caller, one connection and one source address may take of the caller port."""
+
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    """The largest request body forwarded (the agent's own default limit); larger is a 413."""
+    streams_per_caller: int = Field(64, ge=1)
+    """Requests one caller may have in flight at once; more wait `stream_wait`, then 429."""
+    stream_wait: Duration = 5.0
+    """How long a request waits for a free stream (the caller's or a tunnel's), then 429/503."""
+    body_time: Duration = 30.0
+    """The whole request body must arrive within this, else 408."""
+    header_timeout: Duration = 10.0
+    """A request's head (and the TLS handshake) must arrive within this of its first byte."""
+    body_idle_timeout: Duration = 30.0
+    keep_alive_timeout: Duration = 60.0
+    max_connections: int = Field(1024, ge=1)
+    auth_failures: int = Field(20, ge=1)
+    """Failed authentications one source address may make per `auth_window`; then 429."""
+    auth_window: Duration = 60.0
+
+
 class RelayConfig(Frozen):
     agents_listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - agents dial in
     listen: HostPort = HostPort(host="0.0.0.0", port=8444)  # noqa: S104 - callers dial in
-    tls: TlsFiles
+    tls: CallerTls
     ca: CaFiles
     state_dir: ConfigPath | None = None
     callers: tuple[CallerConfig, ...] = ()
     callers_ca: ConfigPath | None = None
     """When set, callers must present a client certificate issued by this CA (mutual TLS)."""
-    admin: HostPort | None = HostPort(host="127.0.0.1", port=9471)
+    admin: RelayAdmin | None = RelayAdmin(host="127.0.0.1", port=9471)
     request_timeout: Duration = 60.0
+    limits: CallerLimits = CallerLimits()
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
     base_dir: Path = Field(Path(), exclude=True)

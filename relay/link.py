@@ -84,6 +84,7 @@ class AgentLink:
         writer: asyncio.StreamWriter,
         *,
         issued: datetime,
+        serial: int = 0,
         heartbeat: float,
         dead_after: float,
         clock: Callable[[], float] = time.monotonic,
@@ -91,6 +92,10 @@ class AgentLink:
         self.identity, self.reader, self.writer = identity, reader, writer
         self.issued = issued
         """When the agent's certificate became valid (revocations refuse by issue time)."""
+        self.serial = serial
+        """The agent certificate's serial number (named in logs)."""
+        self.on_room: Callable[[], None] = lambda: None
+        """Called when a stream ends here, so a request waiting for room may try again."""
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.h2 = wire.connection(client_side=True)
         self.outbox = Outbox(self.h2.data_to_send, writer)
@@ -105,6 +110,12 @@ class AgentLink:
     def in_flight(self) -> int:
         return len(self.streams)
 
+    @property
+    def has_room(self) -> bool:
+        """Whether the agent's MAX_CONCURRENT_STREAMS allows one more stream now."""
+        limit = self.h2.remote_settings.max_concurrent_streams
+        return self.h2.open_outbound_streams < limit
+
     async def run(self) -> None:
         wire.open_connection(self.h2, STREAM_WINDOW)
         await self.outbox.flush()
@@ -116,6 +127,7 @@ class AgentLink:
                 for event in self.h2.receive_data(data):
                     self._on(event)
                 await self.outbox.flush()
+                self.on_room()
         except (ConnectionError, h2.exceptions.ProtocolError) as exc:
             log.info("agent %s: connection lost: %s", self.identity.agent_id, exc)
         finally:
@@ -123,6 +135,7 @@ class AgentLink:
             self._fail_all()
             self.closed.set()
             self.outbox.close()
+            self.on_room()
 
     def abort(self) -> None:
         """Drop the connection at once (revocation, dead path)."""
@@ -164,6 +177,7 @@ class AgentLink:
         with contextlib.suppress(h2.exceptions.ProtocolError, ConnectionError):
             self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
         self._give_back(sid, pending.unacknowledged)  # else the connection window shrinks
+        self.on_room()
         with contextlib.suppress(ConnectionError):
             await self.outbox.flush()
 

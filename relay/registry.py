@@ -1,11 +1,14 @@
 """Which agents are connected, through which links, and which link takes the next request.
 
-Requests go to the link with the fewest streams in flight: for an agent among its own
-connections, for a group among all its agents' connections.
+Requests go to the link with the fewest streams in flight that the agent's stream limit
+(MAX_CONCURRENT_STREAMS) still allows: for an agent among its own connections, for a group
+among all its agents' connections. An agent id has one group at a time: a link whose
+certificate names another group than the id's live links is refused (`admit`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +29,30 @@ class AgentView:
 class Registry:
     def __init__(self) -> None:
         self._links: dict[str, list[AgentLink]] = defaultdict(list)
+        self._room = asyncio.Event()
+
+    def admit(self, link: AgentLink) -> AgentLink | None:
+        """Add `link`; or, when its group disagrees with the id's live links, the live link
+        it disagrees with (and `link` is not added)."""
+        for live in self._links.get(link.identity.agent_id, []):
+            if live.identity.group != link.identity.group and not live.closed.is_set():
+                return live
+        self.add(link)
+        return None
 
     def add(self, link: AgentLink) -> None:
         self._links[link.identity.agent_id].append(link)
+        link.on_room = self._room_made
+        self._room_made()
+
+    def _room_made(self) -> None:
+        if not self._room.is_set():
+            self._room.set()
+            self._room = asyncio.Event()  # the waiters woken hold the old one
+
+    async def room(self) -> None:
+        """Wait until a stream ends or a link comes or goes."""
+        await self._room.wait()
 
     def remove(self, link: AgentLink) -> None:
         links = self._links.get(link.identity.agent_id, [])
@@ -40,15 +64,12 @@ class Registry:
     def links(self) -> list[AgentLink]:
         return [link for links in self._links.values() for link in links]
 
-    def group_of(self, agent_id: str) -> str | None:
-        links = self._links.get(agent_id)
-        return links[0].identity.group if links else None
+    def agent_links(self, agent_id: str) -> list[AgentLink]:
+        """The agent's links that take new requests."""
+        return _live(self._links.get(agent_id, []))
 
-    def pick_agent(self, agent_id: str) -> AgentLink | None:
-        return _least_busy(self._links.get(agent_id, []))
-
-    def pick_group(self, group: str) -> AgentLink | None:
-        return _least_busy([link for link in self.links() if link.identity.group == group])
+    def group_links(self, group: str) -> list[AgentLink]:
+        return _live([link for link in self.links() if link.identity.group == group])
 
     def drop(self, refused: Callable[[AgentLink], bool]) -> list[AgentLink]:
         """Abort the links `refused` picks (revoked agents); those links."""
@@ -75,6 +96,11 @@ class Registry:
         return out
 
 
-def _least_busy(links: list[AgentLink]) -> AgentLink | None:
-    live = [link for link in links if not link.closed.is_set() and not link.draining]
-    return min(live, key=lambda link: link.in_flight) if live else None
+def _live(links: list[AgentLink]) -> list[AgentLink]:
+    return [link for link in links if not link.closed.is_set() and not link.draining]
+
+
+def least_busy(links: list[AgentLink]) -> AgentLink | None:
+    """The link with the fewest streams in flight among those with room for one more."""
+    roomy = [link for link in links if link.has_room]
+    return min(roomy, key=lambda link: link.in_flight) if roomy else None

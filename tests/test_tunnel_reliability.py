@@ -192,7 +192,7 @@ async def test_a_killed_connection_fails_only_its_unretriable_requests(
     connection (at the relay or at the agent) turns exactly its POSTs into 502 problems
     (not retried, not executed); its GETs are retried on the other connection, and every
     other request answers normally. The agent is back to 2 connections within 5 s."""
-    relay = await relays()
+    relay = await relays(limits={"streams_per_caller": 200})  # one caller sends all 100
     assert relay.agents_address is not None
     tunnel = tunnel_of(await agents(relay.agents_address[1]))
     await wait_for(lambda: connections(relay) == 2 and tunnel.status.connected == 2)
@@ -243,7 +243,7 @@ async def test_a_burst_of_requests_is_spread_over_both_connections(
 ) -> None:
     """100 requests sent at once (all in flight together) are spread over the agent's 2
     connections, each taking at least a quarter of them."""
-    relay = await relays()
+    relay = await relays(limits={"streams_per_caller": 200})  # one caller sends all 100
     assert relay.agents_address is not None
     tunnel = tunnel_of(await agents(relay.agents_address[1]))
     await wait_for(lambda: connections(relay) == 2 and tunnel.status.connected == 2)
