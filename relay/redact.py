@@ -1,5 +1,7 @@
-"""The one redaction path for what the relay logs: its own lines and aiohttp's server, access
-and web loggers pass through `Redactor` before any handler sees them.
+"""What the relay logs passes the agent's redaction rules (`agent.redact`, the one set of
+them) before any handler sees it: its own lines and aiohttp's server, access and web loggers
+are filtered here, whatever handlers the process has (the relay also runs in-process, in the
+demo and the tests, without `agent.logs.configure`).
 
 Rules:
 - A malformed request is logged as one line naming its source and the parser's verdict
@@ -12,32 +14,20 @@ Rules:
 from __future__ import annotations
 
 import logging
-import re
 
-from aiohttp.http_exceptions import HttpProcessingError
+from agent.redact import malformed_request, scrub
 
 LOGGERS = (
     "bridgehead.relay", "aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal",
     "asyncio",
 )  # fmt: skip
-_SECRET_HEADER = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(['\"]?\s*[:=,]\s*['\"]?)"
-    r"[^\r\n'\"]*"
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
-REDACTED = "[redacted]"
-
-
-def redact(text: str) -> str:
-    """`text` with credentials cut out."""
-    text = _SECRET_HEADER.sub(rf"\1\2{REDACTED}", text)
-    return _BEARER.sub(rf"\1 {REDACTED}", text)
 
 
 class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, HttpProcessingError):
+        exc = record.exc_info[1] if record.exc_info else None
+        error = malformed_request(exc) if exc is not None else None
+        if error is not None:
             source = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
             _replace(record, f"malformed request from {source} refused "
                              f"({type(error).__name__}, status {error.code}); its bytes are "
@@ -48,7 +38,7 @@ class Redactor(logging.Filter):
             text += "\n" + logging.Formatter().formatException(record.exc_info)
         elif record.exc_text:
             text += "\n" + record.exc_text
-        cleaned = redact(text)
+        cleaned = scrub(text)
         if cleaned != text:
             _replace(record, cleaned)
         return True
