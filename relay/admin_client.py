@@ -8,7 +8,6 @@ second).
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ import orjson
 from agent.commands import UsageError
 from certs.pki import check_name
 from relay.admin import ADMIN_TOKEN_FILE, read_admin_token
-from relay.config import RelayConfig
+from relay.config import RelayConfig, is_loopback
 from relay.revocations import Revocations
 
 COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")
@@ -39,7 +38,7 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(  # noqa: S104
         config.admin.host, config.admin.host
     )
-    if not _loopback(host):
+    if not is_loopback(host):
         raise UsageError(
             f"admin is {host}, not a loopback address: the admin token would cross the network "
             "in clear; run this on the relay's machine with admin: 127.0.0.1:PORT"
@@ -57,14 +56,6 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
         raise OSError(f"no relay answers at {url} ({reason}); is it running?") from None
     return agents
 
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def format_agents(agents: list[dict[str, Any]]) -> str:

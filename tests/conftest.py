@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,16 @@ def no_blocking_on_loop(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with blockbuster_ctx():
         yield
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The root logger's handlers and level as they were, after a test configured logging."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,6 @@ from agent import logs
 from agent.api.auth import Authenticator
 
 FAKE_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzdmMtY3JtIn0.c2lnbmF0dXJlLXNlY3JldA"
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def make_db(path: Path) -> None:

@@ -411,7 +411,12 @@ class Dialect:
         if kind is Kind.DECIMAL and precision is None:
             precision, scale = _declared_precision(db_type)
         bounds = self.integer_bounds(base) if kind is Kind.INTEGER else None
-        return ColumnType(kind, db_type, precision, scale, bounds)
+        return self.refined(ColumnType(kind, db_type, precision, scale, bounds))
+
+    def refined(self, found: ColumnType) -> ColumnType:
+        """The type as this DBMS means it, where its name alone misleads (MySQL's tinyint(1)
+        is a boolean); the type found from the name and the ODBC code by default."""
+        return found
 
     def integer_bounds(self, base: str) -> tuple[int, int] | None:
         """The range of an integer type by its name (`smallint`, `int unsigned`); None: 64-bit."""

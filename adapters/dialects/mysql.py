@@ -102,17 +102,10 @@ class MySQLDialect(Dialect):
         "server shutdown in progress",
     )
 
-    def column_type(
-        self,
-        db_type: str,
-        *,
-        sql_type: int | None = None,
-        precision: int | None = None,
-        scale: int | None = None,
-    ) -> ColumnType:
-        if db_type.lower().replace(" ", "").startswith("tinyint(1)"):
-            return ColumnType(Kind.BOOLEAN, db_type)  # what BOOLEAN is in MySQL
-        return super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
+    def refined(self, found: ColumnType) -> ColumnType:
+        if found.db_type.lower().replace(" ", "").startswith("tinyint(1)"):
+            return ColumnType(Kind.BOOLEAN, found.db_type)  # what BOOLEAN is in MySQL
+        return found
 
     def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
         # OUT and INOUT go through session variables, read back by a SELECT after the CALL.

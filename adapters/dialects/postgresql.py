@@ -85,19 +85,11 @@ class PostgreSQLDialect(Dialect):
     def explain(self, sqlstate: str, message: str) -> str | None:
         return _explain_constraint(sqlstate, message)
 
-    def column_type(
-        self,
-        db_type: str,
-        *,
-        sql_type: int | None = None,
-        precision: int | None = None,
-        scale: int | None = None,
-    ) -> ColumnType:
-        found = super().column_type(db_type, sql_type=sql_type, precision=precision, scale=scale)
-        if found.kind is Kind.STRING and not self.knows_type_name(db_type):
+    def refined(self, found: ColumnType) -> ColumnType:
+        if found.kind is Kind.STRING and not self.knows_type_name(found.db_type):
             # An enum (or another type psqlODBC reports as varchar): text is only its form,
             # without text's operators (LIKE) or order, so it is served and compared as text.
-            return ColumnType(Kind.UNKNOWN, db_type)
+            return ColumnType(Kind.UNKNOWN, found.db_type)
         return found
 
     def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from adapters.dialects.base import time_text
 from adapters.types import INT64, ColumnType, Kind
 
 Encoder = Callable[[Any], Any]
@@ -103,14 +104,6 @@ def _timestamp(text: str) -> dt.datetime:
     return value
 
 
-def time_of_day(text: str) -> dt.time:
-    """ISO 8601 time of day, with any number of fractional digits up to 6 (`10:00:00.5`)."""
-    whole, dot, fraction = text.partition(".")
-    if dot and fraction.isdigit() and len(fraction) < 6:
-        text = f"{whole}.{fraction.ljust(6, '0')}"
-    return dt.time.fromisoformat(text)
-
-
 def _uuid(text: str) -> str:
     try:
         return str(uuid.UUID(text.strip()))
@@ -133,7 +126,7 @@ PARSERS: dict[Kind, Callable[[str], Any]] = {
     Kind.STRING: str,
     Kind.UNKNOWN: str,
     Kind.DATE: _iso(dt.date.fromisoformat, "2024-05-01"),
-    Kind.TIME: _iso(time_of_day, "12:30:00"),
+    Kind.TIME: _iso(time_text, "12:30:00"),
     Kind.TIMESTAMP: _timestamp,
     Kind.TIMESTAMPTZ: _timestamptz,
     Kind.UUID: _uuid,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +18,6 @@ from rawhttp import exchange
 
 from agent import logs, redact
 from agent.api.auth import Authenticator
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def malformed(credential: str) -> list[bytes]:
