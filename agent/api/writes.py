@@ -15,6 +15,8 @@ Rules:
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ import orjson
 
 from adapters.base import Outcome, Transaction
 from adapters.sql import Condition, Delete, Insert, Select, Update
+from agent.api.bounds import WideNumber
 from agent.api.message import ApiResponse
 from agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
 from agent.api.values import dumps, from_json
@@ -32,6 +35,7 @@ from agent.errors import ApiError, BadRequest, NotFound, PreconditionFailed, Pre
 JSON = "application/json"
 Proof = dict[str, Any]
 BeforeCommit = Callable[[ApiResponse, Proof], Awaitable[None]]
+MAX_INTEGER_DIGITS = 40
 
 
 async def no_hook(response: ApiResponse, proof: Proof) -> None:
@@ -49,7 +53,29 @@ def parse_body(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "number" in exc.msg:  # beyond a double: its column says why, naming the column
+            return _wide_numbers(body)
         raise BadRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _wide_numbers(body: bytes) -> Any:
+    """The body with numbers beyond a double's range (`1e999999999`, 400-digit integers) kept
+    as `WideNumber`s, so the column they are for refuses them by name."""
+
+    def number(text: str) -> Any:
+        value = float(text)
+        return value if math.isfinite(value) else WideNumber(text)
+
+    def integer(text: str) -> Any:
+        return int(text) if len(text) <= MAX_INTEGER_DIGITS else WideNumber(text)
+
+    def constant(text: str) -> Any:
+        raise ValueError(f"{text} is not JSON")
+
+    try:
+        return json.loads(body, parse_float=number, parse_int=integer, parse_constant=constant)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def row_values(resource: Resource, row: Any, where: str) -> dict[str, Any]:
