@@ -87,6 +87,9 @@ class SourceConfig(Frozen):
         return {**rest, "adapter": names[0], "target": data[names[0]]}
 
 
+CsvFormulas = Literal["escape", "allow"]
+
+
 class ResourceConfig(Frozen):
     source: str
     table: str = Field(min_length=1)
@@ -96,6 +99,9 @@ class ResourceConfig(Frozen):
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
     etag_column: str | None = None
     """A row-version column (rowversion, version counter, updated_at); default: a row hash."""
+    csv_formulas: CsvFormulas = "escape"
+    """`escape`: CSV fields a spreadsheet would run as formulas get a leading `'` (OWASP);
+    `allow`: fields as stored, for programs that read the CSV."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod
@@ -108,6 +114,7 @@ class QueryConfig(Frozen):
     sql: str = Field(min_length=1)
     params: dict[str, ParamType] = Field(default_factory=dict)
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
+    csv_formulas: CsvFormulas = "escape"
 
 
 class ProcedureParam(Frozen):
