@@ -163,6 +163,7 @@ def encoder_for(media: str, formulas: str) -> Encode:
     """The chunk encoder for a stream; `formulas: allow` writes CSV fields as stored."""
     return csv_lines_raw if media == CSV and formulas == "allow" else ENCODERS[media]
 
+
 CONTENT_TYPES = {NDJSON: NDJSON, CSV: "text/csv; charset=utf-8; header=present"}
 
 

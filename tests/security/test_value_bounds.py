@@ -19,7 +19,12 @@ from relay.app import Relay
 
 TOKEN = "bounds-token-0123456789"
 HUGE_INT = "1" + "0" * 400
-BINARY = {"sqlite": "BLOB", "sqlite-odbc": "BLOB", "postgresql": "BYTEA", "mariadb": "VARBINARY(64)"}
+BINARY = {
+    "sqlite": "BLOB",
+    "sqlite-odbc": "BLOB",
+    "postgresql": "BYTEA",
+    "mariadb": "VARBINARY(64)",
+}
 FIND = (
     "SELECT id FROM vals WHERE amount < :amount AND id < :n AND d < :since "
     "AND f < :x AND name <> :s"
@@ -53,9 +58,7 @@ async def bounds_relay(pki: Pki) -> Any:
 
 
 @pytest.fixture
-async def paths(
-    backend: Backend, pki: Pki, bounds_relay: Relay, run_agent: Any
-) -> Any:
+async def paths(backend: Backend, pki: Pki, bounds_relay: Relay, run_agent: Any) -> Any:
     """The agent over `backend`, reached directly and through the relay."""
     cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
     assert bounds_relay.agents_address is not None
