@@ -215,6 +215,8 @@ class LimitsConfig(Frozen):
 
 class IdempotencyConfig(Frozen):
     ttl: Duration = 24 * 3600.0
+    max_keys_per_principal: int = Field(100_000, ge=1)
+    """Live Idempotency-Keys one principal may hold; a new key past it is a 429."""
 
 
 class AgentConfig(Frozen):
