@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.dialects import Dialect
-from adapters.types import TableInfo, TableRef
+from adapters.types import TableInfo, TableRef, ValueRules
 
 Row = tuple[Any, ...]
 
@@ -72,6 +72,10 @@ class Adapter(Protocol):
 
     @property
     def dialect(self) -> Dialect: ...
+
+    @property
+    def value_rules(self) -> ValueRules:
+        """What this source stores exactly as sent (its DBMS's and its driver's rules)."""
 
     async def open(self) -> None:
         """Connect once to learn the DBMS (and fail early if it is unreachable)."""

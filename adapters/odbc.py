@@ -16,7 +16,7 @@ from typing import Any
 from adapters import errors
 from adapters.base import SourceSettings
 from adapters.pooled import Job, PooledAdapter
-from adapters.types import Column, TableInfo, TableRef
+from adapters.types import Column, TableInfo, TableRef, ValueRules
 
 _SECRET_KEYS = re.compile(
     r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)"
@@ -71,10 +71,22 @@ class ODBCAdapter(PooledAdapter):
         )
         conn.setdecoding(self._odbc.SQL_CHAR, encoding="utf-8")
         conn.setencoding(encoding="utf-8")
+        if self._dialect is not None:
+            self._decode_wide_text(conn)
         return conn
+
+    def _decode_wide_text(self, conn: Any) -> None:
+        """Read wide text as UTF-8 where the driver's wide form ends at U+0000."""
+        if self.dialect.wide_text_as_utf8:
+            conn.setdecoding(self._odbc.SQL_WCHAR, encoding="utf-8", ctype=self._odbc.SQL_CHAR)
+
+    @property
+    def value_rules(self) -> ValueRules:
+        return self.dialect.odbc_value_rules or self.dialect.value_rules
 
     def _reconnect_for_dialect(self, conn: Any) -> Any:
         if not self.dialect.odbc_options:
+            self._decode_wide_text(conn)
             return conn
         conn.close()
         return self._connect()

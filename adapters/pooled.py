@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from adapters import errors
 from adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
 from adapters.dialects import Dialect, for_dbms
-from adapters.types import TableInfo, TableRef
+from adapters.types import TableInfo, TableRef, ValueRules, with_rules
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -209,8 +209,13 @@ class PooledAdapter(ABC):
         async with self._lease():
             return
 
+    @property
+    def value_rules(self) -> ValueRules:
+        return self.dialect.value_rules
+
     async def describe(self, table: TableRef) -> TableInfo | None:
-        return await self._read(self._describe, table)
+        info = await self._read(self._describe, table)
+        return with_rules(info, self.value_rules) if info is not None else None
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._read(_fetch_rows, sql, params, max_rows)

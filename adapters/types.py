@@ -7,7 +7,7 @@ reported by `bridgehead check`, never a crash.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -30,6 +30,21 @@ ORDERABLE = frozenset(Kind) - {Kind.BINARY, Kind.UNKNOWN}
 """Kinds whose comparison is well defined everywhere: usable in `order` and range filters."""
 
 
+SERVED_NON_FINITE = frozenset({"Infinity", "-Infinity", "NaN"})
+"""How the API spells the non-finite floats (JSON has none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRules:
+    """What a source's database and driver store exactly as sent: a request value they would
+    store as something else is refused when it is parsed, never silently changed."""
+
+    keeps_nul: bool = True
+    """Whether text may hold U+0000 (PostgreSQL refuses it; the SQLite ODBC driver cuts there)."""
+    non_finite: frozenset[str] = SERVED_NON_FINITE
+    """The non-finite floats the database stores (SQLite turns NaN into NULL)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnType:
     kind: Kind
@@ -39,6 +54,9 @@ class ColumnType:
     scale: int | None = None
     bounds: tuple[int, int] | None = None
     """The smallest and largest value an INTEGER column holds; None: 64-bit signed."""
+    length: int | None = None
+    """The most characters (text) or bytes (binary) the column declares; None: no limit known."""
+    rules: ValueRules = ValueRules()
 
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -83,3 +101,9 @@ class TableInfo:
             if col.name == name:
                 return col
         return None
+
+
+def with_rules(info: TableInfo, rules: ValueRules) -> TableInfo:
+    """The table with its source's value rules on every column's type."""
+    columns = tuple(replace(c, type=replace(c.type, rules=rules)) for c in info.columns)
+    return replace(info, columns=columns)

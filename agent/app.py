@@ -84,6 +84,7 @@ class Agent:
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
         self._store: IdempotencyStore | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
         self._audit: AuditLog | None = None
         self.tunnel: TunnelClient | None = None
         self._tunnel_task: asyncio.Task[None] | None = None
@@ -107,8 +108,12 @@ class Agent:
         if problems:
             await self.stop()
             raise StartupError(_describe(problems))
-        self._store = IdempotencyStore(state / "idempotency.db", self.config.idempotency.ttl)
+        settings = self.config.idempotency
+        self._store = IdempotencyStore(
+            state / "idempotency.db", settings.ttl, max_keys=settings.max_keys_per_principal
+        )
         await self._store.open()
+        self._expiry_task = asyncio.create_task(self._store.run_expiry())
         self._audit = AuditLog(state / "audit.log")
         try:
             await self._audit.start()
@@ -193,6 +198,10 @@ class Agent:
                 await audit.close()
             except AuditError as exc:
                 log.error("audit log: %s", exc)
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            await asyncio.gather(self._expiry_task, return_exceptions=True)
+            self._expiry_task = None
         if self._store is not None:
             await self._store.close()
             self._store = None

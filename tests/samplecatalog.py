@@ -162,9 +162,14 @@ def sqlite_query(path: Path) -> Query:
     return query
 
 
-def odbc_query(connection_string: str, setup: str) -> Query:
+def odbc_query(connection_string: str, setup: str, wide_as_utf8: bool = False) -> Query:
+    """Rows as the driver gives them; `wide_as_utf8` reads wide text as UTF-8, as the agent
+    does on MariaDB (Connector/ODBC's UTF-16 form cuts some non-ASCII text short)."""
+
     def query(sql: str) -> list[tuple[Any, ...]]:
         connection = pyodbc.connect(connection_string, autocommit=True, timeout=10)
+        if wide_as_utf8:
+            connection.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
         try:
             connection.execute(setup)
             return [tuple(row) for row in connection.execute(sql).fetchall()]

@@ -97,7 +97,7 @@ def _postgres_db(name: str, server: PostgresServer, database: str) -> SampleDb:
 
 def _mariadb_db(name: str, server: MariaDBServer, database: str) -> SampleDb:
     connection_string = server.odbc_connection_string(database)
-    query = odbc_query(connection_string, MARIADB_SETUP)
+    query = odbc_query(connection_string, MARIADB_SETUP, wide_as_utf8=True)
     found = relations(query, DIALECTS["mariadb"], mariadb_catalog(query, database), "")
     return SampleDb(name, DIALECTS["mariadb"], {"odbc": connection_string}, query, found)
 

@@ -33,7 +33,7 @@ from adapters.sql import (
     Select,
     Update,
 )
-from adapters.types import ColumnType, Kind, TableRef
+from adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 Decoder = Callable[[Any], Any]
 
@@ -222,6 +222,12 @@ class Dialect:
     """Reads a table's columns' declared types (params: schema or None, table), where they say
     more than the driver's type names."""
     qualifier_is_catalog: ClassVar[bool] = False
+    value_rules: ClassVar[ValueRules] = ValueRules()
+    """What the database stores as sent (U+0000 in text, non-finite floats)."""
+    odbc_value_rules: ClassVar[ValueRules | None] = None
+    """The same through this DBMS's ODBC driver, where it differs."""
+    wide_text_as_utf8: ClassVar[bool] = False
+    """Fetch wide text as UTF-8 (SQL_C_CHAR): the driver's UTF-16 form stops at U+0000."""
     """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
 
     # -- identifiers -------------------------------------------------------------------------
@@ -411,12 +417,26 @@ class Dialect:
         if kind is Kind.DECIMAL and precision is None:
             precision, scale = _declared_precision(db_type)
         bounds = self.integer_bounds(base) if kind is Kind.INTEGER else None
-        return self.refined(ColumnType(kind, db_type, precision, scale, bounds))
+        length = None
+        if kind in (Kind.STRING, Kind.BINARY):
+            length = self.declared_length(db_type, sql_type, precision)
+        return self.refined(ColumnType(kind, db_type, precision, scale, bounds, length))
 
     def refined(self, found: ColumnType) -> ColumnType:
         """The type as this DBMS means it, where its name alone misleads (MySQL's tinyint(1)
         is a boolean); the type found from the name and the ODBC code by default."""
         return found
+
+    def declared_length(self, db_type: str, sql_type: int | None, size: int | None) -> int | None:
+        """The most characters (bytes for binary) a text or binary column holds: `(n)` in its
+        declared type, else the driver's COLUMN_SIZE for the fixed and varying types (not the
+        long ones, whose size is a driver setting); None when neither says."""
+        declared = re.search(r"\(\s*(\d+)\s*\)", db_type)
+        if declared:
+            return int(declared.group(1)) or None
+        if sql_type in _SIZED_CODES and size is not None and size > 0:
+            return size
+        return None
 
     def integer_bounds(self, base: str) -> tuple[int, int] | None:
         """The range of an integer type by its name (`smallint`, `int unsigned`); None: 64-bit."""
@@ -529,6 +549,10 @@ class CallPlan:
     """Statements to run in order on one connection, each with the parameters for its `?`s."""
     outputs_in_last_set: bool
     """The output parameters are the last result set's row (a CALL's own, or a SELECT's)."""
+
+
+_SIZED_CODES = frozenset({1, 12, -8, -9, -2, -3})
+"""SQL_CHAR, SQL_VARCHAR, SQL_WCHAR, SQL_WVARCHAR, SQL_BINARY, SQL_VARBINARY."""
 
 
 def _declared_precision(db_type: str) -> tuple[int | None, int | None]:

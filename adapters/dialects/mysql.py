@@ -18,7 +18,7 @@ from adapters.dialects.base import (
     parsed,
     time_text,
 )
-from adapters.types import ColumnType, Kind, TableRef
+from adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else
@@ -72,6 +72,8 @@ class MySQLDialect(Dialect):
     generated_key_sql = "SELECT LAST_INSERT_ID()"
     default_values = " () VALUES ()"
     qualifier_is_catalog = True  # `sakila.film` is table film of database sakila
+    value_rules = ValueRules(non_finite=frozenset())  # DOUBLE holds no infinity or NaN
+    wide_text_as_utf8 = True  # Connector/ODBC's wide text would end at a stored U+0000
     name_kinds: ClassVar[dict[str, Kind]] = {
         # MySQL converts TIMESTAMP to and from the session zone (UTC here); DATETIME is naive.
         "timestamp": Kind.TIMESTAMPTZ,

@@ -19,12 +19,15 @@ from adapters.dialects.base import (
     Decoder,
     Dialect,
     Step,
+    base_type_name,
     instant,
     parsed,
     refusal,
     time_text,
 )
-from adapters.types import ColumnType, Kind, TableRef
+from adapters.types import ColumnType, Kind, TableRef, ValueRules
+
+UNSIZED_VARCHAR = 255
 
 _COLUMN = re.compile(r'null value in column "([^"]+)"')
 _CONSTRAINT = re.compile(r'violates (?:foreign key |unique |check )?constraint "([^"]+)"')
@@ -60,6 +63,7 @@ class PostgreSQLDialect(Dialect):
     odbc_options = "BoolsAsChar=0"  # booleans as SQL_BIT (Python bool), not the text '1'/'0'
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
     server_cursor = True  # psqlODBC would otherwise hold a whole result in client memory
+    value_rules = ValueRules(keeps_nul=False)  # text types cannot hold U+0000
     name_kinds: ClassVar[dict[str, Kind]] = {
         "timetz": Kind.STRING,
         "time with time zone": Kind.STRING,
@@ -91,6 +95,13 @@ class PostgreSQLDialect(Dialect):
             # without text's operators (LIKE) or order, so it is served and compared as text.
             return ColumnType(Kind.UNKNOWN, found.db_type)
         return found
+
+    def declared_length(self, db_type: str, sql_type: int | None, size: int | None) -> int | None:
+        # psqlODBC reports a varchar without a length as its MaxVarcharSize (255): that size is
+        # not a declaration, so such columns are left to the database's own check.
+        if base_type_name(db_type) == "varchar" and size == UNSIZED_VARCHAR:
+            return None
+        return super().declared_length(db_type, sql_type, size)
 
     def classify(self, sqlstate: str, message: str) -> type[errors.SourceError]:
         if sqlstate == "0A000" and "cannot perform INSERT RETURNING" in message:

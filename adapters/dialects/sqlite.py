@@ -22,7 +22,7 @@ from adapters.dialects.base import (
     quantizer,
     time_text,
 )
-from adapters.types import ColumnType, Kind
+from adapters.types import ColumnType, Kind, ValueRules
 
 
 def _affinity(base: str) -> Kind:
@@ -155,6 +155,9 @@ class SQLiteDialect(Dialect):
         return f"CAST({quoted} AS TEXT)"
 
     fallback_kinds = frozenset(Kind) - {Kind.STRING, Kind.UNKNOWN}
+    # SQLite stores a NaN as NULL; its ODBC driver also cuts text at U+0000.
+    value_rules = ValueRules(non_finite=frozenset({"Infinity", "-Infinity"}))
+    odbc_value_rules = ValueRules(keeps_nul=False, non_finite=value_rules.non_finite)
 
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         if column_type.kind is Kind.DECIMAL:

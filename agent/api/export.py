@@ -15,6 +15,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -109,31 +110,60 @@ def utc_shortcut(resource: Resource, columns: Sequence[Column]) -> frozenset[str
 
 def csv_lines(items: Items, names: Sequence[str]) -> bytes:
     """RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break.
-    NULL is an empty field and an empty string a quoted one (`""`), so the two stay apart."""
-    lines = [",".join([_csv_field(item[n]) for n in names]) for item in items]
+    NULL is an empty field and an empty string a quoted one (`""`), so the two stay apart.
+    A field a spreadsheet would run as a formula is defused (`defused`)."""
+    return _csv(items, names, defuse=True)
+
+
+def csv_lines_raw(items: Items, names: Sequence[str]) -> bytes:
+    """As `csv_lines`, with every field as stored (`csv_formulas: allow`, for programs)."""
+    return _csv(items, names, defuse=False)
+
+
+def _csv(items: Items, names: Sequence[str], *, defuse: bool) -> bytes:
+    lines = [",".join([_csv_field(item[n], defuse) for n in names]) for item in items]
     return ("\r\n".join(lines) + "\r\n").encode("utf-8") if lines else b""
 
 
-def _csv_field(value: Any) -> str:
+def _csv_field(value: Any, defuse: bool = True) -> str:
     if value is None:
         return ""
     field = text(value)
+    if defuse and not isinstance(value, _NUMBERS):
+        field = defused(field)
     if not field or _CSV_QUOTED.search(field):
         return '"' + field.replace('"', '""') + '"'
     return field
 
 
+def defused(field: str) -> str:
+    """OWASP's CSV-injection rule: a field starting with =, +, -, @, tab or CR gets a leading
+    single quote, so a spreadsheet shows it as text instead of running it; a field that is
+    wholly a number (`-12.30`, `-Infinity`) is no formula and stays as it is."""
+    if field[:1] in _FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(field):
+        return "'" + field
+    return field
+
+
 _CSV_QUOTED = re.compile(r'[",\r\n]')
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)")
+_NUMBERS = (int, float, Decimal)
 
 
 def csv_header(names: Sequence[str]) -> bytes:
-    return csv_lines([{n: n for n in names}], names)
+    return csv_lines_raw([{n: n for n in names}], names)
 
 
-ENCODERS: dict[str, Callable[[Items, Sequence[str]], bytes]] = {
-    NDJSON: ndjson_lines,
-    CSV: csv_lines,
-}
+Encode = Callable[[Items, Sequence[str]], bytes]
+ENCODERS: dict[str, Encode] = {NDJSON: ndjson_lines, CSV: csv_lines}
+
+
+def encoder_for(media: str, formulas: str) -> Encode:
+    """The chunk encoder for a stream; `formulas: allow` writes CSV fields as stored."""
+    return csv_lines_raw if media == CSV and formulas == "allow" else ENCODERS[media]
+
+
 CONTENT_TYPES = {NDJSON: NDJSON, CSV: "text/csv; charset=utf-8; header=present"}
 
 
@@ -171,7 +201,7 @@ async def _chunks(
         if header:
             yield header
         return
-    encode = ENCODERS[media]
+    encode = encoder_for(media, resource.config.csv_formulas)
     skip = utc_shortcut(resource, plan.select) if media == NDJSON else frozenset()
     async with resource.adapter.transaction(snapshot=True) as tx:
         reader = _ChunkReader(tx, resource, plan, start, chunk)

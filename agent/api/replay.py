@@ -4,12 +4,16 @@ A write with a key claims it in the `IdempotencyStore`, records its response and
 just before the database commit, and marks it done after. A repeat with the same key and
 the same request gets the first response (`Idempotent-Replayed: true`) and writes nothing;
 the same key with a different request is 422. After a crash, a `prepared` key is settled
-by checking its proof against the database. Outcomes below 500 are final and replayed too.
+by checking its proof against the database. Outcomes below 500 of writes that reached the
+database are final and replayed too; a request refused before (a bad body, a missing
+If-Match) frees its key, so refusals never fill the store. A principal past its live-key
+cap gets 429 with `Retry-After` (when its oldest key expires).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -19,8 +23,8 @@ from agent.api import writes
 from agent.api.message import ApiRequest, ApiResponse
 from agent.api.problems import from_exception
 from agent.catalog import Resource
-from agent.errors import ApiError, BadRequest, Conflict, Unprocessable
-from agent.idempotency import Entry, IdempotencyStore
+from agent.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unprocessable
+from agent.idempotency import Entry, IdempotencyStore, KeyLimitReached
 
 Write = Callable[[writes.BeforeCommit], Awaitable[ApiResponse]]
 MAX_KEY = 255
@@ -67,7 +71,7 @@ class Replayer:
         self, slot: tuple[str, str], request_hash: str, resource: Resource
     ) -> ApiResponse | None:
         """The stored response if the key's write is done; None once the key is claimed."""
-        entry = await self._store.claim(*slot, request_hash)
+        entry = await self._claim(slot, request_hash)
         if entry is None:
             return None
         if entry.request_hash != request_hash:
@@ -83,6 +87,18 @@ class Replayer:
             raise Conflict("this Idempotency-Key is in use; retry later")
         return None
 
+    async def _claim(self, slot: tuple[str, str], request_hash: str) -> Entry | None:
+        try:
+            return await self._store.claim(*slot, request_hash)
+        except KeyLimitReached as full:
+            seconds = str(math.ceil(full.retry_after))
+            raise TooManyRequests(
+                f"{slot[0]} holds {full.limit} live Idempotency-Keys, the most allowed "
+                f"(idempotency.max_keys_per_principal); retry after {seconds} s, or send "
+                "this write without a key",
+                headers={"Retry-After": seconds},
+            ) from None
+
     async def _happened(self, slot: tuple[str, str], entry: Entry, resource: Resource) -> bool:
         if entry.state == "done":
             return True
@@ -96,31 +112,45 @@ class Replayer:
     async def _execute(
         self, slot: tuple[str, str], request: ApiRequest, write: Write
     ) -> ApiResponse:
-        prepared = False
-
-        async def before_commit(response: ApiResponse, proof: writes.Proof) -> None:
-            nonlocal prepared
-            await self._store.prepare(*slot, response, proof)
-            prepared = True
-            failpoints.reach("before-commit")
-
+        hooks = _Recorder(self._store, slot)
         try:
-            response = await write(before_commit)
+            response = await write(hooks)
         except (ApiError, SourceError) as exc:
-            if not prepared:
-                await self._final_failure(slot, exc)
+            if not hooks.prepared:
+                await self._final_failure(slot, exc, hooks.reached_database)
             raise
         except BaseException:
-            if not prepared:
+            if not hooks.prepared:
                 await self._store.release(*slot)
             raise
         failpoints.reach("after-commit")
         await self._store.finish(*slot, response)
         return response
 
-    async def _final_failure(self, slot: tuple[str, str], exc: ApiError | SourceError) -> None:
-        """A refusal (4xx) is the request's outcome and is replayed; a 5xx may be retried."""
-        if exc.status < 500:
+    async def _final_failure(
+        self, slot: tuple[str, str], exc: ApiError | SourceError, reached: bool
+    ) -> None:
+        """The database's refusal (4xx) is the request's outcome and is replayed; a refusal
+        before the database (validation) and a 5xx free the key."""
+        if exc.status < 500 and reached:
             await self._store.finish(*slot, from_exception(exc, "replayed"))
         else:
             await self._store.release(*slot)
+
+
+class _Recorder:
+    """The write's hooks: notes that it reached the database, and stores its response
+    and proof just before the commit."""
+
+    def __init__(self, store: IdempotencyStore, slot: tuple[str, str]) -> None:
+        self._store, self._slot = store, slot
+        self.reached_database = False
+        self.prepared = False
+
+    def reached(self) -> None:
+        self.reached_database = True
+
+    async def before_commit(self, response: ApiResponse, proof: writes.Proof) -> None:
+        await self._store.prepare(*self._slot, response, proof)
+        self.prepared = True
+        failpoints.reach("before-commit")

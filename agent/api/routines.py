@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.base import Adapter, ResultSet
-from adapters.types import ColumnType, Kind, TableRef
+from adapters.types import ColumnType, Kind, TableRef, ValueRules
 from agent.api import export
 from agent.api.message import ApiResponse
 from agent.api.named_sql import marked, positional
@@ -24,8 +24,11 @@ JSON = "application/json"
 MAX_PROCEDURE_ROWS = 10_000
 
 
-def bind_params(what: str, declared: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """The body's parameters as canonical values; 400 for a missing, unknown or bad one."""
+def bind_params(
+    what: str, declared: Mapping[str, str], body: bytes, rules: ValueRules
+) -> dict[str, Any]:
+    """The body's parameters as canonical values, bounded by their declared types and the
+    source's value rules; 400 for a missing, unknown or bad one."""
     given = parse_body(body) if body.strip() else {}
     if not isinstance(given, dict):
         raise BadRequest(f"{what} takes a JSON object of parameters")
@@ -38,7 +41,7 @@ def bind_params(what: str, declared: Mapping[str, str], body: bytes) -> dict[str
         if name not in given:
             raise BadRequest(f"missing parameter {name!r} ({kind})")
         try:
-            values[name] = from_json(ColumnType(Kind(kind), kind), given[name])
+            values[name] = from_json(ColumnType(Kind(kind), kind, rules=rules), given[name])
         except ValueError as exc:
             raise BadRequest(f"parameter {name!r}: {exc}") from None
     return values
@@ -60,7 +63,7 @@ def _statement(
     query: QueryConfig, adapter: Adapter, body: bytes, what: str
 ) -> tuple[str, list[Any]]:
     """The query's SQL with the dialect's typed placeholders, and its bound parameters."""
-    values = bind_params(what, query.params, body)
+    values = bind_params(what, query.params, body, adapter.value_rules)
     sql = marked(query.sql, lambda name: adapter.dialect.param_mark(query.params[name]))
     return sql, [adapter.dialect.bind(values[n]) for n in positional(query.sql).names]
 
@@ -92,6 +95,7 @@ def stream_query(
     (MariaDB's Connector/ODBC holds a whole result: see the README)."""
     sql, params = _statement(query, adapter, body, f"queries/{name}")
     response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
+    encode = export.encoder_for(media, query.csv_formulas)
 
     async def chunks() -> AsyncIterator[bytes]:
         first = True
@@ -105,7 +109,7 @@ def stream_query(
                 first = False
             rows = result.rows[: query.max_rows - response.rows]
             items = _items(ResultSet(result.columns, rows), len(rows), encoders)
-            yield header + export.ENCODERS[media](items, result.columns)
+            yield header + encode(items, result.columns)
             response.rows += len(rows)
             if response.rows >= query.max_rows:
                 return
@@ -149,7 +153,7 @@ async def call_procedure(
     name: str, procedure: ProcedureConfig, adapter: Adapter, body: bytes
 ) -> ApiResponse:
     inputs = {n: p.type for n, p in procedure.params.items() if p.direction != "out"}
-    values = bind_params(f"procedures/{name}", inputs, body)
+    values = bind_params(f"procedures/{name}", inputs, body, adapter.value_rules)
     params = [(n, p.direction) for n, p in procedure.params.items()]
     plan = adapter.dialect.render_call(TableRef.parse(procedure.name), params)
     bind = adapter.dialect.bind

@@ -3,7 +3,7 @@
 `parse` turns request text (a filter value, a key segment) into the canonical Python value
 for a column, and `from_json` does the same for a value in a JSON body; both raise ValueError
 naming what was expected, and both bound the value by its column's type before any driver
-sees it (integers by the column's range, decimals by its digits). `encoder` returns the
+sees it (`agent.api.bounds`). `encoder` returns the
 function that turns what a driver returned into its JSON form: DECIMAL as an exact string,
 date/time as ISO 8601, binary as base64, GUID as a string, NULL as null. A value its column's
 type cannot carry (PostgreSQL's `infinity` date, a MariaDB zero date, text stored in a SQLite
@@ -25,17 +25,13 @@ from typing import Any
 import orjson
 
 from adapters.dialects.base import time_text
-from adapters.types import INT64, ColumnType, Kind
+from adapters.types import SERVED_NON_FINITE, ColumnType, Kind
+from agent.api.bounds import WideNumber, bounded, check_request_text
 
 Encoder = Callable[[Any], Any]
 
 _TRUE = {"true", "t", "1", "yes"}
 _FALSE = {"false", "f", "0", "no"}
-
-
-MAX_DECIMAL_DIGITS = 1000
-"""Digits before or after the point of a decimal whose column declares no precision."""
-_INFINITIES = {"infinity", "+infinity", "-infinity", "inf", "+inf", "-inf", "nan"}
 
 
 def _integer(text: str) -> int:
@@ -63,8 +59,10 @@ def _float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError("expected a number") from None
-    if not math.isfinite(value) and text.strip().lower() not in _INFINITIES:
-        raise ValueError("expected a number within the range of a double")
+    if not math.isfinite(value) and text.strip() not in SERVED_NON_FINITE:
+        raise ValueError(
+            "expected a number within the range of a double, or Infinity, -Infinity or NaN"
+        )
     return value
 
 
@@ -82,7 +80,7 @@ def _iso(parser: Callable[[str], Any], example: str) -> Callable[[str], Any]:
         try:
             return parser(text.strip())
         except ValueError:
-            raise ValueError(f"expected ISO 8601 like {example}") from None
+            raise ValueError(f"expected ISO 8601 like {example} (years 1 to 9999)") from None
 
     return parse
 
@@ -135,31 +133,14 @@ PARSERS: dict[Kind, Callable[[str], Any]] = {
 
 
 def parse(column_type: ColumnType, text: str) -> Any:
-    """The canonical value of request text for a column of this type; ValueError if not."""
+    """The canonical value of request text (a filter or key value) for a column of this type;
+    ValueError if not, or if it is longer than any such value may be."""
+    check_request_text(text)
+    return _parse(column_type, text)
+
+
+def _parse(column_type: ColumnType, text: str) -> Any:
     return bounded(column_type, PARSERS[column_type.kind](text))
-
-
-def bounded(column_type: ColumnType, value: Any) -> Any:
-    """The value, if the column's type can hold it; ValueError saying the limits otherwise."""
-    if column_type.kind is Kind.INTEGER:
-        low, high = column_type.bounds or INT64
-        if not low <= value <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-    elif column_type.kind is Kind.DECIMAL:
-        _check_digits(column_type, value)
-    return value
-
-
-def _check_digits(column_type: ColumnType, value: Decimal) -> None:
-    _, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    whole = max(len(digits) + exponent, 0)
-    fraction = max(-exponent, 0)
-    precision, scale = column_type.precision, column_type.scale or 0
-    most = precision - scale if precision else MAX_DECIMAL_DIGITS
-    if whole > most or fraction > MAX_DECIMAL_DIGITS:
-        limit = f"{most} digits before the point"
-        raise ValueError(f"expected a decimal number with at most {limit}")
 
 
 def json_default(value: Any) -> Any:
@@ -247,6 +228,8 @@ def encoder(
 def _json_integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, WideNumber):
+        return _integer(value.text)
     if isinstance(value, float) and value.is_integer():  # JSON's 3.0 is the integer 3
         return int(value)
     raise ValueError("expected an integer")
@@ -255,6 +238,8 @@ def _json_integer(value: Any) -> int:
 def _json_decimal(value: Any) -> Decimal:
     if isinstance(value, str):
         return _decimal(value)
+    if isinstance(value, WideNumber):
+        return _decimal(value.text)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _decimal(str(value))
     raise ValueError('expected a decimal as a string such as "12.30"')
@@ -263,7 +248,11 @@ def _json_decimal(value: Any) -> Decimal:
 def _json_float(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise ValueError("expected a number")
+    if isinstance(value, str) and value in SERVED_NON_FINITE:  # as the API serves them
+        return float(value)
+    if isinstance(value, WideNumber):
+        raise ValueError("expected a number within the range of a double")
+    raise ValueError("expected a number, or Infinity, -Infinity or NaN as a string")
 
 
 def _json_boolean(value: Any) -> bool:
@@ -294,5 +283,5 @@ def from_json(column_type: ColumnType, value: Any) -> Any:
         return None
     parser = JSON_PARSERS.get(column_type.kind)
     if parser is None:
-        return parse(column_type, _json_text(value))
+        return _parse(column_type, _json_text(value))
     return bounded(column_type, parser(value))

@@ -9,20 +9,24 @@ Rules:
 - Update and delete need `If-Match` (428 without; `*` matches any row), lock the row,
   compare its ETag (412 on mismatch, so of two writers holding the same ETag exactly one
   wins), then write.
-- `before_commit` lets the idempotency store record the response before the commit, and a
-  `Proof` says how to tell afterwards whether that commit happened.
+- `hooks` tell the idempotency store that the write reached the database (a transaction
+  began: its outcome is then the request's, to be replayed) and let it record the response
+  before the commit, with a `Proof` that says afterwards whether that commit happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from adapters.base import Outcome, Transaction
 from adapters.sql import Condition, Delete, Insert, Select, Update
+from agent.api.bounds import WideNumber
 from agent.api.message import ApiResponse
 from agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
 from agent.api.values import dumps, from_json
@@ -31,11 +35,27 @@ from agent.errors import ApiError, BadRequest, NotFound, PreconditionFailed, Pre
 
 JSON = "application/json"
 Proof = dict[str, Any]
-BeforeCommit = Callable[[ApiResponse, Proof], Awaitable[None]]
+MAX_INTEGER_DIGITS = 40
 
 
-async def no_hook(response: ApiResponse, proof: Proof) -> None:
-    return None
+class Hooks(Protocol):
+    def reached(self) -> None:
+        """The write's transaction began: what follows happened in the database."""
+
+    async def before_commit(self, response: ApiResponse, proof: Proof) -> None:
+        """Just before the commit, with the response and how to tell the commit happened."""
+
+
+class NoHooks:
+    def reached(self) -> None:
+        return None
+
+    async def before_commit(self, response: ApiResponse, proof: Proof) -> None:
+        return None
+
+
+BeforeCommit = Hooks
+no_hook = NoHooks()
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,29 @@ def parse_body(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "number" in exc.msg:  # beyond a double: its column says why, naming the column
+            return _wide_numbers(body)
         raise BadRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _wide_numbers(body: bytes) -> Any:
+    """The body with numbers beyond a double's range (`1e999999999`, 400-digit integers) kept
+    as `WideNumber`s, so the column they are for refuses them by name."""
+
+    def number(text: str) -> Any:
+        value = float(text)
+        return value if math.isfinite(value) else WideNumber(text)
+
+    def integer(text: str) -> Any:
+        return int(text) if len(text) <= MAX_INTEGER_DIGITS else WideNumber(text)
+
+    def constant(text: str) -> Any:
+        raise ValueError(f"{text} is not JSON")
+
+    try:
+        return json.loads(body, parse_float=number, parse_int=integer, parse_constant=constant)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def row_values(resource: Resource, row: Any, where: str) -> dict[str, Any]:
@@ -86,7 +128,7 @@ async def read_back(tx: Transaction, resource: Resource, where: Condition, lock:
 
 
 async def insert(
-    resource: Resource, body: bytes, limits: WriteLimits, before_commit: BeforeCommit = no_hook
+    resource: Resource, body: bytes, limits: WriteLimits, hooks: Hooks = no_hook
 ) -> ApiResponse:
     document = parse_body(body)
     batch = document if isinstance(document, list) else [document]
@@ -94,6 +136,7 @@ async def insert(
         raise BadRequest(f"send 1 to {limits.max_rows} rows in one request, not {len(batch)}")
     rows = [row_values(resource, r, f"row {i + 1}") for i, r in enumerate(batch)]
     async with resource.adapter.transaction() as tx:
+        hooks.reached()
         stored = [await _insert_one(tx, resource, row, i + 1) for i, row in enumerate(rows)]
         if isinstance(document, list):
             response = _json(201, {"items": stored})
@@ -101,7 +144,7 @@ async def insert(
             response = _json(201, stored[0], {"ETag": etag_of(resource, stored[0])})
         response.rows = len(stored)
         proof = {"op": "insert", "keys": [[r[c.name] for c in resource.key] for r in stored]}
-        await before_commit(response, proof)
+        await hooks.before_commit(response, proof)
     return response
 
 
@@ -166,7 +209,7 @@ async def update(
     raw_key: str,
     body: bytes,
     headers: Any,
-    before_commit: BeforeCommit = no_hook,
+    hooks: Hooks = no_hook,
 ) -> ApiResponse:
     values = row_values(resource, parse_body(body), "body")
     for column in resource.key:
@@ -175,6 +218,7 @@ async def update(
     tags = _if_match(headers, required=True)
     where = key_condition(resource, key_values(resource, raw_key))
     async with resource.adapter.transaction() as tx:
+        hooks.reached()
         await _current(tx, resource, where, raw_key, tags)
         statement = Update(resource.table.ref, tuple(values), tuple(values.values()), where)
         rendered = resource.adapter.dialect.render_update(statement)
@@ -183,23 +227,23 @@ async def update(
         etag = etag_of(resource, stored)
         response = _json(200, stored, {"ETag": etag})
         response.rows = 1
-        await before_commit(
-            response, {"op": "update", "key": _key_of(resource, stored), "etag": etag}
-        )
+        proof = {"op": "update", "key": _key_of(resource, stored), "etag": etag}
+        await hooks.before_commit(response, proof)
     return response
 
 
 async def delete(
-    resource: Resource, raw_key: str, headers: Any, before_commit: BeforeCommit = no_hook
+    resource: Resource, raw_key: str, headers: Any, hooks: Hooks = no_hook
 ) -> ApiResponse:
     tags = _if_match(headers, required=True)
     where = key_condition(resource, key_values(resource, raw_key))
     async with resource.adapter.transaction() as tx:
+        hooks.reached()
         current = await _current(tx, resource, where, raw_key, tags)
         rendered = resource.adapter.dialect.render_delete(Delete(resource.table.ref, where))
         await tx.execute(rendered.sql, rendered.params)
         response = ApiResponse(204, {}, rows=1)
-        await before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
+        await hooks.before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
     return response
 
 

@@ -87,6 +87,9 @@ class SourceConfig(Frozen):
         return {**rest, "adapter": names[0], "target": data[names[0]]}
 
 
+CsvFormulas = Literal["escape", "allow"]
+
+
 class ResourceConfig(Frozen):
     source: str
     table: str = Field(min_length=1)
@@ -96,6 +99,9 @@ class ResourceConfig(Frozen):
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
     etag_column: str | None = None
     """A row-version column (rowversion, version counter, updated_at); default: a row hash."""
+    csv_formulas: CsvFormulas = "escape"
+    """`escape`: CSV fields a spreadsheet would run as formulas get a leading `'` (OWASP);
+    `allow`: fields as stored, for programs that read the CSV."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod
@@ -108,6 +114,7 @@ class QueryConfig(Frozen):
     sql: str = Field(min_length=1)
     params: dict[str, ParamType] = Field(default_factory=dict)
     max_rows: int = Field(10_000, ge=1, le=10_000_000)
+    csv_formulas: CsvFormulas = "escape"
 
 
 class ProcedureParam(Frozen):
@@ -222,6 +229,8 @@ class LimitsConfig(Frozen):
 
 class IdempotencyConfig(Frozen):
     ttl: Duration = 24 * 3600.0
+    max_keys_per_principal: int = Field(100_000, ge=1)
+    """Live Idempotency-Keys one principal may hold; a new key past it is a 429."""
 
 
 class AgentConfig(Frozen):
