@@ -39,8 +39,9 @@ def check_request_text(text: str) -> None:
         )
 
 
-def bounded(column_type: ColumnType, value: Any) -> Any:
-    """The value, if the column's type can hold it; ValueError saying the limits otherwise."""
+def bounded(column_type: ColumnType, value: Any, *, lengths: bool = True) -> Any:
+    """The value, if the column's type can hold it; ValueError saying the limits otherwise.
+    `lengths`: hold text and binary to the column's declared length (values to store)."""
     kind = column_type.kind
     if kind is Kind.INTEGER:
         low, high = column_type.bounds or INT64
@@ -51,8 +52,8 @@ def bounded(column_type: ColumnType, value: Any) -> Any:
     elif kind is Kind.FLOAT:
         _check_float(column_type, value)
     elif kind in (Kind.STRING, Kind.UNKNOWN):
-        _check_text(column_type, value)
-    elif kind is Kind.BINARY:
+        _check_text(column_type, value, lengths)
+    elif kind is Kind.BINARY and lengths:
         _check_length(column_type, len(value), "bytes")
     return value
 
@@ -86,10 +87,11 @@ def _check_float(column_type: ColumnType, value: float) -> None:
     )
 
 
-def _check_text(column_type: ColumnType, value: str) -> None:
+def _check_text(column_type: ColumnType, value: str, lengths: bool) -> None:
     if not column_type.rules.keeps_nul and "\0" in value:
         raise ValueError("this database cannot store the NUL character (U+0000) in text; remove it")
-    _check_length(column_type, len(value), "characters")
+    if lengths:
+        _check_length(column_type, len(value), "characters")
 
 
 def _check_length(column_type: ColumnType, size: int, unit: str) -> None:

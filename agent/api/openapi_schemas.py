@@ -152,7 +152,7 @@ def resource_schemas(resource: Resource, base: str, operations: frozenset[str]) 
 
 def _insert_body(resource: Resource) -> Json:
     """Required: the NOT NULL columns the database does not fill in (default, identity, ...)."""
-    body = _columns_object(resource.columns)
+    body = _columns_object(resource.columns, stored=True)
     body["minProperties"] = 1
     body["description"] = f"Column values of a new {resource.name} row; unknown columns are a 400."
     required = [c.name for c in resource.columns if not c.nullable and not c.has_default]
@@ -163,7 +163,7 @@ def _insert_body(resource: Resource) -> Json:
 
 def _patch_body(resource: Resource) -> Json:
     keys = {c.name for c in resource.key}
-    body = _columns_object(tuple(c for c in resource.columns if c.name not in keys))
+    body = _columns_object(tuple(c for c in resource.columns if c.name not in keys), stored=True)
     body["minProperties"] = 1
     body["description"] = (
         f"The {resource.name} columns to change; not the key ({', '.join(sorted(keys))})."
@@ -171,8 +171,16 @@ def _patch_body(resource: Resource) -> Json:
     return body
 
 
-def _columns_object(columns: Iterable[Column], fallback: frozenset[Kind] = frozenset()) -> Json:
+def _columns_object(
+    columns: Iterable[Column], fallback: frozenset[Kind] = frozenset(), *, stored: bool = False
+) -> Json:
+    """The columns' schemas; `stored`: values to write, held to text columns' declared length
+    (what is served may be longer where the database does not enforce it, as in SQLite)."""
     properties = {c.name: column_schema(c, fallback) for c in columns}
+    if stored:
+        for column in columns:
+            if column.type.kind is Kind.STRING and column.type.length is not None:
+                properties[column.name]["maxLength"] = column.type.length
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 

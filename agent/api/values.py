@@ -136,7 +136,9 @@ def parse(column_type: ColumnType, text: str) -> Any:
     """The canonical value of request text (a filter or key value) for a column of this type;
     ValueError if not, or if it is longer than any such value may be."""
     check_request_text(text)
-    return _parse(column_type, text)
+    # A filter or key longer than the column's declared length matches nothing; it is not
+    # refused for that (the text cap above bounds its cost).
+    return bounded(column_type, PARSERS[column_type.kind](text), lengths=False)
 
 
 def _parse(column_type: ColumnType, text: str) -> Any:

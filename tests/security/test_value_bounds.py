@@ -87,7 +87,6 @@ EXTREMES: list[tuple[str, str, str | None, str]] = [
     ("GET", f"/v1/vals?amount=eq.{HUGE_INT}", None, "filter amount"),
     ("GET", f"/v1/vals?id=in.(1,{HUGE_INT})", None, "filter id"),
     ("GET", "/v1/vals?f=eq.1e999999999", None, "filter f"),
-    ("GET", f"/v1/vals?name=eq.{'x' * 21}", None, "filter name"),
     ("GET", "/v1/vals?d=eq.0000-01-01", None, "filter d"),
     ("GET", "/v1/vals?d=gt.10000-01-01", None, "filter d"),
     ("GET", "/v1/vals?ts=eq.10000-01-01T00:00:00", None, "filter ts"),
@@ -155,3 +154,11 @@ async def test_values_inside_the_bounds_are_served(paths: dict[str, Caller]) -> 
     assert row["f"] == 1e308
     status, found = await send(paths["direct"], "POST", "/v1/queries/find", f"{{{GOOD}}}")
     assert status == 200, found
+
+
+async def test_a_filter_longer_than_the_column_matches_nothing(paths: dict[str, Caller]) -> None:
+    """A filter value longer than the column's declared length is no error: no stored value
+    can equal it (the request-text cap bounds its cost), so it matches nothing."""
+    caller = paths["direct"]
+    status, body = await send(caller, "GET", f"/v1/vals?name=eq.{'x' * 21}", None)
+    assert (status, body["items"]) == (200, [])
