@@ -138,6 +138,16 @@ async def check_order(
     return [f for f in failures if f]
 
 
+# Sakila's views build these columns with its own group_concat aggregate over rows in no set
+# order: their text, and so their order, depends on the query plan (a LIMIT changes it), so
+# no two reads need agree. They are left out of the order check, and only of it.
+PLAN_DEPENDENT = {
+    ("sakila-postgresql", "actor_info", "film_info"),
+    ("sakila-postgresql", "film_list", "actors"),
+    ("sakila-postgresql", "nicer_but_slower_film_list", "actors"),
+}
+
+
 @pytest.mark.parametrize(("sample", "resource"), CASES, indirect=["sample"])
 async def test_every_order_matches_the_database(sample: Sample, api: Caller, resource: str) -> None:
     """For every orderable column, ascending and descending, the JSON pages, the NDJSON
@@ -148,7 +158,8 @@ async def test_every_order_matches_the_database(sample: Sample, api: Caller, res
     if not r.key:
         pytest.skip(f"{db.name} {resource} has no primary key and no unique column to order by")
     total = await count(db, r)
-    for column in (c for c in r.columns if c.kind in ORDERABLE):
+    orderable = [c for c in r.columns if c.kind in ORDERABLE]
+    for column in (c for c in orderable if (db.name, resource, c.name) not in PLAN_DEPENDENT):
         for desc in (False, True):
             failures += await check_order(api, db, r, column, desc, total)
     report(db, resource, failures)
