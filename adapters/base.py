@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters.dialects import Dialect
-from adapters.types import TableInfo, TableRef, ValueRules
+from bridgehead.adapters.dialects import Dialect
+from bridgehead.adapters.types import TableInfo, TableRef, ValueRules
 
 Row = tuple[Any, ...]
 

@@ -13,10 +13,10 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from adapters import errors
-from adapters.base import SourceSettings
-from adapters.pooled import Job, PooledAdapter
-from adapters.types import Column, TableInfo, TableRef, ValueRules
+from bridgehead.adapters import errors
+from bridgehead.adapters.base import SourceSettings
+from bridgehead.adapters.pooled import Job, PooledAdapter
+from bridgehead.adapters.types import Column, TableInfo, TableRef, ValueRules
 
 _SECRET_KEYS = re.compile(
     r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)"

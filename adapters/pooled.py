@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from adapters import errors
-from adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
-from adapters.dialects import Dialect, for_dbms
-from adapters.types import TableInfo, TableRef, ValueRules, with_rules
+from bridgehead.adapters import errors
+from bridgehead.adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
+from bridgehead.adapters.dialects import Dialect, for_dbms
+from bridgehead.adapters.types import TableInfo, TableRef, ValueRules, with_rules
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ import importlib
 from functools import cache
 from importlib.metadata import entry_points
 
-from adapters.base import AdapterFactory
+from bridgehead.adapters.base import AdapterFactory
 
 ENTRY_POINT_GROUP = "bridgehead.adapters"
 DEFAULT_ADAPTERS: dict[str, str] = {
-    "sqlite": "adapters.sqlite:SQLiteAdapter",
-    "odbc": "adapters.odbc:ODBCAdapter",
+    "sqlite": "bridgehead.adapters.sqlite:SQLiteAdapter",
+    "odbc": "bridgehead.adapters.odbc:ODBCAdapter",
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from adapters.types import TableRef
+from bridgehead.adapters.types import TableRef
 
 
 class Op(StrEnum):

@@ -10,9 +10,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from adapters import errors
-from adapters.pooled import Job, PooledAdapter
-from adapters.types import Column, TableInfo, TableRef
+from bridgehead.adapters import errors
+from bridgehead.adapters.pooled import Job, PooledAdapter
+from bridgehead.adapters.types import Column, TableInfo, TableRef
 
 BUSY_TIMEOUT = 5.0
 

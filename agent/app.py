@@ -15,24 +15,24 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapters import registry
-from adapters.base import Adapter, SourceSettings
-from adapters.errors import SourceError
-from agent.api.auth import ApiKeys, Authenticator
-from agent.api.cursor import CursorCodec
-from agent.api.jwt_auth import JwtVerifier
-from agent.api.pipeline import Pipeline
-from agent.api.ratelimit import RateLimiter
-from agent.api.replay import Replayer
-from agent.api.writes import WriteLimits
-from agent.audit import AuditError, AuditLog
-from agent.catalog import Catalog, CatalogProblem
-from agent.config.model import AgentConfig, ListenConfig, SourceConfig
-from agent.http import make_app, server_ssl
-from agent.idempotency import IdempotencyStore
-from agent.listener import GuardedSite, GuardLimits, Guards
-from agent.tunnel.client import TunnelClient
-from certs.keyfiles import ensure_private_dir, load_or_create_secret
+from bridgehead.adapters import registry
+from bridgehead.adapters.base import Adapter, SourceSettings
+from bridgehead.adapters.errors import SourceError
+from bridgehead.agent.api.auth import ApiKeys, Authenticator
+from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.jwt_auth import JwtVerifier
+from bridgehead.agent.api.pipeline import Pipeline
+from bridgehead.agent.api.ratelimit import RateLimiter
+from bridgehead.agent.api.replay import Replayer
+from bridgehead.agent.api.writes import WriteLimits
+from bridgehead.agent.audit import AuditError, AuditLog
+from bridgehead.agent.catalog import Catalog, CatalogProblem
+from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig
+from bridgehead.agent.http import make_app, server_ssl
+from bridgehead.agent.idempotency import IdempotencyStore
+from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
+from bridgehead.agent.tunnel.client import TunnelClient
+from bridgehead.certs.keyfiles import ensure_private_dir, load_or_create_secret
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from agent.audit import verify_file
+from bridgehead.agent.audit import verify_file
 
 
 def verify_command(path: Path, out: TextIO, err: TextIO) -> int:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from adapters.base import Adapter
-from adapters.dialects.base import base_type_name
-from adapters.errors import SourceError, SourceUnavailable
-from adapters.types import Column, Kind, TableInfo, TableRef
-from agent.api.values import Encoder, encoder
-from agent.config.model import ResourceConfig
-from agent.metrics import FALLBACK_VALUES
+from bridgehead.adapters.base import Adapter
+from bridgehead.adapters.dialects.base import base_type_name
+from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.adapters.types import Column, Kind, TableInfo, TableRef
+from bridgehead.agent.api.values import Encoder, encoder
+from bridgehead.agent.config.model import ResourceConfig
+from bridgehead.agent.metrics import FALLBACK_VALUES
 
 
 class CatalogProblem(Exception):

@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TextIO
 
-from adapters.base import Adapter
-from adapters.errors import SourceError
-from agent.app import build_adapters, open_sources
-from agent.catalog import Catalog, served_as_text
-from agent.check_routines import Finding, check_procedure, check_query
-from agent.config.model import AgentConfig
+from bridgehead.adapters.base import Adapter
+from bridgehead.adapters.errors import SourceError
+from bridgehead.agent.app import build_adapters, open_sources
+from bridgehead.agent.catalog import Catalog, served_as_text
+from bridgehead.agent.check_routines import Finding, check_procedure, check_query
+from bridgehead.agent.config.model import AgentConfig
 
 
 async def run_check(config: AgentConfig, out: TextIO) -> bool:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from adapters.base import Adapter
-from adapters.errors import SourceError, SourceUnavailable
-from adapters.types import TableRef
-from agent.api.named_sql import pieces
-from agent.config.model import ProcedureConfig, QueryConfig
+from bridgehead.adapters.base import Adapter
+from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.adapters.types import TableRef
+from bridgehead.agent.api.named_sql import pieces
+from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
 
 log = logging.getLogger("bridgehead.check")
 

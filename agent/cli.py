@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent import commands
-from agent.audit_cli import verify_command
+from bridgehead.agent import commands
+from bridgehead.agent.audit_cli import verify_command
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 

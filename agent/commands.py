@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent import logs
-from agent.app import Agent, StartupError
-from agent.check import run_check
-from agent.config import AgentConfig, ConfigError, load_config
-from agent.runtime import Service, run_until_signalled
+from bridgehead.agent import logs
+from bridgehead.agent.app import Agent, StartupError
+from bridgehead.agent.check import run_check
+from bridgehead.agent.config import AgentConfig, ConfigError, load_config
+from bridgehead.agent.runtime import Service, run_until_signalled
 
 
 class UsageError(Exception):
@@ -63,8 +63,8 @@ def check(path: Path) -> int:
 
 
 def demo(folder: Path, port: int, relay_port: int) -> int:
-    from agent import demo as demo_module  # noqa: PLC0415 - only the demo needs its data
-    from relay.app import Relay  # noqa: PLC0415 - the demo alone runs a relay in-process
+    from bridgehead.agent import demo as demo_module  # noqa: PLC0415 - only the demo needs its data
+    from bridgehead.relay.app import Relay  # noqa: PLC0415 - the demo alone runs a relay in-process
 
     setup = demo_module.prepare(folder, port, relay_port)
     logs.configure("WARNING")

@@ -17,12 +17,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.app import Agent
-from agent.config import AgentConfig, load_config
-from certs.keyfiles import ensure_private_dir, write_private
-from certs.pki import Identity, create_ca, issue_agent_cert, issue_server_cert, write_key_pair
-from relay.app import Relay
-from relay.config import RelayConfig, load_relay_config
+from bridgehead.agent.app import Agent
+from bridgehead.agent.config import AgentConfig, load_config
+from bridgehead.certs.keyfiles import ensure_private_dir, write_private
+from bridgehead.certs.pki import (
+    Identity,
+    create_ca,
+    issue_agent_cert,
+    issue_server_cert,
+    write_key_pair,
+)
+from bridgehead.relay.app import Relay
+from bridgehead.relay.config import RelayConfig, load_relay_config
 
 CUSTOMERS, ORDERS = 2000, 5000
 FIRST = ["Zoë", "José", "Øyvind", "Łucja", "Müller", "Ἀλέξανδρος", "Ярослава", "さくら", "Siobhán",

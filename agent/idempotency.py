@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from agent.api.message import ApiResponse
-from agent.api.values import dumps
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.api.values import dumps
 
 T = TypeVar("T")
 Clock = Callable[[], float]

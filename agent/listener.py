@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from agent.api import problems
+from bridgehead.agent.api import problems
 
 log = logging.getLogger("bridgehead.listener")
 

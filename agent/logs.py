@@ -14,7 +14,7 @@ import sys
 
 import structlog
 
-from agent.redact import redact
+from bridgehead.agent.redact import redact
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:

@@ -75,8 +75,8 @@ T = TypeVar("T")
 RELAY_RUNNER = """
 import asyncio, logging, signal, sys
 from pathlib import Path
-from relay.app import Relay
-from relay.config import load_relay_config
+from bridgehead.relay.app import Relay
+from bridgehead.relay.config import load_relay_config
 
 async def main():
     relay = Relay(load_relay_config(Path(sys.argv[1])))
@@ -141,10 +141,12 @@ def write_agent_config(
 def relay_command(config: Path) -> list[str]:
     """`bridgehead-relay run -c` if this build has it, else a few lines around `Relay`."""
     probe = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "run", "--help"], capture_output=True, check=False
+        [sys.executable, "-m", "bridgehead.relay.cli", "run", "--help"],
+        capture_output=True,
+        check=False,
     )
     if probe.returncode == 0:
-        return [sys.executable, "-m", "relay.cli", "run", "-c", str(config)]
+        return [sys.executable, "-m", "bridgehead.relay.cli", "run", "-c", str(config)]
     return [sys.executable, "-c", RELAY_RUNNER, str(config)]
 
 

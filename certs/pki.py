@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.keyfiles import write_private
+from bridgehead.certs.keyfiles import write_private
 
 AGENT_URI_PREFIX = "bridgehead://agent/"
 GROUP_URI_PREFIX = "bridgehead://group/"

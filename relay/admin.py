@@ -27,11 +27,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from agent.api.auth import bearer_token
-from agent.errors import Unauthorized
-from certs.keyfiles import load_or_create_secret
-from relay.config import CallerConfig, RelayAdmin
-from relay.registry import AgentView, Registry
+from bridgehead.agent.api.auth import bearer_token
+from bridgehead.agent.errors import Unauthorized
+from bridgehead.certs.keyfiles import load_or_create_secret
+from bridgehead.relay.config import CallerConfig, RelayAdmin
+from bridgehead.relay.registry import AgentView, Registry
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 TOKEN_BYTES = 32

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from agent.commands import UsageError
-from certs.pki import check_name
-from relay.admin import ADMIN_TOKEN_FILE, read_admin_token
-from relay.config import RelayConfig, is_loopback
-from relay.revocations import Revocations
+from bridgehead.agent.commands import UsageError
+from bridgehead.certs.pki import check_name
+from bridgehead.relay.admin import ADMIN_TOKEN_FILE, read_admin_token
+from bridgehead.relay.config import RelayConfig, is_loopback
+from bridgehead.relay.revocations import Revocations
 
 COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")
 
@@ -55,7 +55,6 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
         reason = getattr(exc, "reason", exc)
         raise OSError(f"no relay answers at {url} ({reason}); is it running?") from None
     return agents
-
 
 
 def format_agents(agents: list[dict[str, Any]]) -> str:

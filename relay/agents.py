@@ -13,12 +13,12 @@ import ssl
 
 from cryptography import x509
 
-from agent.tunnel import ALPN
-from certs.pki import Identity
-from relay.config import RelayConfig
-from relay.link import AgentLink
-from relay.registry import Registry
-from relay.revocations import Revocations
+from bridgehead.agent.tunnel import ALPN
+from bridgehead.certs.pki import Identity
+from bridgehead.relay.config import RelayConfig
+from bridgehead.relay.link import AgentLink
+from bridgehead.relay.registry import Registry
+from bridgehead.relay.revocations import Revocations
 
 log = logging.getLogger("bridgehead.relay")
 

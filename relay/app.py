@@ -10,16 +10,16 @@ import ssl
 
 from aiohttp import web
 
-from agent.config.model import HostPort
-from certs.keyfiles import ensure_private_dir
-from relay import redact
-from relay.admin import RelayMetrics, admin_app, admin_token
-from relay.agents import AgentPort, agent_port_context
-from relay.callers import Callers
-from relay.config import RelayConfig
-from relay.guard import Guard, GuardedSite
-from relay.registry import Registry
-from relay.revocations import Revocations, watch
+from bridgehead.agent.config.model import HostPort
+from bridgehead.certs.keyfiles import ensure_private_dir
+from bridgehead.relay import redact
+from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
+from bridgehead.relay.agents import AgentPort, agent_port_context
+from bridgehead.relay.callers import Callers
+from bridgehead.relay.config import RelayConfig
+from bridgehead.relay.guard import Guard, GuardedSite
+from bridgehead.relay.registry import Registry
+from bridgehead.relay.revocations import Revocations, watch
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0

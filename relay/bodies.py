@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from relay.config import CallerLimits
+from bridgehead.relay.config import CallerLimits
 
 
 class BodyRefused(Exception):

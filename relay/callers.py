@@ -26,13 +26,13 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agent.tunnel import wire
-from relay.admin import RelayMetrics, bearer_digest
-from relay.admission import CallerBusy, CallerSlots, FailureThrottle
-from relay.bodies import BodyRefused, bounded_body, declared_too_large
-from relay.config import CallerConfig, RelayConfig
-from relay.link import AgentLink, BadExchange, BodyCut, LinkClosed, Reply, StreamRefused
-from relay.registry import Registry, least_busy
+from bridgehead.agent.tunnel import wire
+from bridgehead.relay.admin import RelayMetrics, bearer_digest
+from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
+from bridgehead.relay.bodies import BodyRefused, bounded_body, declared_too_large
+from bridgehead.relay.config import CallerConfig, RelayConfig
+from bridgehead.relay.link import AgentLink, BadExchange, BodyCut, LinkClosed, Reply, StreamRefused
+from bridgehead.relay.registry import Registry, least_busy
 
 log = logging.getLogger("bridgehead.relay")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent import logs
-from agent.commands import UsageError, serve
-from agent.config import ConfigError
-from certs.pki import create_ca, issue_server_cert, write_key_pair
-from relay.admin_client import format_agents, list_agents, revoke
-from relay.app import Relay
-from relay.config import RelayConfig, load_relay_config
+from bridgehead.agent import logs
+from bridgehead.agent.commands import UsageError, serve
+from bridgehead.agent.config import ConfigError
+from bridgehead.certs.pki import create_ca, issue_server_cert, write_key_pair
+from bridgehead.relay.admin_client import format_agents, list_agents, revoke
+from bridgehead.relay.app import Relay
+from bridgehead.relay.config import RelayConfig, load_relay_config
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from relay.config import CallerLimits
+from bridgehead.relay.config import CallerLimits
 
 log = logging.getLogger("bridgehead.relay")
 REFUSAL_LOG_EVERY = 10.0

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from relay.link import AgentLink
+from bridgehead.relay.link import AgentLink
 
 
 @dataclass(frozen=True)

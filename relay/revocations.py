@@ -25,9 +25,9 @@ from pathlib import Path
 
 import orjson
 
-from certs.keyfiles import ensure_private_dir, write_private
-from certs.pki import CLOCK_SKEW, check_name
-from relay.registry import Registry
+from bridgehead.certs.keyfiles import ensure_private_dir, write_private
+from bridgehead.certs.pki import CLOCK_SKEW, check_name
+from bridgehead.relay.registry import Registry
 
 log = logging.getLogger("bridgehead.relay")
 FILE_NAME = "revoked.json"

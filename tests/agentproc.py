@@ -42,7 +42,7 @@ class AgentProcess:
     def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
+            [sys.executable, "-m", "bridgehead.agent.cli", "run", "-c", str(config)],
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -20,8 +20,8 @@ from blockbuster import blockbuster_ctx
 from dbservers import MariaDBServer, PostgresServer
 from tunnelkit import Pki, make_pki
 
-from agent.app import Agent
-from agent.config import load_config
+from bridgehead.agent.app import Agent
+from bridgehead.agent.config import load_config
 
 BACKENDS = ["sqlite", "sqlite-odbc", "postgresql", "mariadb"]
 pytest_plugins = ["samplefixtures"]  # the sample databases, loaded once per session

@@ -33,8 +33,8 @@ from samplecatalog import (
 )
 from samplecatalogs import mariadb_catalog, postgres_catalog, sqlite_catalog
 
-from agent.app import Agent
-from agent.config import load_config
+from bridgehead.agent.app import Agent
+from bridgehead.agent.config import load_config
 
 SAMPLES = Path(
     os.environ.get("BRIDGEHEAD_SAMPLE_DATABASES")

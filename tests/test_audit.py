@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.audit import (
+from bridgehead.agent.audit import (
     ZERO_HASH,
     AuditError,
     AuditLog,
@@ -28,7 +28,7 @@ from agent.audit import (
     verify,
     verify_file,
 )
-from agent.audit_cli import verify_command
+from bridgehead.agent.audit_cli import verify_command
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

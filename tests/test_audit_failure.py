@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import Caller
 
-from agent import audit
+from bridgehead.agent import audit
 
 
 def make_db(path: Path) -> None:

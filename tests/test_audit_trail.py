@@ -54,7 +54,7 @@ async def test_each_access_is_audited_and_the_chain_verifies(
     assert {r["via"] for r in records} == {"local"}
     verified = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "agent.cli", "audit", "verify", str(log)],
+        [sys.executable, "-m", "bridgehead.agent.cli", "audit", "verify", str(log)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stderr
@@ -63,7 +63,7 @@ async def test_each_access_is_audited_and_the_chain_verifies(
     await asyncio.to_thread(log.write_text, text.replace('"rows":3', '"rows":1', 1))
     tampered = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "agent.cli", "audit", "verify", str(log)],
+        [sys.executable, "-m", "bridgehead.agent.cli", "audit", "verify", str(log)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert tampered.returncode == 1

@@ -13,11 +13,11 @@ import pytest
 from backends import Backend
 from conftest import agent_config, make_backend
 
-from adapters.base import SourceSettings
-from adapters.odbc import ODBCAdapter
-from agent.app import StartupError
-from agent.check import run_check
-from agent.config import load_config
+from bridgehead.adapters.base import SourceSettings
+from bridgehead.adapters.odbc import ODBCAdapter
+from bridgehead.agent.app import StartupError
+from bridgehead.agent.check import run_check
+from bridgehead.agent.config import load_config
 
 
 async def check(

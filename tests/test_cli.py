@@ -20,7 +20,7 @@ import pytest
 import yaml
 from dbservers import PostgresServer
 
-BRIDGEHEAD = [sys.executable, "-m", "agent.cli"]
+BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
 
 
 def bridgehead(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

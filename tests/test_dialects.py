@@ -17,16 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from adapters import errors
-from adapters.dialects import Dialect, for_dbms
-from adapters.dialects.access import AccessDialect
-from adapters.dialects.db2 import DB2Dialect
-from adapters.dialects.mssql import SQLServerDialect
-from adapters.dialects.mysql import MySQLDialect
-from adapters.dialects.oracle import OracleDialect
-from adapters.dialects.postgresql import PostgreSQLDialect
-from adapters.dialects.sqlite import SQLiteDialect
-from adapters.sql import (
+from bridgehead.adapters import errors
+from bridgehead.adapters.dialects import Dialect, for_dbms
+from bridgehead.adapters.dialects.access import AccessDialect
+from bridgehead.adapters.dialects.db2 import DB2Dialect
+from bridgehead.adapters.dialects.mssql import SQLServerDialect
+from bridgehead.adapters.dialects.mysql import MySQLDialect
+from bridgehead.adapters.dialects.oracle import OracleDialect
+from bridgehead.adapters.dialects.postgresql import PostgreSQLDialect
+from bridgehead.adapters.dialects.sqlite import SQLiteDialect
+from bridgehead.adapters.sql import (
     And,
     Compare,
     Condition,
@@ -39,8 +39,8 @@ from adapters.sql import (
     Rendered,
     Select,
 )
-from adapters.types import Kind, TableRef
-from agent.api.filters import after
+from bridgehead.adapters.types import Kind, TableRef
+from bridgehead.agent.api.filters import after
 
 # -- the dialects under test -----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from backends import Backend
 from conftest import Caller, module_backend
 from jsonschema import Draft202012Validator
 
-from agent.metrics import FALLBACK_VALUES
+from bridgehead.agent.metrics import FALLBACK_VALUES
 
 PG_SCHEMA = [
     "CREATE TABLE odd (id INTEGER PRIMARY KEY, d DATE, ts TIMESTAMP, tz TIMESTAMPTZ, "

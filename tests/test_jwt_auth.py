@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from agent.api.auth import Principal
-from agent.api.jwt_auth import JwtVerifier
-from agent.config.model import JwtConfig
-from agent.errors import Unauthorized
+from bridgehead.agent.api.auth import Principal
+from bridgehead.agent.api.jwt_auth import JwtVerifier
+from bridgehead.agent.config.model import JwtConfig
+from bridgehead.agent.errors import Unauthorized
 
 NOW = 1_700_000_000.0
 ISSUER = "https://login.example.com/"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import Caller
 
-from agent.api.export import CSV, NDJSON, export_format
-from agent.errors import NotAcceptable
+from bridgehead.agent.api.export import CSV, NDJSON, export_format
+from bridgehead.agent.errors import NotAcceptable
 
 CHOICES = [
     ("", None),

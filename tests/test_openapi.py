@@ -35,10 +35,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from agent.api.openapi import build_openapi
-from agent.app import build_adapters
-from agent.catalog import Catalog
-from agent.config.model import AgentConfig
+from bridgehead.agent.api.openapi import build_openapi
+from bridgehead.agent.app import build_adapters
+from bridgehead.agent.catalog import Catalog
+from bridgehead.agent.config.model import AgentConfig
 
 TABLES = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email VARCHAR(100), "

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.api.ratelimit import RateLimiter
+from bridgehead.agent.api.ratelimit import RateLimiter
 
 
 class FakeClock:

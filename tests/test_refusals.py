@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters import errors
-from adapters.dialects.mysql import MySQLDialect
-from adapters.dialects.postgresql import PostgreSQLDialect
+from bridgehead.adapters import errors
+from bridgehead.adapters.dialects.mysql import MySQLDialect
+from bridgehead.adapters.dialects.postgresql import PostgreSQLDialect
 
 PG = PostgreSQLDialect()
 MARIA = MySQLDialect()

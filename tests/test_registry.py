@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import distribution
 
-from adapters import registry
+from bridgehead.adapters import registry
 
 
 def test_built_in_adapters_are_listed_once() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-RELAY = [sys.executable, "-m", "relay.cli"]
+RELAY = [sys.executable, "-m", "bridgehead.relay.cli"]
 CONFIG = """\
 tls: {cert: relay.pem, key: relay.key}
 ca: {cert: ca.pem, key: ca.key}

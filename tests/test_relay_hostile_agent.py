@@ -18,8 +18,8 @@ import h2.events
 import pytest
 from tunnelkit import Pki, relay_config
 
-from agent.tunnel import ALPN
-from relay.app import Relay
+from bridgehead.agent.tunnel import ALPN
+from bridgehead.relay.app import Relay
 
 TOKEN = "cloud-token-0123456789"
 Answer = Callable[[h2.connection.H2Connection, int], None]

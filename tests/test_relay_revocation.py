@@ -21,14 +21,14 @@ from agentproc import free_port
 from conftest import Caller
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from certs.pki import CLOCK_SKEW
-from relay.admin import read_admin_token
-from relay.app import Relay
-from relay.registry import Registry
-from relay.revocations import Revocations, RevocationsDamaged, watch
+from bridgehead.certs.pki import CLOCK_SKEW
+from bridgehead.relay.admin import read_admin_token
+from bridgehead.relay.app import Relay
+from bridgehead.relay.registry import Registry
+from bridgehead.relay.revocations import Revocations, RevocationsDamaged, watch
 
 TOKEN = "cloud-token-0123456789"
-RELAY = [sys.executable, "-m", "relay.cli"]
+RELAY = [sys.executable, "-m", "bridgehead.relay.cli"]
 
 
 def make_db(path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from conftest import Caller
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from relay.app import Relay
+from bridgehead.relay.app import Relay
 
 TOKEN = "stream-failures-token"
 ROWS = 12_000

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tunnelkit import Pki, expired, make_pki, relay_config, tunnel_section
 
-from relay.app import Relay
+from bridgehead.relay.app import Relay
 
 TOKEN = "cloud-token-0123456789"
 WRITABLE = ["read", "insert", "update", "delete"]

@@ -10,9 +10,9 @@ import pytest
 from agentproc import free_port
 from tunnelkit import Pki, tunnel_section
 
-from agent.config.model import TunnelConfig
-from agent.tunnel.backoff import Backoff
-from agent.tunnel.client import TunnelClient
+from bridgehead.agent.config.model import TunnelConfig
+from bridgehead.agent.tunnel.backoff import Backoff
+from bridgehead.agent.tunnel.client import TunnelClient
 
 
 def test_the_ceiling_doubles_up_to_the_cap_and_the_draw_is_full_jitter() -> None:

@@ -23,7 +23,7 @@ import pytest
 from agentproc import free_port, listening, stop_process
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from certs.pki import issue_server_cert, write_key_pair
+from bridgehead.certs.pki import issue_server_cert, write_key_pair
 
 TOKEN = "cloud-token-0123456789"
 
@@ -88,8 +88,8 @@ def relay_in(netns: Namespace, pki: Pki) -> Iterator[tuple[int, int]]:
         heartbeat="60s", dead_after="60s",
     )  # fmt: skip
     log = (pki.folder / "relay.log").open("wb")
-    command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "relay.cli", "run",
-               "-c", str(pki.folder / "relay.yaml")]  # fmt: skip
+    command = ["ip", "netns", "exec", netns.name, sys.executable, "-m", "bridgehead.relay.cli",
+               "run", "-c", str(pki.folder / "relay.yaml")]  # fmt: skip
     root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:

@@ -23,14 +23,14 @@ from conftest import Caller
 from connectproxy import ConnectProxy
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from agent.api.message import ApiRequest, ApiResponse
-from agent.api.pipeline import Pipeline
-from agent.app import Agent
-from agent.tunnel import ALPN
-from agent.tunnel.client import TunnelClient
-from agent.tunnel.connection import TunnelConnection
-from relay.app import Relay
-from relay.link import STREAM_WINDOW, AgentLink
+from bridgehead.agent.api.message import ApiRequest, ApiResponse
+from bridgehead.agent.api.pipeline import Pipeline
+from bridgehead.agent.app import Agent
+from bridgehead.agent.tunnel import ALPN
+from bridgehead.agent.tunnel.client import TunnelClient
+from bridgehead.agent.tunnel.connection import TunnelConnection
+from bridgehead.relay.app import Relay
+from bridgehead.relay.link import STREAM_WINDOW, AgentLink
 
 TOKEN = "cloud-token-0123456789"
 AGENT = "plant-7"

@@ -8,8 +8,8 @@ import h2.connection
 import h2.errors
 import h2.events
 
-from agent.tunnel import session as ev
-from agent.tunnel.session import TunnelSession
+from bridgehead.agent.tunnel import session as ev
+from bridgehead.agent.tunnel.session import TunnelSession
 
 
 def pair() -> tuple[h2.connection.H2Connection, TunnelSession]:

@@ -11,8 +11,14 @@ from typing import Any
 
 import yaml
 
-from certs.pki import Identity, create_ca, issue_agent_cert, issue_server_cert, write_key_pair
-from relay.config import RelayConfig, load_relay_config
+from bridgehead.certs.pki import (
+    Identity,
+    create_ca,
+    issue_agent_cert,
+    issue_server_cert,
+    write_key_pair,
+)
+from bridgehead.relay.config import RelayConfig, load_relay_config
 
 
 @dataclass

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from adapters.dialects.access import AccessDialect
-from adapters.dialects.base import Dialect, pick
-from adapters.dialects.db2 import DB2Dialect
-from adapters.dialects.mssql import SQLServerDialect
-from adapters.dialects.mysql import MySQLDialect
-from adapters.dialects.oracle import OracleDialect
-from adapters.dialects.postgresql import PostgreSQLDialect
-from adapters.dialects.sqlite import SQLiteDialect
+from bridgehead.adapters.dialects.access import AccessDialect
+from bridgehead.adapters.dialects.base import Dialect, pick
+from bridgehead.adapters.dialects.db2 import DB2Dialect
+from bridgehead.adapters.dialects.mssql import SQLServerDialect
+from bridgehead.adapters.dialects.mysql import MySQLDialect
+from bridgehead.adapters.dialects.oracle import OracleDialect
+from bridgehead.adapters.dialects.postgresql import PostgreSQLDialect
+from bridgehead.adapters.dialects.sqlite import SQLiteDialect
 
 DIALECTS: tuple[type[Dialect], ...] = (
     PostgreSQLDialect,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from adapters.dialects.base import Dialect
-from adapters.types import Kind
+from bridgehead.adapters.dialects.base import Dialect
+from bridgehead.adapters.types import Kind
 
 
 class AccessDialect(Dialect):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from adapters import errors
-from adapters.sql import (
+from bridgehead.adapters import errors
+from bridgehead.adapters.sql import (
     LIKE_ESCAPE,
     And,
     Compare,
@@ -33,7 +33,7 @@ from adapters.sql import (
     Select,
     Update,
 )
-from adapters.types import ColumnType, Kind, TableRef, ValueRules
+from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 Decoder = Callable[[Any], Any]
 

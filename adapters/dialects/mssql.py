@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from adapters.dialects.base import Dialect
-from adapters.sql import Insert, Rendered
-from adapters.types import Kind
+from bridgehead.adapters.dialects.base import Dialect
+from bridgehead.adapters.sql import Insert, Rendered
+from bridgehead.adapters.types import Kind
 
 
 class SQLServerDialect(Dialect):

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from adapters import errors
-from adapters.dialects import mysql_errors
-from adapters.dialects.base import (
+from bridgehead.adapters import errors
+from bridgehead.adapters.dialects import mysql_errors
+from bridgehead.adapters.dialects.base import (
     CallPlan,
     Decoder,
     Dialect,
@@ -18,7 +18,7 @@ from adapters.dialects.base import (
     parsed,
     time_text,
 )
-from adapters.types import ColumnType, Kind, TableRef, ValueRules
+from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else

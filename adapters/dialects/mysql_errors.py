@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from adapters import errors
-from adapters.dialects.base import (
+from bridgehead.adapters import errors
+from bridgehead.adapters.dialects.base import (
     CHECK_FIX,
     CHILDREN_EXIST_FIX,
     NOT_NULL_FIX,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from adapters.dialects.base import Dialect
-from adapters.types import ColumnType, Kind
+from bridgehead.adapters.dialects.base import Dialect
+from bridgehead.adapters.types import ColumnType, Kind
 
 
 class OracleDialect(Dialect):

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from adapters import errors
-from adapters.dialects.base import (
+from bridgehead.adapters import errors
+from bridgehead.adapters.dialects.base import (
     CHECK_FIX,
     CHILDREN_EXIST_FIX,
     NOT_NULL_FIX,
@@ -25,7 +25,7 @@ from adapters.dialects.base import (
     refusal,
     time_text,
 )
-from adapters.types import ColumnType, Kind, TableRef, ValueRules
+from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 UNSIZED_VARCHAR = 255
 

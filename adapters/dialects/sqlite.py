@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from adapters.dialects.base import (
+from bridgehead.adapters.dialects.base import (
     Decoder,
     Dialect,
     Step,
@@ -22,7 +22,7 @@ from adapters.dialects.base import (
     quantizer,
     time_text,
 )
-from adapters.types import ColumnType, Kind, ValueRules
+from bridgehead.adapters.types import ColumnType, Kind, ValueRules
 
 
 def _affinity(base: str) -> Kind:

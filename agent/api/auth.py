@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.config.model import ApiKeyConfig
-from agent.errors import Forbidden, Unauthorized
+from bridgehead.agent.config.model import ApiKeyConfig
+from bridgehead.agent.errors import Forbidden, Unauthorized
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridgehead"'}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from adapters.types import INT64, ColumnType, Kind
+from bridgehead.adapters.types import INT64, ColumnType, Kind
 
 MAX_DECIMAL_DIGITS = 1000
 """Digits before or after the point of a decimal whose column declares no precision."""

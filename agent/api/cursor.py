@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from agent.api.values import dumps
-from agent.errors import BadRequest
+from bridgehead.agent.api.values import dumps
+from bridgehead.agent.errors import BadRequest
 
 _TAG_BYTES = 16
 

@@ -20,15 +20,21 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Row, Transaction
-from adapters.types import Column, Kind
-from agent.api.cursor import CursorCodec
-from agent.api.filters import ListPlan, after, plan_list
-from agent.api.message import ApiResponse
-from agent.api.reads import cursor_values, encode_rows, page_select, position, start_after
-from agent.api.values import json_default, text
-from agent.catalog import Resource
-from agent.errors import NotAcceptable
+from bridgehead.adapters.base import Row, Transaction
+from bridgehead.adapters.types import Column, Kind
+from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.filters import ListPlan, after, plan_list
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.api.reads import (
+    cursor_values,
+    encode_rows,
+    page_select,
+    position,
+    start_after,
+)
+from bridgehead.agent.api.values import json_default, text
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.errors import NotAcceptable
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

@@ -12,11 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.sql import LIKE_ESCAPE, And, Compare, Condition, In, IsNull, Not, Op, Or, OrderBy
-from adapters.types import ORDERABLE, Column, Kind
-from agent.api.values import parse
-from agent.catalog import Resource
-from agent.errors import BadRequest
+from bridgehead.adapters.sql import (
+    LIKE_ESCAPE,
+    And,
+    Compare,
+    Condition,
+    In,
+    IsNull,
+    Not,
+    Op,
+    Or,
+    OrderBy,
+)
+from bridgehead.adapters.types import ORDERABLE, Column, Kind
+from bridgehead.agent.api.values import parse
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.errors import BadRequest
 
 RESERVED = frozenset({"select", "order", "limit", "cursor"})
 LISTS = frozenset({"select", "order"})

@@ -21,9 +21,9 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
-from agent.api.auth import Principal
-from agent.config.model import JwtConfig
-from agent.errors import Unauthorized
+from bridgehead.agent.api.auth import Principal
+from bridgehead.agent.config.model import JwtConfig
+from bridgehead.agent.errors import Unauthorized
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 

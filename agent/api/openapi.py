@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.api.openapi_operations import (
+from bridgehead.agent.api.openapi_operations import (
     ERRORS,
     PROBLEM_JSON,
     answer,
@@ -25,9 +25,15 @@ from agent.api.openapi_operations import (
     query_operation,
     resource_paths,
 )
-from agent.api.openapi_schemas import Json, problem_schema, ref, resource_schemas, schema_names
-from agent.catalog import Resource
-from agent.config.model import AgentConfig
+from bridgehead.agent.api.openapi_schemas import (
+    Json,
+    problem_schema,
+    ref,
+    resource_schemas,
+    schema_names,
+)
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.config.model import AgentConfig
 
 PRINTABLE = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"
 """Printable ASCII without edge spaces (HTTP strips those): X-Request-Id, Idempotency-Key."""

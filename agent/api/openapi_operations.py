@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from adapters.types import ORDERABLE, Kind
-from agent.api import openapi_patterns as patterns
-from agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
-from agent.api.openapi_schemas import Json, describe_type, kind_schema, ref, type_schema
-from agent.catalog import Resource
-from agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
+from bridgehead.adapters.types import ORDERABLE, Kind
+from bridgehead.agent.api import openapi_patterns as patterns
+from bridgehead.agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
+from bridgehead.agent.api.openapi_schemas import Json, describe_type, kind_schema, ref, type_schema
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
 
 JSON = "application/json"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from adapters.types import Column, ColumnType, Kind
-from agent.api import openapi_patterns as patterns
-from agent.catalog import Resource
+from bridgehead.adapters.types import Column, ColumnType, Kind
+from bridgehead.agent.api import openapi_patterns as patterns
+from bridgehead.agent.catalog import Resource
 
 Json = dict[str, Any]
 

@@ -21,18 +21,18 @@ from urllib.parse import unquote
 
 import orjson
 
-from agent.api import export, problems, reads, routines, writes
-from agent.api.auth import Authenticator, Principal
-from agent.api.cursor import CursorCodec
-from agent.api.message import ApiRequest, ApiResponse
-from agent.api.openapi import build_openapi, served_operations
-from agent.api.query_types import QueryTypes
-from agent.api.ratelimit import RateLimiter
-from agent.api.replay import Replayer, Write
-from agent.audit import AuditError, AuditRecord
-from agent.catalog import Catalog, Resource
-from agent.config.model import AgentConfig, QueryConfig
-from agent.errors import (
+from bridgehead.agent.api import export, problems, reads, routines, writes
+from bridgehead.agent.api.auth import Authenticator, Principal
+from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.message import ApiRequest, ApiResponse
+from bridgehead.agent.api.openapi import build_openapi, served_operations
+from bridgehead.agent.api.query_types import QueryTypes
+from bridgehead.agent.api.ratelimit import RateLimiter
+from bridgehead.agent.api.replay import Replayer, Write
+from bridgehead.agent.audit import AuditError, AuditRecord
+from bridgehead.agent.catalog import Catalog, Resource
+from bridgehead.agent.config.model import AgentConfig, QueryConfig
+from bridgehead.agent.errors import (
     AuditUnavailable,
     BadRequest,
     MethodNotAllowed,

@@ -10,9 +10,9 @@ import logging
 
 import orjson
 
-from adapters.errors import SourceError, SourceUnavailable
-from agent.api.message import ApiResponse
-from agent.errors import ApiError
+from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.errors import ApiError
 
 log = logging.getLogger("bridgehead.errors")
 PROBLEM_TYPE = "https://bridgehead.dev/problems/"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from adapters.base import Adapter
-from adapters.errors import SourceError, SourceUnavailable
-from agent.api.named_sql import marked
-from agent.api.values import Encoder, encoder
-from agent.config.model import QueryConfig
-from agent.metrics import FALLBACK_VALUES
+from bridgehead.adapters.base import Adapter
+from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.agent.api.named_sql import marked
+from bridgehead.agent.api.values import Encoder, encoder
+from bridgehead.agent.config.model import QueryConfig
+from bridgehead.agent.metrics import FALLBACK_VALUES
 
 log = logging.getLogger("bridgehead.queries")
 Encoders = Mapping[str, Encoder | None]

@@ -7,15 +7,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.base import Row
-from adapters.sql import And, Compare, Condition, Op, Select
-from adapters.types import Column, Kind
-from agent.api.cursor import CursorCodec, shape_digest
-from agent.api.filters import ListPlan, after, parse_select, plan_list
-from agent.api.message import ApiResponse
-from agent.api.values import dumps, parse
-from agent.catalog import Resource
-from agent.errors import BadRequest, NotFound
+from bridgehead.adapters.base import Row
+from bridgehead.adapters.sql import And, Compare, Condition, Op, Select
+from bridgehead.adapters.types import Column, Kind
+from bridgehead.agent.api.cursor import CursorCodec, shape_digest
+from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_list
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.api.values import dumps, parse
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.errors import BadRequest, NotFound
 
 JSON = "application/json"
 

@@ -17,14 +17,14 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from adapters.errors import SourceError
-from agent import failpoints
-from agent.api import writes
-from agent.api.message import ApiRequest, ApiResponse
-from agent.api.problems import from_exception
-from agent.catalog import Resource
-from agent.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unprocessable
-from agent.idempotency import Entry, IdempotencyStore, KeyLimitReached
+from bridgehead.adapters.errors import SourceError
+from bridgehead.agent import failpoints
+from bridgehead.agent.api import writes
+from bridgehead.agent.api.message import ApiRequest, ApiResponse
+from bridgehead.agent.api.problems import from_exception
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unprocessable
+from bridgehead.agent.idempotency import Entry, IdempotencyStore, KeyLimitReached
 
 Write = Callable[[writes.BeforeCommit], Awaitable[ApiResponse]]
 MAX_KEY = 255

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from adapters.base import Adapter, ResultSet
-from adapters.types import ColumnType, Kind, TableRef, ValueRules
-from agent.api import export
-from agent.api.message import ApiResponse
-from agent.api.named_sql import marked, positional
-from agent.api.query_types import Encoders, QueryTypes
-from agent.api.values import dumps, from_json
-from agent.api.writes import parse_body
-from agent.config.model import ProcedureConfig, QueryConfig
-from agent.errors import BadRequest
+from bridgehead.adapters.base import Adapter, ResultSet
+from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
+from bridgehead.agent.api import export
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.api.named_sql import marked, positional
+from bridgehead.agent.api.query_types import Encoders, QueryTypes
+from bridgehead.agent.api.values import dumps, from_json
+from bridgehead.agent.api.writes import parse_body
+from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
+from bridgehead.agent.errors import BadRequest
 
 JSON = "application/json"
 MAX_PROCEDURE_ROWS = 10_000

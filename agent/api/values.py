@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from adapters.dialects.base import time_text
-from adapters.types import SERVED_NON_FINITE, ColumnType, Kind
-from agent.api.bounds import WideNumber, bounded, check_request_text
+from bridgehead.adapters.dialects.base import time_text
+from bridgehead.adapters.types import SERVED_NON_FINITE, ColumnType, Kind
+from bridgehead.agent.api.bounds import WideNumber, bounded, check_request_text
 
 Encoder = Callable[[Any], Any]
 

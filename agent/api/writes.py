@@ -24,14 +24,20 @@ from typing import Any, Protocol
 
 import orjson
 
-from adapters.base import Outcome, Transaction
-from adapters.sql import Condition, Delete, Insert, Select, Update
-from agent.api.bounds import WideNumber
-from agent.api.message import ApiResponse
-from agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
-from agent.api.values import dumps, from_json
-from agent.catalog import Resource
-from agent.errors import ApiError, BadRequest, NotFound, PreconditionFailed, PreconditionRequired
+from bridgehead.adapters.base import Outcome, Transaction
+from bridgehead.adapters.sql import Condition, Delete, Insert, Select, Update
+from bridgehead.agent.api.bounds import WideNumber
+from bridgehead.agent.api.message import ApiResponse
+from bridgehead.agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
+from bridgehead.agent.api.values import dumps, from_json
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.errors import (
+    ApiError,
+    BadRequest,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 
 JSON = "application/json"
 Proof = dict[str, Any]

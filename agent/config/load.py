@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agent.config.model import AgentConfig
-from agent.config.references import check_references
-from agent.config.substitute import substitute
-from agent.config.yamltree import Path_, YamlProblem, parse
+from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.config.references import check_references
+from bridgehead.agent.config.substitute import substitute
+from bridgehead.agent.config.yamltree import Path_, YamlProblem, parse
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from adapters import registry
-from agent.config.durations import parse_duration
+from bridgehead.adapters import registry
+from bridgehead.agent.config.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

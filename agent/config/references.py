@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from agent.api.named_sql import placeholders
-from agent.config.yamltree import Path_
+from bridgehead.agent.api.named_sql import placeholders
+from bridgehead.agent.config.yamltree import Path_
 
 Found = tuple[Path_, str]
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")

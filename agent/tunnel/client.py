@@ -15,12 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.api.pipeline import Pipeline
-from agent.config.model import TunnelConfig
-from agent.tunnel import ALPN
-from agent.tunnel.backoff import Backoff
-from agent.tunnel.connection import TunnelConnection
-from agent.tunnel.proxy import open_via_proxy
+from bridgehead.agent.api.pipeline import Pipeline
+from bridgehead.agent.config.model import TunnelConfig
+from bridgehead.agent.tunnel import ALPN
+from bridgehead.agent.tunnel.backoff import Backoff
+from bridgehead.agent.tunnel.connection import TunnelConnection
+from bridgehead.agent.tunnel.proxy import open_via_proxy
 
 log = logging.getLogger("bridgehead.tunnel")
 DIAL_TIMEOUT = 10.0

@@ -21,13 +21,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import h2.exceptions
 
-from agent.api.message import ApiRequest, ApiResponse
-from agent.api.pipeline import Pipeline
-from agent.errors import PayloadTooLarge
-from agent.tunnel import session as ev
-from agent.tunnel.liveness import Liveness, keep_alive, send_windowed
-from agent.tunnel.outbox import Outbox
-from agent.tunnel.session import TunnelSession
+from bridgehead.agent.api.message import ApiRequest, ApiResponse
+from bridgehead.agent.api.pipeline import Pipeline
+from bridgehead.agent.errors import PayloadTooLarge
+from bridgehead.agent.tunnel import session as ev
+from bridgehead.agent.tunnel.liveness import Liveness, keep_alive, send_windowed
+from bridgehead.agent.tunnel.outbox import Outbox
+from bridgehead.agent.tunnel.session import TunnelSession
 
 log = logging.getLogger("bridgehead.tunnel")
 READ_SIZE = 1 << 16

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from conftest import Caller
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from relay.app import Relay
+from bridgehead.relay.app import Relay
 
 TOKEN = "cloud-token-0123456789"
 SECOND = "second-caller-token-42"

@@ -16,8 +16,8 @@ from dbservers import PostgresServer
 from jwtkit import new_key, token, write_jwks
 from rawhttp import exchange
 
-from agent import logs, redact
-from agent.api.auth import Authenticator
+from bridgehead.agent import logs, redact
+from bridgehead.agent.api.auth import Authenticator
 
 
 def malformed(credential: str) -> list[bytes]:

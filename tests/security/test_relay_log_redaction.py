@@ -12,8 +12,8 @@ import pytest
 from relaysec_kit import TOKEN, closed_within, start_relay, tls_socket
 from tunnelkit import Pki
 
-from agent.redact import scrub
-from relay.redact import Redactor
+from bridgehead.agent.redact import scrub
+from bridgehead.relay.redact import Redactor
 
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
 MALFORMED = [

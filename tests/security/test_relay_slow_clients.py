@@ -12,7 +12,7 @@ import aiohttp
 from relaysec_kit import TOKEN, closed_within, start_relay, tls_socket
 from tunnelkit import Pki
 
-from relay.admission import FailureThrottle
+from bridgehead.relay.admission import FailureThrottle
 
 HEAD = b"GET /agents/plant-7/v1/t/1 HTTP/1.1\r\nHost: relay\r\n"
 

@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from relaysec_kit import start_relay, tls_socket
 from tunnelkit import Pki, relay_config
 
-from agent.config import ConfigError
-from relay.admin import RelayMetrics, admin_app
-from relay.config import RelayAdmin
-from relay.registry import Registry
+from bridgehead.agent.config import ConfigError
+from bridgehead.relay.admin import RelayMetrics, admin_app
+from bridgehead.relay.config import RelayAdmin
+from bridgehead.relay.registry import Registry
 
 CBC_ONLY = (
     "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"

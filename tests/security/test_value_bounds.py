@@ -15,7 +15,7 @@ from backends import Backend
 from conftest import BACKENDS, Caller, module_backend
 from tunnelkit import Pki, relay_config, tunnel_section
 
-from relay.app import Relay
+from bridgehead.relay.app import Relay
 
 TOKEN = "bounds-token-0123456789"
 HUGE_INT = "1" + "0" * 400
