@@ -4,6 +4,7 @@
 # typed by their declaration (`SELECT :flag` is a boolean, not the text '1').
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -57,8 +58,6 @@ async def test_query_rows_equal_the_resource_rows(api: Caller) -> None:
         "POST", "/v1/queries/every", {"upto": 10}, Accept="application/x-ndjson"
     )
     assert status == 200
-    import json  # noqa: PLC0415
-
     assert [json.loads(line) for line in streamed.decode().splitlines()] == page["items"]
 
 
@@ -70,3 +69,34 @@ async def test_postgresql_parameters_come_back_typed(api: Caller, backend: Backe
     status, _, answer = await api.send("POST", "/v1/queries/echo", body)
     assert status == 200, answer
     assert answer["items"] == [{"flag": True, "ratio": 0.1, "day": "2024-02-29"}]
+
+
+PG_SPECIAL = [
+    "CREATE TABLE special (id INTEGER PRIMARY KEY, d DATE, ts TIMESTAMP, n NUMERIC(6,2))",
+    "INSERT INTO special VALUES (3, 'infinity', '-infinity', 'NaN'), "
+    "(1, '0044-03-15 BC', '2024-02-29 13:45:01', 1.5), (2, '2024-02-29', NULL, NULL)",
+]
+
+
+async def test_postgresql_special_values_are_the_same_through_a_query(
+    backend: Backend, run_agent: Any
+) -> None:
+    """A named query over PostgreSQL's infinity and BC dates serves them as a resource does
+    (their text, never another date), in the query's own order."""
+    if backend.name != "postgresql":
+        pytest.skip("infinity and BC dates are PostgreSQL's")
+    backend.run(["DROP TABLE IF EXISTS special", *PG_SPECIAL])
+    queries = {"special": {"source": "db", "sql": "SELECT * FROM special ORDER BY id DESC"}}
+    resources = {"special": {"source": "db", "table": "special"}}
+    api: Caller = await run_agent({"db": backend.source}, resources, queries=queries)
+    status, _, page = await api.get("/v1/special", {"order": "id.desc"})
+    assert status == 200, page
+    assert page["items"][0] == {"id": 3, "d": "infinity", "ts": "-infinity", "n": "NaN"}
+    status, _, body = await api.send("POST", "/v1/queries/special", {})
+    assert status == 200, body
+    assert body["items"] == page["items"]
+    status, _, streamed = await api.send(
+        "POST", "/v1/queries/special", {}, Accept="application/x-ndjson"
+    )
+    assert status == 200
+    assert [json.loads(line) for line in streamed.decode().splitlines()] == page["items"]

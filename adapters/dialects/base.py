@@ -345,6 +345,13 @@ class Dialect:
         described."""
         return "NULL"
 
+    def wrap_query(self, sql: str, columns: Sequence[tuple[str, ColumnType]]) -> str | None:
+        """A named query wrapped so that columns this dialect fetches as text (as it does for
+        resources) come as text; None to run the query as it is. The wrapper must keep the
+        query's row order, which SQL guarantees of no derived table: only dialects whose DBMS
+        keeps it for a plain projection wrap."""
+        return None
+
     def describe_query(self, sql: str) -> tuple[str, ...] | None:
         """Statements that describe a query's result columns, leaving nothing behind: the last
         one answers (name, declared type) rows. `sql` has its parameters as typed NULLs.

@@ -140,6 +140,20 @@ class PostgreSQLDialect(Dialect):
         # psqlODBC sends parameters untyped: `SELECT :flag` would answer the text '1'.
         return f"CAST(? AS {_PARAM_TYPES[param_type]})"
 
+    def wrap_query(self, sql: str, columns: Sequence[tuple[str, ColumnType]]) -> str | None:
+        # psqlODBC turns infinity dates into today and drops BC: such columns come as text.
+        # A plain projection over a subquery keeps its order in PostgreSQL (the subquery scan
+        # feeds the projection row by row; nothing re-sorts or hashes it).
+        names = [name for name, _ in columns]
+        if len(set(names)) != len(names) or not any(self.fetch_as_text(t) for _, t in columns):
+            return None
+        picks = []
+        for name, column_type in columns:
+            inner = f"bh_q.{self.quote(name)}"
+            as_text = self.fetch_as_text(column_type)
+            picks.append(f"{self.text_cast(inner)} AS {self.quote(name)}" if as_text else inner)
+        return f"SELECT {', '.join(picks)} FROM ({sql}) AS bh_q"
+
     def typed_null(self, param_type: str) -> str:
         return f"CAST(NULL AS {_PARAM_TYPES[param_type]})"
 

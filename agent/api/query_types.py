@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.adapters.types import ColumnType
 from bridgehead.agent.api.named_sql import marked
 from bridgehead.agent.api.values import Encoder, encoder
 from bridgehead.agent.config.model import QueryConfig
@@ -24,36 +26,53 @@ log = logging.getLogger("bridgehead.queries")
 Encoders = Mapping[str, Encoder | None]
 
 
+@dataclass(frozen=True)
+class QueryShape:
+    """A named query's result columns as the database describes them, and their encoders."""
+
+    columns: tuple[tuple[str, ColumnType], ...] = ()
+    encoders: Encoders = field(default_factory=dict)
+
+    def fetched(self, sql: str, adapter: Adapter) -> str:
+        """The statement to run: the query itself, or the query wrapped so that columns the
+        driver would convert wrongly come as text (the dialect's rule for resources too)."""
+        if not self.columns:
+            return sql
+        return adapter.dialect.wrap_query(sql, self.columns) or sql
+
+
+UNDESCRIBED = QueryShape()
+
+
 class QueryTypes:
-    """Each named query's column encoders, learnt on first use."""
+    """Each named query's shape, learnt on first use."""
 
     def __init__(self) -> None:
-        self._known: dict[str, Encoders] = {}
+        self._known: dict[str, QueryShape] = {}
 
-    async def encoders(self, name: str, query: QueryConfig, adapter: Adapter) -> Encoders:
+    async def shape(self, name: str, query: QueryConfig, adapter: Adapter) -> QueryShape:
         if name not in self._known:
             try:
                 self._known[name] = await _describe(name, query, adapter)
             except SourceUnavailable:
-                return {}  # not learnt now; asked again next time
+                return UNDESCRIBED  # not learnt now; asked again next time
             except SourceError as exc:
                 log.info("queries.%s: its columns cannot be described (%s)", name, exc.internal)
-                self._known[name] = {}
+                self._known[name] = UNDESCRIBED
         return self._known[name]
 
 
-async def _describe(name: str, query: QueryConfig, adapter: Adapter) -> Encoders:
+async def _describe(name: str, query: QueryConfig, adapter: Adapter) -> QueryShape:
     dialect = adapter.dialect
     sql = marked(query.sql, lambda param: dialect.typed_null(query.params[param]))
     steps = dialect.describe_query(sql)
     if steps is None:
-        return {}
+        return UNDESCRIBED
     sets = await adapter.call([(step, ()) for step in steps], 10_000)
     described = sets[-1].rows if sets else []
+    columns = tuple((str(row[0]), dialect.column_type(str(row[1] or ""))) for row in described)
     encoders: dict[str, Encoder | None] = {}
-    for row in described:
-        column, declared = str(row[0]), str(row[1] or "")
-        column_type = dialect.column_type(declared)
+    for column, column_type in columns:
         counter = FALLBACK_VALUES.labels(f"queries/{name}", column).inc
         encoders[column] = encoder(column_type.kind, dialect.decoder(column_type), counter)
-    return encoders
+    return QueryShape(columns, encoders)

@@ -72,8 +72,9 @@ async def run_query(
     name: str, query: QueryConfig, adapter: Adapter, body: bytes, types: QueryTypes
 ) -> ApiResponse:
     sql, params = _statement(query, adapter, body, f"queries/{name}")
-    result = await adapter.run(sql, params, query.max_rows + 1)
-    items = _items(result, query.max_rows, await types.encoders(name, query, adapter))
+    shape = await types.shape(name, query, adapter)
+    result = await adapter.run(shape.fetched(sql, adapter), params, query.max_rows + 1)
+    items = _items(result, query.max_rows, shape.encoders)
     headers = {"Content-Type": JSON}
     if len(result.rows) > query.max_rows:
         headers["X-Truncated"] = export.truncated_note(query.max_rows)
@@ -99,8 +100,9 @@ def stream_query(
 
     async def chunks() -> AsyncIterator[bytes]:
         first = True
-        encoders = await types.encoders(name, query, adapter)
-        async for result in _batches(adapter, sql, params):
+        shape = await types.shape(name, query, adapter)
+        encoders = shape.encoders
+        async for result in _batches(adapter, shape.fetched(sql, adapter), params):
             header = b""
             if first:
                 header = export.csv_header(result.columns) if media == export.CSV else b""
