@@ -31,20 +31,12 @@ from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfi
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.idempotency import IdempotencyStore
 from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
+from bridgehead.agent.runtime import StartupError
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.keyfiles import ensure_private_dir, load_or_create_secret
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0
-
-
-class StartupError(Exception):
-    """The agent cannot serve its config; the message says what to fix. `runtime`: the config
-    is right but the machine is not (an address in use), exit code 1 rather than 2."""
-
-    def __init__(self, message: str, *, runtime: bool = False) -> None:
-        super().__init__(message)
-        self.runtime = runtime
 
 
 def source_settings(name: str, source: SourceConfig, base_dir: Path) -> SourceSettings:

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bridgehead.agent import logs
-from bridgehead.agent.app import Agent, StartupError
+from bridgehead.agent.app import Agent
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import AgentConfig, ConfigError, load_config
-from bridgehead.agent.runtime import Service, run_until_signalled
+from bridgehead.agent.runtime import Service, StartupError, run_until_signalled
 
 
 class UsageError(Exception):

@@ -12,6 +12,15 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
+class StartupError(Exception):
+    """A service cannot start; the message says what to fix. `runtime`: the config is right
+    but the machine is not (an address in use): exit code 1 rather than 2."""
+
+    def __init__(self, message: str, *, runtime: bool = False) -> None:
+        super().__init__(message)
+        self.runtime = runtime
+
+
 class Service(Protocol):
     async def start(self) -> None: ...
 

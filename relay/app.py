@@ -11,6 +11,7 @@ import ssl
 from aiohttp import web
 
 from bridgehead.agent.config.model import HostPort
+from bridgehead.agent.runtime import StartupError
 from bridgehead.certs.keyfiles import ensure_private_dir
 from bridgehead.relay import redact
 from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
@@ -59,15 +60,23 @@ class Relay:
 
     async def start(self) -> None:
         redact.install()
-        await asyncio.to_thread(ensure_private_dir, self.config.state_path)
+        try:
+            await asyncio.to_thread(ensure_private_dir, self.config.state_path)
+            token = await asyncio.to_thread(admin_token, self.config.state_path)
+        except OSError as exc:
+            raise StartupError(
+                f"state_dir {self.config.state_path}: {exc.strerror or exc}; make it a folder "
+                "this user can write, or name another with state_dir: in relay.yaml"
+            ) from None
         await asyncio.to_thread(self.revocations.reload)
-        token = await asyncio.to_thread(admin_token, self.config.state_path)
-        agents_tls = await asyncio.to_thread(agent_port_context, self.config)
-        callers_tls = await asyncio.to_thread(caller_context, self.config)
+        agents_tls, callers_tls = await asyncio.to_thread(_contexts, self.config)
         where = self.config.agents_listen
-        self._server = await asyncio.start_server(
-            self.agent_port.accept, where.host, where.port, ssl=agents_tls
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self.agent_port.accept, where.host, where.port, ssl=agents_tls
+            )
+        except OSError as exc:
+            raise _cannot_listen("agents_listen", where, exc) from None
         self.agents_address = self._server.sockets[0].getsockname()[:2]
         callers = Callers(self.config, self.registry, self.metrics)
         self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
@@ -86,7 +95,12 @@ class Relay:
         await runner.setup()
         guard = Guard(self.config.limits, f"port {where}")
         site = GuardedSite(runner, host, port, guard, ssl_context=tls)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            await self.stop()
+            raise _cannot_listen("listen or admin", where, exc) from None
         self._runners.append(runner)
         bound = runner.addresses[0]
         return f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
@@ -109,3 +123,25 @@ class Relay:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+
+
+def _contexts(config: RelayConfig) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The agent port's and the caller port's TLS; a file that cannot be loaded is one
+    sentence naming it."""
+    try:
+        return agent_port_context(config), caller_context(config)
+    except OSError as exc:  # ssl.SSLError included
+        files = f"tls ({config.tls.cert}, {config.tls.key}) or ca.cert ({config.ca.cert})"
+        if isinstance(exc, ssl.SSLError):
+            reason = "a file is not a PEM certificate, or the key does not match it"
+        else:
+            reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        raise StartupError(f"cannot load {files}: {reason}; fix the paths in relay.yaml") from None
+
+
+def _cannot_listen(setting: str, where: HostPort, exc: OSError) -> StartupError:
+    return StartupError(
+        f"cannot listen on {where}: {exc.strerror or exc}; choose another address with "
+        f"{setting}: in relay.yaml",
+        runtime=True,
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bridgehead.agent import logs
-from bridgehead.agent.commands import UsageError, serve
+from bridgehead.agent.commands import Failure, UsageError, serve
 from bridgehead.agent.config import ConfigError
 from bridgehead.certs.pki import create_ca, issue_server_cert, write_key_pair
 from bridgehead.relay.admin_client import format_agents, list_agents, revoke
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"bridgehead-relay: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
+    except (Failure, OSError, ValueError) as exc:
         print(f"bridgehead-relay: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

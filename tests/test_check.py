@@ -15,9 +15,9 @@ from conftest import agent_config, make_backend
 
 from bridgehead.adapters.base import SourceSettings
 from bridgehead.adapters.odbc import ODBCAdapter
-from bridgehead.agent.app import StartupError
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import load_config
+from bridgehead.agent.runtime import StartupError
 
 
 async def check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,3 +77,24 @@ def test_a_caller_bound_to_a_certificate_needs_callers_ca(tmp_path: Path) -> Non
     result = relay("run", "-c", str(tmp_path / "relay.yaml"))
     assert result.returncode == 2
     assert "callers.0.cert_sha256: line 9: needs callers_ca" in result.stderr
+
+
+def test_start_up_failures_are_one_sentence(tmp_path: Path) -> None:
+    """A missing certificate file is exit 2 and an address in use exit 1, each one sentence
+    naming the file or the address, never a traceback."""
+    (tmp_path / "relay.yaml").write_text(CONFIG)
+    missing = relay("run", "-c", str(tmp_path / "relay.yaml"))  # no ca init: no files yet
+    assert missing.returncode == 2, missing.stderr
+    assert "cannot load tls (" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert relay("ca", "init", "-c", str(tmp_path / "relay.yaml")).returncode == 0
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = CONFIG.replace("listen: 127.0.0.1:0\nagents", f"listen: 127.0.0.1:{port}\nagents")
+        (tmp_path / "relay.yaml").write_text(busy)
+        taken = relay("run", "-c", str(tmp_path / "relay.yaml"))
+    assert taken.returncode == 1, taken.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
+    assert "Traceback" not in taken.stderr
