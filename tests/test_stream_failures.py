@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Caller
-from tunnelkit import Pki, relay_config, tunnel_section
+from tunnelkit import Pki, running_relay, tunnel_section
 
 from bridgehead.relay.app import Relay
 
@@ -42,11 +42,8 @@ RESOURCES = {
 
 @pytest.fixture
 async def relay(pki: Pki) -> Any:
-    config = await asyncio.to_thread(relay_config, pki, TOKEN)
-    started = Relay(config)
-    await started.start()
-    yield started
-    await started.stop()
+    async with running_relay(pki, TOKEN) as started:
+        yield started
 
 
 @pytest.fixture

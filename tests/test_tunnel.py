@@ -17,7 +17,7 @@ import trustme
 from conftest import Caller
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tunnelkit import Pki, expired, make_pki, relay_config, tunnel_section
+from tunnelkit import Pki, expired, make_pki, relay_config, running_relay, tunnel_section
 
 from bridgehead.relay.app import Relay
 
@@ -37,11 +37,8 @@ def make_db(path: Path) -> None:
 
 @pytest.fixture
 async def relay(pki: Pki) -> Any:
-    config = await asyncio.to_thread(relay_config, pki, TOKEN)
-    started = Relay(config)
-    await started.start()
-    yield started
-    await started.stop()
+    async with running_relay(pki, TOKEN) as started:
+        yield started
 
 
 async def wait_for(check: Any, seconds: float = 10) -> None:

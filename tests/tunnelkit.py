@@ -2,8 +2,11 @@
 # agent certificates (good, from another CA, expired), and a relay started on free ports.
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from bridgehead.certs.pki import (
     issue_server_cert,
     write_key_pair,
 )
+from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
 
 
@@ -88,3 +92,15 @@ def tunnel_section(pki: Pki, port: int, cert: Path, key: Path, **extra: Any) -> 
         "dead_after": "3s",
         **extra,
     }
+
+
+@asynccontextmanager
+async def running_relay(pki: Pki, token: str, **extra: Any) -> AsyncIterator[Relay]:
+    """A relay for `pki` that knows the caller `token`, started and then stopped."""
+    config = await asyncio.to_thread(relay_config, pki, token, **extra)
+    relay = Relay(config)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from backends import Backend
 from conftest import BACKENDS, Caller, module_backend
-from tunnelkit import Pki, relay_config, tunnel_section
+from tunnelkit import Pki, running_relay, tunnel_section
 
 from bridgehead.relay.app import Relay
 
@@ -50,11 +50,8 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 async def bounds_relay(pki: Pki) -> Any:
-    config = await asyncio.to_thread(relay_config, pki, TOKEN)
-    relay = Relay(config)
-    await relay.start()
-    yield relay
-    await relay.stop()
+    async with running_relay(pki, TOKEN) as relay:
+        yield relay
 
 
 @pytest.fixture
