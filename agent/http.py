@@ -15,12 +15,12 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from bridgehead.agent.api.headers import request_headers
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import ListenConfig
 from bridgehead.agent.errors import PayloadTooLarge, RequestTimeout
 from bridgehead.agent.listener import Guards
+from bridgehead.common.headers import request_headers
 
 MAX_BODY = 1024 * 1024
 BODY_IDLE = 30.0

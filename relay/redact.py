@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from bridgehead.agent.redact import malformed_request, scrub
+from bridgehead.common.redact import malformed_request, scrub
 
 LOGGERS = (
     "bridgehead.relay", "aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal",

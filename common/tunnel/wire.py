@@ -29,7 +29,7 @@ import h2.settings
 import hpack
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
-from bridgehead.agent.api import headers
+from bridgehead.common import headers
 
 SINGLETONS = headers.SINGLETONS
 """The request headers that may come once (agent.api.headers: one list for every front)."""

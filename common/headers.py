@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridgehead.agent.errors import BadRequest
+from bridgehead.common.errors import BadRequest
 
 SINGLETONS = frozenset(
     {"authorization", "content-length", "content-type", "if-match", "idempotency-key",

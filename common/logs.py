@@ -14,7 +14,7 @@ import sys
 
 import structlog
 
-from bridgehead.agent.redact import redact
+from bridgehead.common.redact import redact
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:
