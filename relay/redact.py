@@ -1,7 +1,7 @@
-"""What the relay logs passes the agent's redaction rules (`agent.redact`, the one set of
+"""What the relay logs passes the shared redaction rules (`common.redact`, the one set of
 them) before any handler sees it: its own lines and aiohttp's server, access and web loggers
 are filtered here, whatever handlers the process has (the relay also runs in-process, in the
-demo and the tests, without `agent.logs.configure`).
+demo and the tests, without `common.logs.configure`).
 
 Rules:
 - A malformed request is logged as one line naming its source and the parser's verdict
