@@ -31,9 +31,9 @@ from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfi
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.idempotency import IdempotencyStore
 from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
-from bridgehead.agent.runtime import StartupError
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.keyfiles import ensure_private_dir, load_or_create_secret
+from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
+from bridgehead.common.commands import Failure, UsageError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 
@@ -56,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _reader_went_away()
-    except commands.UsageError as exc:
+    except UsageError as exc:
         print(f"bridgehead: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except commands.Failure as exc:
+    except Failure as exc:
         print(f"bridgehead: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -1,28 +1,21 @@
 """What each `bridgehead` subcommand does, kept apart from argument parsing.
 
-`UsageError` (exit 2) and `Failure` (exit 1) carry the one sentence the CLI prints.
+`UsageError` (exit 2) and `Failure` (exit 1), in bridgehead.common.commands, carry the one
+sentence the CLI prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bridgehead.agent import logs
 from bridgehead.agent.app import Agent
 from bridgehead.agent.check import run_check
-from bridgehead.agent.config import AgentConfig, ConfigError, load_config
-from bridgehead.agent.runtime import Service, StartupError, run_until_signalled
-
-
-class UsageError(Exception):
-    """Bad arguments or config: exit code 2."""
-
-
-class Failure(Exception):
-    """The command could not do its job: exit code 1."""
+from bridgehead.agent.config import AgentConfig, load_config
+from bridgehead.common import logs
+from bridgehead.common.commands import UsageError, serve
+from bridgehead.common.config.document import ConfigError
 
 
 def usage_error(path: Path, exc: ConfigError) -> UsageError:
@@ -44,14 +37,6 @@ def run(path: Path) -> int:
     logs.configure()
     serve([Agent(config)])
     return 0
-
-
-def serve(services: Sequence[Service], on_started: Callable[[], None] | None = None) -> None:
-    """Run until SIGINT or SIGTERM; a StartupError becomes a UsageError (exit 2)."""
-    try:
-        run_until_signalled(services, on_started)
-    except StartupError as exc:
-        raise (Failure if exc.runtime else UsageError)(str(exc)) from None
 
 
 def check(path: Path) -> int:

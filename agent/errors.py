@@ -6,28 +6,7 @@ adapters' `SourceError`s) into `application/problem+json` responses.
 
 from __future__ import annotations
 
-
-class ApiError(Exception):
-    status = 500
-    title = "Internal error"
-    slug = "internal"
-
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    status = 400
-    title = "Bad request"
-    slug = "bad-request"
-
-
-class Unauthorized(ApiError):
-    status = 401
-    title = "Unauthorized"
-    slug = "unauthorized"
+from bridgehead.common.errors import ApiError
 
 
 class Forbidden(ApiError):

@@ -1,6 +1,6 @@
 """The local listener: a thin aiohttp front that hands every request to the pipeline.
 
-A request's headers go through `agent.api.headers` (a repeated singleton is a 400); its body
+A request's headers go through `common.headers` (a repeated singleton is a 400); its body
 is read piece by piece, each piece within `body_idle` seconds (408 past it) and the whole
 within `max_body` bytes (413); the connection guard (agent.listener) is told when a request's
 headers were complete and when it was answered, for the header timeout.
@@ -15,12 +15,12 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from bridgehead.agent.api.headers import request_headers
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import ListenConfig
 from bridgehead.agent.errors import PayloadTooLarge, RequestTimeout
 from bridgehead.agent.listener import Guards
+from bridgehead.common.headers import request_headers
 
 MAX_BODY = 1024 * 1024
 BODY_IDLE = 30.0

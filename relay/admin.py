@@ -27,9 +27,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bridgehead.agent.api.auth import bearer_token
-from bridgehead.agent.errors import Unauthorized
 from bridgehead.certs.keyfiles import load_or_create_secret
+from bridgehead.common.auth import bearer_token
+from bridgehead.common.errors import Unauthorized
 from bridgehead.relay.config import CallerConfig, RelayAdmin
 from bridgehead.relay.registry import AgentView, Registry
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from bridgehead.agent.commands import UsageError
 from bridgehead.certs.pki import check_name
+from bridgehead.common.commands import UsageError
 from bridgehead.relay.admin import ADMIN_TOKEN_FILE, read_admin_token
 from bridgehead.relay.config import RelayConfig, is_loopback
 from bridgehead.relay.revocations import Revocations

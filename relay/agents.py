@@ -13,8 +13,8 @@ import ssl
 
 from cryptography import x509
 
-from bridgehead.agent.tunnel import ALPN
 from bridgehead.certs.pki import Identity
+from bridgehead.common.tunnel import ALPN
 from bridgehead.relay.config import RelayConfig
 from bridgehead.relay.link import AgentLink
 from bridgehead.relay.registry import Registry

@@ -10,9 +10,9 @@ import ssl
 
 from aiohttp import web
 
-from bridgehead.agent.config.model import HostPort
-from bridgehead.agent.runtime import StartupError
 from bridgehead.certs.keyfiles import ensure_private_dir
+from bridgehead.common.config.base import HostPort
+from bridgehead.common.runtime import StartupError
 from bridgehead.relay import redact
 from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
 from bridgehead.relay.agents import AgentPort, agent_port_context

@@ -26,7 +26,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bridgehead.agent.tunnel import wire
+from bridgehead.common.tunnel import wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
 from bridgehead.relay.bodies import BodyRefused, bounded_body, declared_too_large

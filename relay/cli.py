@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bridgehead.agent import logs
-from bridgehead.agent.commands import Failure, UsageError, serve
-from bridgehead.agent.config import ConfigError
 from bridgehead.certs.pki import create_ca, issue_server_cert, write_key_pair
+from bridgehead.common import logs
+from bridgehead.common.commands import Failure, UsageError, serve
+from bridgehead.common.config.document import ConfigError
 from bridgehead.relay.admin_client import format_agents, list_agents, revoke
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config

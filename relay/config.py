@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bridgehead.agent.config.load import parse_document, read_text
-from bridgehead.agent.config.model import ConfigPath, Duration, Frozen, HostPort, TlsFiles
-from bridgehead.agent.config.yamltree import Path_
 from bridgehead.certs.pki import NAME_PATTERN
+from bridgehead.common.config.base import ConfigPath, Duration, Frozen, HostPort, TlsFiles
+from bridgehead.common.config.document import parse_document, read_text
+from bridgehead.common.config.yamltree import Path_
 
 
 def is_loopback(host: str) -> bool:

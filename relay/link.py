@@ -28,10 +28,10 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from bridgehead.agent.tunnel import wire
-from bridgehead.agent.tunnel.liveness import Liveness, keep_alive, send_windowed
-from bridgehead.agent.tunnel.outbox import Outbox
 from bridgehead.certs.pki import Identity
+from bridgehead.common.tunnel import wire
+from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
+from bridgehead.common.tunnel.outbox import Outbox
 
 log = logging.getLogger("bridgehead.relay")
 STREAM_WINDOW = 1 << 20

@@ -1,7 +1,7 @@
-"""What the relay logs passes the agent's redaction rules (`agent.redact`, the one set of
+"""What the relay logs passes the shared redaction rules (`common.redact`, the one set of
 them) before any handler sees it: its own lines and aiohttp's server, access and web loggers
 are filtered here, whatever handlers the process has (the relay also runs in-process, in the
-demo and the tests, without `agent.logs.configure`).
+demo and the tests, without `common.logs.configure`).
 
 Rules:
 - A malformed request is logged as one line naming its source and the parser's verdict
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from bridgehead.agent.redact import malformed_request, scrub
+from bridgehead.common.redact import malformed_request, scrub
 
 LOGGERS = (
     "bridgehead.relay", "aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal",

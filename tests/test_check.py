@@ -17,7 +17,7 @@ from bridgehead.adapters.base import SourceSettings
 from bridgehead.adapters.odbc import ODBCAdapter
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import load_config
-from bridgehead.agent.runtime import StartupError
+from bridgehead.common.runtime import StartupError
 
 
 async def check(

@@ -13,9 +13,10 @@ from textwrap import dedent
 
 import pytest
 
-from bridgehead.agent.config import AgentConfig, ConfigError, Problem, load_config
+from bridgehead.agent.config import AgentConfig, load_config
 from bridgehead.agent.config.load import parse_config
 from bridgehead.agent.config.model import ProcedureParam
+from bridgehead.common.config.document import ConfigError, Problem
 
 KEY_HASH = hashlib.sha256(b"crm-api-key").hexdigest()
 PASSWORD = "Zebra-Tr0ub4dor-7781"  # distinctive, so any leak is unambiguous

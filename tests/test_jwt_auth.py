@@ -20,7 +20,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from bridgehead.agent.api.auth import Principal
 from bridgehead.agent.api.jwt_auth import JwtVerifier
 from bridgehead.agent.config.model import JwtConfig
-from bridgehead.agent.errors import Unauthorized
+from bridgehead.common.errors import Unauthorized
 
 NOW = 1_700_000_000.0
 ISSUER = "https://login.example.com/"

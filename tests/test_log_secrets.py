@@ -12,8 +12,8 @@ import pytest
 from conftest import Caller
 from dbservers import PostgresServer
 
-from bridgehead.agent import logs
 from bridgehead.agent.api.auth import Authenticator
+from bridgehead.common import logs
 
 FAKE_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzdmMtY3JtIn0.c2lnbmF0dXJlLXNlY3JldA"
 

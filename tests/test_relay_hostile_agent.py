@@ -18,7 +18,7 @@ import h2.events
 import pytest
 from tunnelkit import Pki, relay_config
 
-from bridgehead.agent.tunnel import ALPN
+from bridgehead.common.tunnel import ALPN
 from bridgehead.relay.app import Relay
 
 TOKEN = "cloud-token-0123456789"

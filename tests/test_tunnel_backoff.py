@@ -11,8 +11,8 @@ from agentproc import free_port
 from tunnelkit import Pki, tunnel_section
 
 from bridgehead.agent.config.model import TunnelConfig
-from bridgehead.agent.tunnel.backoff import Backoff
 from bridgehead.agent.tunnel.client import TunnelClient
+from bridgehead.common.tunnel.backoff import Backoff
 
 
 def test_the_ceiling_doubles_up_to_the_cap_and_the_draw_is_full_jitter() -> None:

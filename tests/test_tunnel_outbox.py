@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridgehead.agent.tunnel.outbox import Outbox
+from bridgehead.common.tunnel.outbox import Outbox
 
 
 class Pending:

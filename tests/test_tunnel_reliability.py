@@ -26,9 +26,9 @@ from tunnelkit import Pki, relay_config, tunnel_section
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.app import Agent
-from bridgehead.agent.tunnel import ALPN
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.agent.tunnel.connection import TunnelConnection
+from bridgehead.common.tunnel import ALPN
 from bridgehead.relay.app import Relay
 from bridgehead.relay.link import STREAM_WINDOW, AgentLink
 

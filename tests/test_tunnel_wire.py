@@ -7,7 +7,7 @@ import hpack
 import pytest
 from hpack import NeverIndexedHeaderTuple
 
-from bridgehead.agent.tunnel import wire
+from bridgehead.common.tunnel import wire
 
 REQUEST = [(":method", "GET"), (":path", "/v1/t/1"), (":scheme", "https"), (":authority", "a")]
 

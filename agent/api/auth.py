@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridgehead.agent.config.model import ApiKeyConfig
-from bridgehead.agent.errors import Forbidden, Unauthorized
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridgehead"'}
+from bridgehead.agent.errors import Forbidden
+from bridgehead.common.auth import _CHALLENGE, bearer_token
+from bridgehead.common.errors import Unauthorized
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,6 @@ class Principal:
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise Forbidden(f"{self.name} lacks the scope {scope!r}; grant it in auth")
-
-
-def bearer_token(headers: Mapping[str, str]) -> str:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "send Authorization: Bearer <api key or token>", headers=dict(_CHALLENGE)
-        )
-    return token.strip()
 
 
 class ApiKeys:

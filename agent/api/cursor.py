@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from bridgehead.agent.api.values import dumps
-from bridgehead.agent.errors import BadRequest
+from bridgehead.common.errors import BadRequest
 
 _TAG_BYTES = 16
 

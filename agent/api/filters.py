@@ -27,7 +27,7 @@ from bridgehead.adapters.sql import (
 from bridgehead.adapters.types import ORDERABLE, Column, Kind
 from bridgehead.agent.api.values import parse
 from bridgehead.agent.catalog import Resource
-from bridgehead.agent.errors import BadRequest
+from bridgehead.common.errors import BadRequest
 
 RESERVED = frozenset({"select", "order", "limit", "cursor"})
 LISTS = frozenset({"select", "order"})

@@ -23,7 +23,7 @@ from jwt.types import Options
 
 from bridgehead.agent.api.auth import Principal
 from bridgehead.agent.config.model import JwtConfig
-from bridgehead.agent.errors import Unauthorized
+from bridgehead.common.errors import Unauthorized
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 

@@ -32,14 +32,8 @@ from bridgehead.agent.api.replay import Replayer, Write
 from bridgehead.agent.audit import AuditError, AuditRecord
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig, QueryConfig
-from bridgehead.agent.errors import (
-    AuditUnavailable,
-    BadRequest,
-    MethodNotAllowed,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-)
+from bridgehead.agent.errors import AuditUnavailable, MethodNotAllowed, NotFound, TooManyRequests
+from bridgehead.common.errors import BadRequest, Unauthorized
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")

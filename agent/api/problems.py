@@ -12,7 +12,7 @@ import orjson
 
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.errors import ApiError
+from bridgehead.common.errors import ApiError
 
 log = logging.getLogger("bridgehead.errors")
 PROBLEM_TYPE = "https://bridgehead.dev/problems/"

@@ -15,7 +15,8 @@ from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_lis
 from bridgehead.agent.api.message import ApiResponse
 from bridgehead.agent.api.values import dumps, parse
 from bridgehead.agent.catalog import Resource
-from bridgehead.agent.errors import BadRequest, NotFound
+from bridgehead.agent.errors import NotFound
+from bridgehead.common.errors import BadRequest
 
 JSON = "application/json"
 

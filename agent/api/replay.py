@@ -23,8 +23,9 @@ from bridgehead.agent.api import writes
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.problems import from_exception
 from bridgehead.agent.catalog import Resource
-from bridgehead.agent.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unprocessable
+from bridgehead.agent.errors import Conflict, TooManyRequests, Unprocessable
 from bridgehead.agent.idempotency import Entry, IdempotencyStore, KeyLimitReached
+from bridgehead.common.errors import ApiError, BadRequest
 
 Write = Callable[[writes.BeforeCommit], Awaitable[ApiResponse]]
 MAX_KEY = 255

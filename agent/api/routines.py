@@ -18,7 +18,7 @@ from bridgehead.agent.api.query_types import Encoders, QueryTypes
 from bridgehead.agent.api.values import dumps, from_json
 from bridgehead.agent.api.writes import parse_body
 from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
-from bridgehead.agent.errors import BadRequest
+from bridgehead.common.errors import BadRequest
 
 JSON = "application/json"
 MAX_PROCEDURE_ROWS = 10_000

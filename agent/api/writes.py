@@ -31,13 +31,8 @@ from bridgehead.agent.api.message import ApiResponse
 from bridgehead.agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
 from bridgehead.agent.api.values import dumps, from_json
 from bridgehead.agent.catalog import Resource
-from bridgehead.agent.errors import (
-    ApiError,
-    BadRequest,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-)
+from bridgehead.agent.errors import NotFound, PreconditionFailed, PreconditionRequired
+from bridgehead.common.errors import ApiError, BadRequest
 
 JSON = "application/json"
 Proof = dict[str, Any]

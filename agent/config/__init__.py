@@ -1,6 +1,6 @@
 """The agent's configuration: YAML validated once into frozen objects, every problem at once."""
 
-from bridgehead.agent.config.load import ConfigError, Problem, load_config
+from bridgehead.agent.config.load import load_config
 from bridgehead.agent.config.model import AgentConfig
 
-__all__ = ["AgentConfig", "ConfigError", "Problem", "load_config"]
+__all__ = ["AgentConfig", "load_config"]

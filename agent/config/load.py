@@ -1,55 +1,16 @@
 """Loads an agent config file: YAML → substitution → validation → cross-references.
 
-Every problem is collected and raised together as `ConfigError`, each with its key path
-and line, e.g. `resources.customers.source: line 14: no source named 'erpp' (sources: erp)`.
-Messages never include values: a value may be a secret.
+Every problem is collected and raised together as `ConfigError` (bridgehead.common.config).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.config.references import check_references
-from bridgehead.agent.config.substitute import substitute
-from bridgehead.agent.config.yamltree import Path_, YamlProblem, parse
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{self.path}: {where}{self.message}" if self.path else f"{where}{self.message}"
-
-
-class ConfigError(Exception):
-    def __init__(self, file: Path, problems: list[Problem]) -> None:
-        self.file = file
-        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-def dotted(path: Path_) -> str:
-    return ".".join(str(part) for part in path)
-
-
-def line_of(path: Path_, lines: Mapping[Path_, int]) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
-
-Decrypter = Callable[[Path], Callable[[str], str]]
+from bridgehead.common.config.document import Decrypter, parse_document, read_text
 
 
 def load_config(
@@ -62,15 +23,6 @@ def load_config(
     return parse_config(read_text(file), file, environ, decrypter)
 
 
-def read_text(file: Path) -> str:
-    """The config file's text, or ConfigError with the one problem: it cannot be read."""
-    try:
-        return Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(file, [Problem("", None, f"cannot read {file}: {reason}")]) from None
-
-
 def parse_config(
     text: str,
     file: Path,
@@ -80,88 +32,3 @@ def parse_config(
     return parse_document(
         text, file, AgentConfig, check_references, environ=environ, decrypter=decrypter
     )
-
-
-Model = TypeVar("Model", bound=BaseModel)
-References = Callable[[Mapping[str, Any]], list[tuple[Path_, str]]]
-
-
-def parse_document(
-    text: str,
-    file: Path,
-    model: type[Model],
-    references: References,
-    *,
-    environ: Mapping[str, str] | None = None,
-    decrypter: Decrypter | None = None,
-) -> Model:
-    """Any Bridgehead config file (the agent's or the relay's) into its frozen model."""
-    base_dir = file.resolve().parent
-    try:
-        data, lines = parse(text)
-    except YamlProblem as exc:
-        raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
-    if not isinstance(data, dict):
-        message = "the config must be a YAML mapping of keys to values (sources:, resources:, ...)"
-        raise ConfigError(file, [Problem("", lines.get((), 1), message)])
-    problems: list[Problem] = []
-    if "base_dir" in data:
-        line = lines.get(("base_dir",))
-        problems.append(Problem("base_dir", line, "base_dir is set by the program; remove it"))
-        del data["base_dir"]
-    decrypt = decrypter(_state_dir(data, base_dir, environ)) if decrypter else None
-    result = substitute(data, base_dir, environ, decrypt)
-    failed = {f.path for f in result.problems}
-    problems += [
-        Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
-    ]
-    found = references(result.data)
-    problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in found]
-    try:
-        config = model.model_validate(
-            {**result.data, "base_dir": base_dir}, context={"base_dir": base_dir}
-        )
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            if not any(loc[: len(p)] == p for p in failed):
-                problems.append(_problem(error, lines, result.secret_paths))
-    if problems:
-        raise ConfigError(file, problems)
-    return config
-
-
-def _state_dir(data: dict[str, Any], base_dir: Path, environ: Mapping[str, str] | None) -> Path:
-    raw = substitute(data.get("state_dir"), base_dir, environ).data
-    if isinstance(raw, str) and raw:
-        path = Path(raw).expanduser()
-        return path if path.is_absolute() else base_dir / path
-    return base_dir / "state"
-
-
-_SHAPES = {
-    "SourceConfig": "a source is a mapping with one adapter key, "
-    "e.g. {sqlite: PATH} or {odbc: CONNECTION-STRING}",
-    "ListenConfig": "listen is HOST:PORT (e.g. 127.0.0.1:8470) or "
-    "{address: HOST:PORT, tls: {cert: FILE, key: FILE}}",
-    "HostPort": "an address is HOST:PORT, e.g. 127.0.0.1:8471",
-}
-
-
-def _problem(error: Any, lines: Mapping[Path_, int], secret_paths: set[Path_]) -> Problem:
-    loc: Path_ = tuple(error["loc"])
-    kind = error["type"]
-    shape = _SHAPES.get((error.get("ctx") or {}).get("class_name", ""))
-    if kind in ("model_type", "model_attributes_type", "dict_type") and shape:
-        message = shape
-    elif kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}; check its spelling against the config reference"
-    elif kind == "missing":
-        message = f"missing required key {loc[-1]!r}"
-        loc = loc[:-1]
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        message = message[:1].lower() + message[1:]
-        if any(loc[: len(p)] == p for p in secret_paths) and isinstance(error["input"], str):
-            message = message.replace(repr(error["input"]), "the substituted value")
-    return Problem(dotted(loc), line_of(tuple(error["loc"]), lines), message)

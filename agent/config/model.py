@@ -8,61 +8,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from bridgehead.adapters import registry
-from bridgehead.agent.config.durations import parse_duration
+from bridgehead.common.config.base import ConfigPath, Duration, Frozen, HostPort, TlsFiles
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _beside_config(value: Path, info: ValidationInfo) -> Path:
-    """Relative paths are relative to the config file's folder, not the working directory."""
-    base = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    return value if value.is_absolute() or base is None else Path(base) / value
-
-
-ConfigPath = Annotated[Path, AfterValidator(_beside_config)]
 Operation = Literal["read", "insert", "update", "delete"]
 ParamType = Literal[
     "string", "integer", "decimal", "float", "boolean", "date", "time", "timestamp", "uuid"
 ]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
-
-
-class HostPort(Frozen):
-    host: str
-    port: int = Field(ge=0, le=65535)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_text(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8470")
-        return {"host": host.strip("[]") or "127.0.0.1", "port": int(port)}
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 class SourceConfig(Frozen):
@@ -162,11 +123,6 @@ class JwtConfig(Frozen):
 class AuthConfig(Frozen):
     api_keys: tuple[ApiKeyConfig, ...] = ()
     jwt: JwtConfig | None = None
-
-
-class TlsFiles(Frozen):
-    cert: ConfigPath
-    key: ConfigPath
 
 
 class ListenConfig(Frozen):

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bridgehead.agent.api.named_sql import placeholders
-from bridgehead.agent.config.yamltree import Path_
+from bridgehead.common.config.yamltree import Path_
 
 Found = tuple[Path_, str]
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import TunnelConfig
-from bridgehead.agent.tunnel import ALPN
-from bridgehead.agent.tunnel.backoff import Backoff
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.agent.tunnel.proxy import open_via_proxy
+from bridgehead.common.tunnel import ALPN
+from bridgehead.common.tunnel.backoff import Backoff
 
 log = logging.getLogger("bridgehead.tunnel")
 DIAL_TIMEOUT = 10.0

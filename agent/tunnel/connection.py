@@ -25,9 +25,9 @@ from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.errors import PayloadTooLarge
 from bridgehead.agent.tunnel import session as ev
-from bridgehead.agent.tunnel.liveness import Liveness, keep_alive, send_windowed
-from bridgehead.agent.tunnel.outbox import Outbox
 from bridgehead.agent.tunnel.session import TunnelSession
+from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
+from bridgehead.common.tunnel.outbox import Outbox
 
 log = logging.getLogger("bridgehead.tunnel")
 READ_SIZE = 1 << 16

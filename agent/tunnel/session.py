@@ -15,7 +15,7 @@ import h2.errors
 import h2.events
 import h2.settings
 
-from bridgehead.agent.tunnel import wire
+from bridgehead.common.tunnel import wire
 
 STREAM_WINDOW = 1 << 20
 """How much request body the relay may send ahead on one stream before we acknowledge it."""

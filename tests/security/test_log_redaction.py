@@ -16,8 +16,8 @@ from dbservers import PostgresServer
 from jwtkit import new_key, token, write_jwks
 from rawhttp import exchange
 
-from bridgehead.agent import logs, redact
 from bridgehead.agent.api.auth import Authenticator
+from bridgehead.common import logs, redact
 
 
 def malformed(credential: str) -> list[bytes]:

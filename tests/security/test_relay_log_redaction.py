@@ -12,7 +12,7 @@ import pytest
 from relaysec_kit import TOKEN, closed_within, start_relay, tls_socket
 from tunnelkit import Pki
 
-from bridgehead.agent.redact import scrub
+from bridgehead.common.redact import scrub
 from bridgehead.relay.redact import Redactor
 
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from relaysec_kit import start_relay, tls_socket
 from tunnelkit import Pki, relay_config
 
-from bridgehead.agent.config import ConfigError
+from bridgehead.common.config.document import ConfigError
 from bridgehead.relay.admin import RelayMetrics, admin_app
 from bridgehead.relay.config import RelayAdmin
 from bridgehead.relay.registry import Registry

@@ -11,7 +11,7 @@ Rules:
   CPU. Only headers on the INDEXABLE list enter the dynamic table; every other value (paths,
   request ids, credentials, any custom header that may carry a secret) is never indexed, so no
   secret shares a compression context with other callers' headers.
-- A block may name each pseudo-header, and each header on SINGLETONS (agent.api.headers, the
+- A block may name each pseudo-header, and each header on SINGLETONS (common.headers, the
   rule the local listener applies too), only once: the relay and the agent must never read
   different values from one request (the first vs the last).
 - Header bytes are UTF-8 with surrogate escapes both ways, so no byte sequence a caller sends
@@ -29,10 +29,10 @@ import h2.settings
 import hpack
 from hpack import HeaderTuple, NeverIndexedHeaderTuple
 
-from bridgehead.agent.api import headers
+from bridgehead.common import headers
 
 SINGLETONS = headers.SINGLETONS
-"""The request headers that may come once (agent.api.headers: one list for every front)."""
+"""The request headers that may come once (common.headers: one list for every front)."""
 MAX_FRAME = 1 << 16
 """The largest DATA frame either end accepts: a quarter of the 16 KB default's per-frame CPU,
 and at 100 Mbit/s a frame holds the connection for only about 5 ms."""

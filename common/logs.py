@@ -1,6 +1,6 @@
 """Logging set-up: structured lines on stderr, one format for the agent's and libraries' logs.
 
-Every record passes `agent.redact.redact` before it is rendered (the one redaction path):
+Every record passes `common.redact.redact` before it is rendered (the one redaction path):
 exceptions are rendered there as plain tracebacks, never with local variables (structlog
 renders locals through `rich` when it finds it, and a frame's locals hold request headers,
 credentials and connection strings), malformed requests are summarised without their bytes,
@@ -14,7 +14,7 @@ import sys
 
 import structlog
 
-from bridgehead.agent.redact import redact
+from bridgehead.common.redact import redact
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:

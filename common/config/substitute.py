@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridgehead.agent.config.yamltree import Path_
+from bridgehead.common.config.yamltree import Path_
 
 _REFERENCE = re.compile(r"\$\{(env|file):([^}]*)\}")
 

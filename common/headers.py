@@ -2,7 +2,7 @@
 
 Each header on SINGLETONS may come only once: the relay, a front and the pipeline must never
 read different values of one request (the first vs the last `Authorization`). The local
-listener refuses a repeat with a 400 problem; the tunnel resets the stream (agent.tunnel.wire
+listener refuses a repeat with a 400 problem; the tunnel resets the stream (common.tunnel.wire
 checks the same list). Other repeated headers are joined with ", " (RFC 9110 §5.3). Names
 are lower-cased. No I/O here.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridgehead.agent.errors import BadRequest
+from bridgehead.common.errors import BadRequest
 
 SINGLETONS = frozenset(
     {"authorization", "content-length", "content-type", "if-match", "idempotency-key",

@@ -1,0 +1,2 @@
+"""The config machinery both ends share: YAML line map, substitution, durations, problems,
+base models."""
