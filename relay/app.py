@@ -59,7 +59,7 @@ class Relay:
         self.admin_url: str | None = None
 
     async def start(self) -> None:
-        redact.install()
+        redact.install(self)
         try:
             await asyncio.to_thread(ensure_private_dir, self.config.state_path)
             token = await asyncio.to_thread(admin_token, self.config.state_path)
@@ -106,6 +106,7 @@ class Relay:
         return f"{'https' if tls else 'http'}://{bound[0]}:{bound[1]}"
 
     async def stop(self) -> None:
+        redact.uninstall(self)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -50,11 +50,24 @@ def _replace(record: logging.LogRecord, message: str) -> None:
 
 
 _REDACTOR = Redactor()
+_USERS: list[object] = []
+"""The relays running in this process: the filter stays while one does."""
 
 
-def install() -> None:
-    """Put the redactor on every logger the relay writes through (idempotent)."""
+def install(user: object) -> None:
+    """Put the redactor on every logger the relay writes through, while `user` runs."""
+    _USERS.append(user)
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
+
+
+def uninstall(user: object) -> None:
+    """`user` stopped; once no relay in this process runs, the loggers are left as found (a
+    process that also runs an agent, like the demo, logs through its own set-up)."""
+    if user in _USERS:
+        _USERS.remove(user)
+    if not _USERS:
+        for name in LOGGERS:
+            logging.getLogger(name).removeFilter(_REDACTOR)
