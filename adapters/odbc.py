@@ -15,7 +15,8 @@ from typing import Any
 
 from bridgehead.adapters import errors
 from bridgehead.adapters.base import SourceSettings
-from bridgehead.adapters.pooled import Job, PooledAdapter
+from bridgehead.adapters.jobs import Job
+from bridgehead.adapters.pooled import PooledAdapter
 from bridgehead.adapters.types import Column, TableInfo, TableRef, ValueRules
 
 _SECRET_KEYS = re.compile(

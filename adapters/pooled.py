@@ -25,6 +25,16 @@ from typing import Any, TypeVar
 from bridgehead.adapters import errors
 from bridgehead.adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
 from bridgehead.adapters.dialects import Dialect, for_dbms
+from bridgehead.adapters.jobs import (
+    Job,
+    close_cursor,
+    execute,
+    fetch_batch,
+    fetch_rows,
+    named_rows,
+    result_sets,
+    run_statement,
+)
 from bridgehead.adapters.types import TableInfo, TableRef, ValueRules, with_rules
 
 T = TypeVar("T")
@@ -32,96 +42,6 @@ log = logging.getLogger(__name__)
 
 CANCEL_GRACE = 5.0
 """Seconds to wait for a cancelled statement to return before its connection is abandoned."""
-
-
-class Job:
-    """One leased connection and the statement running on it."""
-
-    __slots__ = ("broken", "by_statement", "conn", "cursor", "fresh", "pending", "timed_out")
-
-    def __init__(self, conn: Any, *, fresh: bool) -> None:
-        self.conn = conn
-        self.fresh = fresh
-        self.cursor: Any = None
-        self.pending: asyncio.Future[Any] | None = None
-        self.broken = False
-        self.timed_out = False
-        self.by_statement = False
-        """The transaction was begun by a statement (Dialect.begin_sql), not by the driver."""
-
-
-def _fetch_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
-    cursor = job.cursor = job.conn.cursor()
-    try:
-        cursor.execute(sql, params)
-        return cursor.fetchmany(max_rows)  # type: ignore[no-any-return]
-    finally:
-        job.cursor = None
-        cursor.close()
-
-
-def _execute(job: Job, sql: str, params: Sequence[Any]) -> None:
-    job.cursor = job.conn.cursor()
-    job.cursor.execute(sql, params)
-
-
-def _fetch_batch(job: Job, size: int) -> list[Row]:
-    return job.cursor.fetchmany(size)  # type: ignore[no-any-return]
-
-
-def _run_statement(
-    job: Job, sql: str, params: Sequence[Any], check: Callable[[Any], None]
-) -> Outcome:
-    cursor = job.cursor = job.conn.cursor()
-    try:
-        cursor.execute(sql, params)
-        check(cursor)
-        if cursor.description is None:
-            return Outcome(None, cursor.rowcount)
-        names = [d[0] for d in cursor.description]
-        return Outcome(cursor.fetchall(), cursor.rowcount, names)
-    finally:
-        job.cursor = None
-        cursor.close()
-
-
-def _named_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
-    cursor = job.cursor = job.conn.cursor()
-    try:
-        cursor.execute(sql, params)
-        if cursor.description is None:
-            return ResultSet([], [])
-        return ResultSet([d[0] for d in cursor.description], cursor.fetchmany(max_rows))
-    finally:
-        job.cursor = None
-        cursor.close()
-
-
-def _result_sets(
-    job: Job, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
-) -> list[ResultSet]:
-    cursor = job.cursor = job.conn.cursor()
-    sets: list[ResultSet] = []
-    try:
-        for statement, args in statements:
-            cursor.execute(statement, args)
-            while True:
-                if cursor.description is not None:
-                    names = [d[0] for d in cursor.description]
-                    sets.append(ResultSet(names, cursor.fetchmany(max_rows)))
-                next_set = getattr(cursor, "nextset", None)
-                if next_set is None or not next_set():
-                    break
-        return sets
-    finally:
-        job.cursor = None
-        cursor.close()
-
-
-def _close_cursor(job: Job) -> None:
-    cursor, job.cursor = job.cursor, None
-    if cursor is not None:
-        cursor.close()
 
 
 class Transaction:
@@ -133,10 +53,10 @@ class Transaction:
 
     async def execute(self, sql: str, params: Sequence[Any]) -> Outcome:
         check = self._adapter._check_diagnostics
-        return await self._adapter._call(self._job, _run_statement, sql, params, check)
+        return await self._adapter._call(self._job, run_statement, sql, params, check)
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
-        return await self._adapter._call(self._job, _fetch_rows, sql, params, max_rows)
+        return await self._adapter._call(self._job, fetch_rows, sql, params, max_rows)
 
 
 class PooledAdapter(ABC):
@@ -218,17 +138,17 @@ class PooledAdapter(ABC):
         return with_rules(info, self.value_rules) if info is not None else None
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
-        return await self._read(_fetch_rows, sql, params, max_rows)
+        return await self._read(fetch_rows, sql, params, max_rows)
 
     async def run(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
         async with self._lease() as job:
-            return await self._call(job, _named_rows, sql, params, max_rows)
+            return await self._call(job, named_rows, sql, params, max_rows)
 
     async def call(
         self, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
     ) -> list[ResultSet]:
         async with self._lease() as job:
-            return await self._call(job, _result_sets, statements, max_rows)
+            return await self._call(job, result_sets, statements, max_rows)
 
     @asynccontextmanager
     async def stream(
@@ -236,12 +156,12 @@ class PooledAdapter(ABC):
     ) -> AsyncIterator[RowStream]:
         async with self._lease() as job:
             try:
-                await self._call(job, _execute, sql, params)
+                await self._call(job, execute, sql, params)
                 description = job.cursor.description or ()
                 yield RowStream([d[0] for d in description], self._batches(job, batch_size))
             finally:
                 if not job.timed_out and (job.pending is None or job.pending.done()):
-                    await self._call(job, _close_cursor)
+                    await self._call(job, close_cursor)
 
     @asynccontextmanager
     async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Transaction]:
@@ -415,7 +335,7 @@ class PooledAdapter(ABC):
             log.warning("source %s: cancel failed", self.source, exc_info=True)
 
     async def _batches(self, job: Job, size: int) -> AsyncIterator[list[Row]]:
-        while rows := await self._call(job, _fetch_batch, size):
+        while rows := await self._call(job, fetch_batch, size):
             yield rows
 
 

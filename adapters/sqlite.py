@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bridgehead.adapters import errors
-from bridgehead.adapters.pooled import Job, PooledAdapter
+from bridgehead.adapters.jobs import Job
+from bridgehead.adapters.pooled import PooledAdapter
 from bridgehead.adapters.types import Column, TableInfo, TableRef
 
 BUSY_TIMEOUT = 5.0

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bridgehead.adapters.base import Adapter
-from bridgehead.adapters.dialects.base import base_type_name
+from bridgehead.adapters.dialects.typenames import base_type_name
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.adapters.types import Column, Kind, TableInfo, TableRef
 from bridgehead.agent.api.values import Encoder, encoder

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bridgehead.adapters.dialects.access import AccessDialect
-from bridgehead.adapters.dialects.base import Dialect, pick
+from bridgehead.adapters.dialects.base import Dialect
 from bridgehead.adapters.dialects.db2 import DB2Dialect
 from bridgehead.adapters.dialects.mssql import SQLServerDialect
 from bridgehead.adapters.dialects.mysql import MySQLDialect
@@ -20,6 +22,15 @@ DIALECTS: tuple[type[Dialect], ...] = (
     DB2Dialect,
     AccessDialect,
 )
+
+
+def pick(dbms_name: str, dialects: Sequence[type[Dialect]]) -> type[Dialect] | None:
+    """The first dialect whose `dbms_names` prefixes the DBMS's name (case-insensitive)."""
+    lowered = dbms_name.lower()
+    for dialect in dialects:
+        if lowered.startswith(dialect.dbms_names):
+            return dialect
+    return None
 
 
 def for_dbms(dbms_name: str) -> Dialect:

@@ -10,12 +10,27 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from bridgehead.adapters import errors
+from bridgehead.adapters.dialects.decoders import (
+    Decoder,
+    as_bool,
+    as_bytes,
+    as_utc,
+    as_uuid_text,
+    utc_naive,
+)
+from bridgehead.adapters.dialects.typenames import (
+    CODE_KINDS,
+    INTEGER_BITS,
+    NAME_KINDS,
+    SIZED_CODES,
+    base_type_name,
+    declared_precision,
+)
 from bridgehead.adapters.sql import (
     LIKE_ESCAPE,
     And,
@@ -35,144 +50,8 @@ from bridgehead.adapters.sql import (
 )
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
-Decoder = Callable[[Any], Any]
-
-_NAME_KINDS: dict[str, Kind] = {
-    **dict.fromkeys(
-        [
-            "int",
-            "integer",
-            "smallint",
-            "tinyint",
-            "bigint",
-            "mediumint",
-            "int2",
-            "int4",
-            "int8",
-            "serial",
-            "bigserial",
-            "smallserial",
-            "serial4",
-            "serial8",
-        ],
-        Kind.INTEGER,
-    ),
-    **dict.fromkeys(["decimal", "numeric", "dec", "money", "smallmoney"], Kind.DECIMAL),
-    **dict.fromkeys(
-        ["real", "float", "double", "double precision", "float4", "float8"], Kind.FLOAT
-    ),
-    **dict.fromkeys(["boolean", "bool"], Kind.BOOLEAN),
-    **dict.fromkeys(
-        [
-            "char",
-            "varchar",
-            "nchar",
-            "nvarchar",
-            "text",
-            "ntext",
-            "character",
-            "bpchar",
-            "character varying",
-            "national character varying",
-            "clob",
-            "nclob",
-            "citext",
-            "name",
-            "json",
-            "jsonb",
-            "xml",
-            "longtext",
-            "mediumtext",
-            "tinytext",
-            "string",
-        ],
-        Kind.STRING,
-    ),
-    "date": Kind.DATE,
-    **dict.fromkeys(["time", "time without time zone"], Kind.TIME),
-    **dict.fromkeys(["timestamp", "datetime", "timestamp without time zone"], Kind.TIMESTAMP),
-    **dict.fromkeys(["timestamptz", "timestamp with time zone"], Kind.TIMESTAMPTZ),
-    **dict.fromkeys(["uuid", "uniqueidentifier", "guid"], Kind.UUID),
-    **dict.fromkeys(
-        ["binary", "varbinary", "blob", "bytea", "longblob", "mediumblob", "tinyblob", "image"],
-        Kind.BINARY,
-    ),
-}
-
-# ODBC SQL type codes (sql.h / sqlext.h), the fallback when a type name is not known.
-_CODE_KINDS: dict[int, Kind] = {
-    **dict.fromkeys((4, 5, -5, -6), Kind.INTEGER),
-    **dict.fromkeys((2, 3), Kind.DECIMAL),
-    **dict.fromkeys((6, 7, 8), Kind.FLOAT),
-    -7: Kind.BOOLEAN,
-    **dict.fromkeys((1, 12, -1, -8, -9, -10), Kind.STRING),
-    91: Kind.DATE,
-    92: Kind.TIME,
-    93: Kind.TIMESTAMP,
-    -11: Kind.UUID,
-    **dict.fromkeys((-2, -3, -4), Kind.BINARY),
-}
-
-_INTEGER_BITS: dict[str, int] = {
-    **dict.fromkeys(("tinyint",), 8),
-    **dict.fromkeys(("smallint", "int2", "smallserial", "serial2"), 16),
-    **dict.fromkeys(("mediumint",), 24),
-    **dict.fromkeys(("int", "integer", "int4", "serial", "serial4"), 32),
-    **dict.fromkeys(("bigint", "int8", "bigserial", "serial8"), 64),
-}
-
 _UNAVAILABLE_SQLSTATES = ("08", "28", "HYT01", "57P01", "57P02", "57P03")
 _TIMEOUT_SQLSTATES = ("HYT00", "57014", "HY008", "HY018")
-
-
-def base_type_name(db_type: str) -> str:
-    """`NUMERIC(12, 2)` → `numeric`; `timestamp(3) with time zone` → `timestamp with time zone`."""
-    return re.sub(r"\s*\([^)]*\)", "", db_type).strip().lower()
-
-
-def _utc_naive(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def as_utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
-def as_uuid_text(value: Any) -> Any:
-    """GUIDs as lower-case text, whatever case or type the driver hands back."""
-    if isinstance(value, str):
-        return value.lower()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray) and len(value) == 16:
-        return str(uuid.UUID(bytes_le=bytes(value)))
-    return value
-
-
-_TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes", "on"})
-_BOOL_TEXT = {"1": True, "0": False, "t": True, "f": False, "true": True, "false": False}
-
-
-def _as_bool(value: Any) -> Any:
-    """Booleans whatever the driver makes of them: psqlODBC sends '1'/'0' (BoolsAsChar)."""
-    if value.__class__ is bool:
-        return value
-    known = _BOOL_TEXT.get(value) if isinstance(value, str) else None
-    if known is not None:
-        return known
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE_TEXT
-    return bool(value)
-
-
-def _as_bytes(value: Any) -> Any:
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    return value
 
 
 Step = tuple[str, tuple[Any, ...]]
@@ -243,7 +122,7 @@ class Dialect:
     def knows_type_name(self, db_type: str) -> bool:
         """Whether the type's name is one this dialect maps (not a guess from its ODBC code)."""
         base = base_type_name(db_type)
-        return base in self.name_kinds or base in _NAME_KINDS
+        return base in self.name_kinds or base in NAME_KINDS
 
     # -- statements --------------------------------------------------------------------------
 
@@ -402,7 +281,7 @@ class Dialect:
     def bind(self, value: Any) -> Any:
         """A canonical Python value, ready for the driver's `?` placeholder."""
         if isinstance(value, dt.datetime):
-            return _utc_naive(value)
+            return utc_naive(value)
         if isinstance(value, uuid.UUID):
             return str(value)
         if isinstance(value, dt.time):
@@ -418,11 +297,11 @@ class Dialect:
         scale: int | None = None,
     ) -> ColumnType:
         base = base_type_name(db_type)
-        kind = self.name_kinds.get(base) or _NAME_KINDS.get(base)
+        kind = self.name_kinds.get(base) or NAME_KINDS.get(base)
         if kind is None:
-            kind = _CODE_KINDS.get(sql_type, Kind.UNKNOWN) if sql_type is not None else Kind.UNKNOWN
+            kind = CODE_KINDS.get(sql_type, Kind.UNKNOWN) if sql_type is not None else Kind.UNKNOWN
         if kind is Kind.DECIMAL and precision is None:
-            precision, scale = _declared_precision(db_type)
+            precision, scale = declared_precision(db_type)
         bounds = self.integer_bounds(base) if kind is Kind.INTEGER else None
         length = None
         if kind in (Kind.STRING, Kind.BINARY):
@@ -441,14 +320,14 @@ class Dialect:
         declared = re.search(r"\(\s*(\d+)\s*\)", db_type)
         if declared:
             return int(declared.group(1)) or None
-        if sql_type in _SIZED_CODES and size is not None and size > 0:
+        if sql_type in SIZED_CODES and size is not None and size > 0:
             return size
         return None
 
     def integer_bounds(self, base: str) -> tuple[int, int] | None:
         """The range of an integer type by its name (`smallint`, `int unsigned`); None: 64-bit."""
         name, _, sign = base.partition(" ")
-        bits = _INTEGER_BITS.get(name)
+        bits = INTEGER_BITS.get(name)
         if bits is None:
             return None
         if sign == "unsigned":
@@ -459,13 +338,13 @@ class Dialect:
         """Turns what the driver returns into the canonical value for the column's kind."""
         match column_type.kind:
             case Kind.BOOLEAN:
-                return _as_bool
+                return as_bool
             case Kind.TIMESTAMPTZ:
                 return as_utc
             case Kind.UUID:
                 return as_uuid_text
             case Kind.BINARY:
-                return _as_bytes
+                return as_bytes
         return None
 
     # -- checks (`bridgehead check`) ---------------------------------------------------------
@@ -512,114 +391,9 @@ class Dialect:
         return False
 
 
-_IDENTIFIER = re.compile(r"[^\W\d][\w$. ]{0,127}")
-
-
-def identifiers(*names: str | None) -> list[str]:
-    """The names that are plain identifiers (letters, digits, `_`, `$`, `.`, spaces): a name taken
-    from a driver message reaches a caller only if it cannot be a fragment of a value."""
-    return [n for n in names if n is not None and _IDENTIFIER.fullmatch(n)]
-
-
-def refusal(
-    kind: str, fix: str, *, column: str | None = None, constraint: str | None = None
-) -> str | None:
-    """`... violates a constraint: <kind> 'name' on column 'col'; <fix>.`, naming only the
-    parts that are identifiers; None when neither is."""
-    column, constraint = (next(iter(identifiers(n)), None) for n in (column, constraint))
-    if column is None and constraint is None:
-        return None
-    named = f" {constraint!r}" if constraint else ""
-    on = f" on column {column!r}" if column else ""
-    return (
-        "The database refused the change because it violates a constraint: "
-        f"{kind}{named}{on}; {fix}."
-    )
-
-
-NOT_NULL_FIX = "send a value for that column"
-UNIQUE_FIX = "a row with the same value already exists"
-PARENT_MISSING_FIX = "the row it refers to does not exist"
-CHILDREN_EXIST_FIX = "other rows still refer to this row; change or delete them first"
-CHECK_FIX = "send values the constraint allows"
-
-
-def rejected_value(column: str | None, reason: str) -> str | None:
-    """The detail of a value the database refused for one column, if the column is named."""
-    named = identifiers(column)
-    return f"The database rejected the value for column {named[0]!r}: {reason}." if named else None
-
-
 @dataclass(frozen=True)
 class CallPlan:
     steps: tuple[tuple[str, tuple[str, ...]], ...]
     """Statements to run in order on one connection, each with the parameters for its `?`s."""
     outputs_in_last_set: bool
     """The output parameters are the last result set's row (a CALL's own, or a SELECT's)."""
-
-
-_SIZED_CODES = frozenset({1, 12, -8, -9, -2, -3})
-"""SQL_CHAR, SQL_VARCHAR, SQL_WCHAR, SQL_WVARCHAR, SQL_BINARY, SQL_VARBINARY."""
-
-
-def _declared_precision(db_type: str) -> tuple[int | None, int | None]:
-    match = re.search(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", db_type)
-    if not match:
-        return None, None
-    return int(match.group(1)), int(match.group(2) or 0)
-
-
-def parsed(parse: Callable[[str], Any]) -> Decoder:
-    """A decoder for values fetched as text (ISO 8601 dates and times): text is parsed, and
-    raises ValueError if it is not of the type (the API then serves it as it is, as text)."""
-
-    def decode(value: Any) -> Any:
-        return parse(value) if isinstance(value, str) else value
-
-    return decode
-
-
-def time_text(text: str) -> dt.time:
-    """A time of day from the database's text, with 0 to 6 fractional digits (`12:00:00.5`)."""
-    whole, dot, fraction = text.partition(".")
-    if dot and fraction.isdigit() and len(fraction) < 6:
-        text = f"{whole}.{fraction.ljust(6, '0')}"
-    return dt.time.fromisoformat(text)
-
-
-def zoned_text(text: str) -> dt.datetime:
-    """An instant from the database's text: with its offset, or UTC when it has none."""
-    value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def instant(value: Any) -> Any:
-    """An instant, from the database's text or a driver's naive datetime meaning UTC (the
-    sessions run in UTC; a named query's values come from the driver, not as text)."""
-    return zoned_text(value) if isinstance(value, str) else as_utc(value)
-
-
-def quantizer(scale: int | None) -> Decoder:
-    """Decimal decoder for drivers that may hand back floats or text for DECIMAL columns."""
-    exponent = Decimal(1).scaleb(-scale) if scale is not None else None
-
-    def decode(value: Any) -> Any:
-        if value is None or (isinstance(value, Decimal) and exponent is None):
-            return value
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-        if exponent is None:
-            return number
-        try:
-            return number.quantize(exponent)
-        except InvalidOperation:  # more digits than the context holds: serve it as stored
-            return number
-
-    return decode
-
-
-def pick(dbms_name: str, dialects: Sequence[type[Dialect]]) -> type[Dialect] | None:
-    lowered = dbms_name.lower()
-    for dialect in dialects:
-        if lowered.startswith(dialect.dbms_names):
-            return dialect
-    return None

@@ -9,15 +9,8 @@ from typing import Any, ClassVar
 
 from bridgehead.adapters import errors
 from bridgehead.adapters.dialects import mysql_errors
-from bridgehead.adapters.dialects.base import (
-    CallPlan,
-    Decoder,
-    Dialect,
-    Step,
-    instant,
-    parsed,
-    time_text,
-)
+from bridgehead.adapters.dialects.base import CallPlan, Dialect, Step
+from bridgehead.adapters.dialects.decoders import Decoder, instant, parsed, time_text
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 

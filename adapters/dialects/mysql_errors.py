@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridgehead.adapters import errors
-from bridgehead.adapters.dialects.base import (
+from bridgehead.adapters.dialects.refusals import (
     CHECK_FIX,
     CHILDREN_EXIST_FIX,
     NOT_NULL_FIX,

@@ -9,22 +9,17 @@ from dataclasses import replace
 from typing import ClassVar
 
 from bridgehead.adapters import errors
-from bridgehead.adapters.dialects.base import (
+from bridgehead.adapters.dialects.base import CallPlan, Dialect, Step
+from bridgehead.adapters.dialects.decoders import Decoder, instant, parsed, time_text
+from bridgehead.adapters.dialects.refusals import (
     CHECK_FIX,
     CHILDREN_EXIST_FIX,
     NOT_NULL_FIX,
     PARENT_MISSING_FIX,
     UNIQUE_FIX,
-    CallPlan,
-    Decoder,
-    Dialect,
-    Step,
-    base_type_name,
-    instant,
-    parsed,
     refusal,
-    time_text,
 )
+from bridgehead.adapters.dialects.typenames import base_type_name
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 UNSIZED_VARCHAR = 255

@@ -13,15 +13,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from bridgehead.adapters.dialects.base import (
-    Decoder,
-    Dialect,
-    Step,
-    as_uuid_text,
-    base_type_name,
-    quantizer,
-    time_text,
-)
+from bridgehead.adapters.dialects.base import Dialect, Step
+from bridgehead.adapters.dialects.decoders import Decoder, as_uuid_text, quantizer, time_text
+from bridgehead.adapters.dialects.typenames import base_type_name
 from bridgehead.adapters.types import ColumnType, Kind, ValueRules
 
 

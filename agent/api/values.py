@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from bridgehead.adapters.dialects.base import time_text
+from bridgehead.adapters.dialects.decoders import time_text
 from bridgehead.adapters.types import SERVED_NON_FINITE, ColumnType, Kind
 from bridgehead.agent.api.bounds import WideNumber, bounded, check_request_text
 
