@@ -11,7 +11,7 @@ from bridgehead.adapters import errors
 from bridgehead.adapters.dialects import mysql_errors
 from bridgehead.adapters.dialects.base import CallPlan, Dialect, Step
 from bridgehead.adapters.dialects.decoders import Decoder, instant, parsed, time_text
-from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
+from bridgehead.adapters.types import INT64, ColumnType, Kind, TableRef, ValueRules
 
 
 # MySQL TIME is a duration (-838:59:59 to 838:59:59): a time of day when it is one, else
@@ -47,7 +47,6 @@ _PARAM_TYPES = {
     "uuid": "CHAR(36)",
 }
 _AS_TEXT = frozenset({Kind.TIME, Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DECIMAL})
-_INT64 = range(-(2**63), 2**63)
 
 
 class MySQLDialect(Dialect):
@@ -140,7 +139,8 @@ class MySQLDialect(Dialect):
         return mysql_errors.classify(message) is not None
 
     def bind(self, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        low, high = INT64
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             return Decimal(value)  # BIGINT UNSIGNED; pyodbc binds ints as signed 64-bit only
         if isinstance(value, dt.datetime):
             # Connector/ODBC drops the microseconds of a bound TIMESTAMP; text keeps them.
