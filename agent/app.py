@@ -20,6 +20,7 @@ from bridgehead.adapters.base import Adapter, SourceSettings
 from bridgehead.adapters.errors import SourceError
 from bridgehead.agent.api.auth import ApiKeys, Authenticator
 from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.idempotency import IdempotencyStore
 from bridgehead.agent.api.jwt_auth import JwtVerifier
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.api.ratelimit import RateLimiter
@@ -29,7 +30,6 @@ from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
 from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig
 from bridgehead.agent.http import make_app, server_ssl
-from bridgehead.agent.idempotency import IdempotencyStore
 from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.keyfiles import ensure_private_dir, load_or_create_secret

@@ -14,9 +14,9 @@ from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.dialects.typenames import base_type_name
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.adapters.types import Column, Kind, TableInfo, TableRef
-from bridgehead.agent.api.values import Encoder, encoder
 from bridgehead.agent.config.model import ResourceConfig
 from bridgehead.agent.metrics import FALLBACK_VALUES
+from bridgehead.agent.values import Encoder, encoder
 
 
 class CatalogProblem(Exception):

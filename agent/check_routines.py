@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.adapters.types import TableRef
-from bridgehead.agent.api.named_sql import pieces
 from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
+from bridgehead.agent.named_sql import pieces
 
 log = logging.getLogger("bridgehead.check")
 

@@ -48,11 +48,6 @@ def check(path: Path) -> int:
 
 
 def demo(folder: Path, port: int, relay_port: int) -> int:
-    from bridgehead.agent import demo as demo_module  # noqa: PLC0415 - only the demo needs its data
-    from bridgehead.relay.app import Relay  # noqa: PLC0415 - the demo alone runs a relay in-process
+    from bridgehead.agent import demo as demo_module  # noqa: PLC0415 - only `demo` runs a relay
 
-    setup = demo_module.prepare(folder, port, relay_port)
-    logs.configure("WARNING")
-    relay, agent = Relay(setup.relay), Agent(setup.agent)
-    serve([relay, agent], lambda: print(setup.announce(agent, relay), flush=True))
-    return 0
+    return demo_module.run(folder, port, relay_port)

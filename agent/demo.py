@@ -27,6 +27,8 @@ from bridgehead.certs.pki import (
     issue_server_cert,
     write_key_pair,
 )
+from bridgehead.common import logs
+from bridgehead.common.commands import serve
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
 
@@ -243,3 +245,12 @@ def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
     return DemoSetup(
         load_config(folder / "agent.yaml"), load_relay_config(folder / "relay.yaml"), key, folder
     )
+
+
+def run(folder: Path, port: int, relay_port: int) -> int:
+    """Prepare the folder, then serve the demo's relay and agent until interrupted."""
+    setup = prepare(folder, port, relay_port)
+    logs.configure("WARNING")
+    relay, agent = Relay(setup.relay), Agent(setup.agent)
+    serve([relay, agent], lambda: print(setup.announce(agent, relay), flush=True))
+    return 0

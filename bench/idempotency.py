@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bridgehead.agent.api.idempotency import SCHEMA, IdempotencyStore
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.idempotency import SCHEMA, IdempotencyStore
 
 TTL = 24 * 3600.0
 PRINCIPALS = 1000

@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from bridgehead.agent.api.idempotency import IdempotencyStore
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.idempotency import IdempotencyStore
 
 
 def make_db(path: Path) -> None:

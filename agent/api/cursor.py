@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bridgehead.agent.api.values import dumps
+from bridgehead.agent.values import dumps
 from bridgehead.common.errors import BadRequest
 
 _TAG_BYTES = 16

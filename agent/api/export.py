@@ -32,9 +32,9 @@ from bridgehead.agent.api.reads import (
     position,
     start_after,
 )
-from bridgehead.agent.api.values import json_default, text
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotAcceptable
+from bridgehead.agent.values import json_default, text
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

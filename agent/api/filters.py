@@ -25,8 +25,8 @@ from bridgehead.adapters.sql import (
     OrderBy,
 )
 from bridgehead.adapters.types import ORDERABLE, Column, Kind
-from bridgehead.agent.api.values import parse
 from bridgehead.agent.catalog import Resource
+from bridgehead.agent.values import parse
 from bridgehead.common.errors import BadRequest
 
 RESERVED = frozenset({"select", "order", "limit", "cursor"})

@@ -2,7 +2,7 @@
 
 Rules: pure, no I/O: built from the resolved catalog and the config, so it lists only the
 resources whose tables were found, only the operations each allows, and every served column
-with the JSON form its values take on the wire (`agent.api.values`). Deterministic: resources,
+with the JSON form its values take on the wire (`agent.values`). Deterministic: resources,
 queries, procedures and params are sorted; columns (and their filters) keep their served order.
 Every call returns fresh dicts; shared parts are `$ref`s into `components`. Served per
 caller: each sees only the operations its scopes reach.

@@ -1,5 +1,5 @@
 """The regular expressions in the OpenAPI document: what a value of each column looks like in
-a filter, a key or a body, as `agent.api.values` parses it and as it is served.
+a filter, a key or a body, as `agent.values` parses it and as it is served.
 
 Rules: pure; a pattern accepts only what the agent accepts (so a generated value that fits is
 taken), and the values it serves fit their pattern. Where the agent is more lenient than a

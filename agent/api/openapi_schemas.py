@@ -1,4 +1,4 @@
-"""The JSON Schemas in the OpenAPI document: each column's values exactly as `agent.api.values`
+"""The JSON Schemas in the OpenAPI document: each column's values exactly as `agent.values`
 puts them on the wire, each resource's row, page and write body, and the problem body.
 
 Rules: pure, no I/O; every call returns fresh dicts.
@@ -21,7 +21,7 @@ DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 SHARED_SCHEMAS = frozenset({"Problem"})
 
 
-# Kind → the JSON Schema of its values, as `agent.api.values` encodes them. TIMESTAMP and TIME
+# Kind → the JSON Schema of its values, as `agent.values` encodes them. TIMESTAMP and TIME
 # carry no offset, so they use the registry's `date-time-local`/`time-local`: `date-time` and
 # `time` require an offset (RFC 3339), and validators that check formats would reject them.
 _KINDS: dict[Kind, tuple[str, dict[str, str]]] = {
@@ -98,7 +98,7 @@ _PATTERNED = frozenset(
 
 def type_schema(column_type: ColumnType, nullable: bool = False) -> Json:
     """`kind_schema` narrowed to this column's type: an integer's range, a decimal's digits,
-    the ISO 8601 forms of times, base64 for binary (as `agent.api.values` takes and serves)."""
+    the ISO 8601 forms of times, base64 for binary (as `agent.values` takes and serves)."""
     schema = kind_schema(column_type.kind, nullable)
     kind = column_type.kind
     if kind is Kind.INTEGER:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.adapters.types import ColumnType
-from bridgehead.agent.api.named_sql import marked
-from bridgehead.agent.api.values import Encoder, encoder
 from bridgehead.agent.config.model import QueryConfig
 from bridgehead.agent.metrics import FALLBACK_VALUES
+from bridgehead.agent.named_sql import marked
+from bridgehead.agent.values import Encoder, encoder
 
 log = logging.getLogger("bridgehead.queries")
 Encoders = Mapping[str, Encoder | None]

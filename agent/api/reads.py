@@ -13,9 +13,9 @@ from bridgehead.adapters.types import Column, Kind
 from bridgehead.agent.api.cursor import CursorCodec, shape_digest
 from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_list
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.api.values import dumps, parse
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotFound
+from bridgehead.agent.values import dumps, parse
 from bridgehead.common.errors import BadRequest
 
 JSON = "application/json"

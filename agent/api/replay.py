@@ -20,11 +20,11 @@ from dataclasses import replace
 from bridgehead.adapters.errors import SourceError
 from bridgehead.agent import failpoints
 from bridgehead.agent.api import writes
+from bridgehead.agent.api.idempotency import Entry, IdempotencyStore, KeyLimitReached
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.problems import from_exception
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import Conflict, TooManyRequests, Unprocessable
-from bridgehead.agent.idempotency import Entry, IdempotencyStore, KeyLimitReached
 from bridgehead.common.errors import ApiError, BadRequest
 
 Write = Callable[[writes.BeforeCommit], Awaitable[ApiResponse]]

@@ -13,11 +13,11 @@ from bridgehead.adapters.base import Adapter, ResultSet
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 from bridgehead.agent.api import export
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.api.named_sql import marked, positional
 from bridgehead.agent.api.query_types import Encoders, QueryTypes
-from bridgehead.agent.api.values import dumps, from_json
 from bridgehead.agent.api.writes import parse_body
 from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
+from bridgehead.agent.named_sql import marked, positional
+from bridgehead.agent.values import dumps, from_json
 from bridgehead.common.errors import BadRequest
 
 JSON = "application/json"

@@ -26,12 +26,12 @@ import orjson
 
 from bridgehead.adapters.base import Outcome, Transaction
 from bridgehead.adapters.sql import Condition, Delete, Insert, Select, Update
-from bridgehead.agent.api.bounds import WideNumber
 from bridgehead.agent.api.message import ApiResponse
 from bridgehead.agent.api.reads import encode_rows, etag_of, key_condition, key_values, text_columns
-from bridgehead.agent.api.values import dumps, from_json
+from bridgehead.agent.bounds import WideNumber
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotFound, PreconditionFailed, PreconditionRequired
+from bridgehead.agent.values import dumps, from_json
 from bridgehead.common.errors import ApiError, BadRequest
 
 JSON = "application/json"

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from bridgehead.agent.api.named_sql import placeholders
+from bridgehead.agent.named_sql import placeholders
 from bridgehead.common.config.yamltree import Path_
 
 Found = tuple[Path_, str]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import Caller
 
-from bridgehead.agent.idempotency import IdempotencyStore, KeyLimitReached
+from bridgehead.agent.api.idempotency import IdempotencyStore, KeyLimitReached
 
 
 class Clock:

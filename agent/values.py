@@ -3,7 +3,7 @@
 `parse` turns request text (a filter value, a key segment) into the canonical Python value
 for a column, and `from_json` does the same for a value in a JSON body; both raise ValueError
 naming what was expected, and both bound the value by its column's type before any driver
-sees it (`agent.api.bounds`). `encoder` returns the
+sees it (`agent.bounds`). `encoder` returns the
 function that turns what a driver returned into its JSON form: DECIMAL as an exact string,
 date/time as ISO 8601, binary as base64, GUID as a string, NULL as null. A value its column's
 type cannot carry (PostgreSQL's `infinity` date, a MariaDB zero date, text stored in a SQLite
@@ -26,7 +26,7 @@ import orjson
 
 from bridgehead.adapters.dialects.decoders import time_text
 from bridgehead.adapters.types import SERVED_NON_FINITE, ColumnType, Kind
-from bridgehead.agent.api.bounds import WideNumber, bounded, check_request_text
+from bridgehead.agent.bounds import WideNumber, bounded, check_request_text
 
 Encoder = Callable[[Any], Any]
 

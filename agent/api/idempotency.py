@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import orjson
 
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.api.values import dumps
+from bridgehead.agent.values import dumps
 
 T = TypeVar("T")
 Clock = Callable[[], float]
