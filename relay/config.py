@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bridgehead.certs.pki import NAME_PATTERN
-from bridgehead.common.config.base import ConfigPath, Duration, Frozen, HostPort, TlsFiles
+from bridgehead.common.config.base import ConfigPath, Document, Duration, Frozen, HostPort, TlsFiles
 from bridgehead.common.config.document import parse_document, read_text
 from bridgehead.common.config.yamltree import Path_
 
@@ -121,12 +121,13 @@ class CallerLimits(Frozen):
     auth_window: Duration = 60.0
 
 
-class RelayConfig(Frozen):
+class RelayConfig(Document):
+    STATE_FOLDER = "relay-state"
+
     agents_listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - agents dial in
     listen: HostPort = HostPort(host="0.0.0.0", port=8444)  # noqa: S104 - callers dial in
     tls: CallerTls
     ca: CaFiles
-    state_dir: ConfigPath | None = None
     callers: tuple[CallerConfig, ...] = ()
     callers_ca: ConfigPath | None = None
     """When set, callers must present a client certificate issued by this CA (mutual TLS)."""
@@ -135,11 +136,6 @@ class RelayConfig(Frozen):
     limits: CallerLimits = CallerLimits()
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
-    base_dir: Path = Field(Path(), exclude=True)
-
-    @property
-    def state_path(self) -> Path:
-        return self.state_dir if self.state_dir is not None else self.base_dir / "relay-state"
 
 
 def check_relay_references(data: Mapping[str, Any]) -> list[tuple[Path_, str]]:

@@ -7,7 +7,7 @@ interface of a config file, so a change to one should be a deliberate change to 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from textwrap import dedent
 
@@ -16,7 +16,8 @@ import pytest
 from bridgehead.agent.config import AgentConfig, load_config
 from bridgehead.agent.config.load import parse_config
 from bridgehead.agent.config.model import ProcedureParam
-from bridgehead.common.config.document import ConfigError, Problem
+from bridgehead.common.config.document import ConfigError, Problem, parse_document
+from bridgehead.relay.config import RelayConfig, check_relay_references
 
 KEY_HASH = hashlib.sha256(b"crm-api-key").hexdigest()
 PASSWORD = "Zebra-Tr0ub4dor-7781"  # distinctive, so any leak is unambiguous
@@ -945,6 +946,58 @@ def test_decrypter_gets_the_substituted_state_dir(tmp_path: Path) -> None:
 
     assert config.sources["erp"].target.get_secret_value() == "decrypted"
     assert seen == [state]
+
+
+class CountingEnviron(Mapping[str, str]):
+    """An environment that counts how often each variable is read."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values, self.reads = values, dict.fromkeys(values, 0)
+
+    def __getitem__(self, name: str) -> str:
+        self.reads[name] += 1
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def test_state_dir_is_substituted_once(tmp_path: Path) -> None:
+    """Finding the secret key's folder does not substitute `state_dir` a second time: each
+    reference in the file is read exactly once."""
+    environ = CountingEnviron({"STATE": str(tmp_path / "state")})
+
+    parse_config(
+        "sources:\n  erp:\n    odbc: 'enc:AAAA'\nstate_dir: '${env:STATE}'\n",
+        tmp_path / "agent.yaml",
+        environ=environ,
+        decrypter=lambda folder: lambda value: "decrypted",
+    )
+
+    assert environ.reads == {"STATE": 1}
+
+
+def test_relay_secrets_are_looked_up_in_the_relay_state_folder(tmp_path: Path) -> None:
+    """Without `state_dir`, an `enc:` value in the relay's config is decrypted with the key in
+    the relay's own default folder, `relay-state`, not the agent's `state`."""
+    seen: list[Path] = []
+    text = (
+        "tls: {cert: c.pem, key: k.pem}\nca: {cert: ca.pem, key: ca.key}\n"
+        "callers: [{name: crm, token_sha256: 'enc:AAAA'}]\n"
+    )
+
+    def decrypter(folder: Path) -> Callable[[str], str]:
+        seen.append(folder)
+        return lambda value: "0" * 64
+
+    config = parse_document(
+        text, tmp_path / "relay.yaml", RelayConfig, check_relay_references, decrypter=decrypter
+    )
+
+    assert seen == [tmp_path / "relay-state"] == [config.state_path]
 
 
 # --- all problems at once, and secrets -------------------------------------------------------

@@ -7,7 +7,6 @@ Cross-references (a resource's source, key columns inside `columns`) are checked
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,7 +17,7 @@ from pydantic import (
 )
 
 from bridgehead.adapters import registry
-from bridgehead.common.config.base import ConfigPath, Duration, Frozen, HostPort, TlsFiles
+from bridgehead.common.config.base import ConfigPath, Document, Duration, Frozen, HostPort, TlsFiles
 
 Operation = Literal["read", "insert", "update", "delete"]
 ParamType = Literal[
@@ -189,21 +188,14 @@ class IdempotencyConfig(Frozen):
     """Live Idempotency-Keys one principal may hold; a new key past it is a 429."""
 
 
-class AgentConfig(Frozen):
+class AgentConfig(Document):
     sources: dict[str, SourceConfig] = Field(min_length=1)
     resources: dict[str, ResourceConfig] = Field(default_factory=dict)
     queries: dict[str, QueryConfig] = Field(default_factory=dict)
     procedures: dict[str, ProcedureConfig] = Field(default_factory=dict)
     auth: AuthConfig = AuthConfig()
-    state_dir: ConfigPath | None = None
     listen: ListenConfig | None = ListenConfig(address=HostPort(host="127.0.0.1", port=8470))
     admin: HostPort | None = HostPort(host="127.0.0.1", port=8471)
     tunnel: TunnelConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
-    base_dir: Path = Field(Path(), exclude=True)
-    """The config file's folder; set by the loader, not by YAML."""
-
-    @property
-    def state_path(self) -> Path:
-        return self.state_dir if self.state_dir is not None else self.base_dir / "state"

@@ -5,8 +5,9 @@ Relative paths are resolved beside the config file; durations accept `30s`, `5m`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -23,11 +24,15 @@ from bridgehead.common.config.durations import parse_duration
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
-def _beside_config(value: Path, info: ValidationInfo) -> Path:
+def beside(value: Path, base_dir: Path | None) -> Path:
     """Relative paths are relative to the config file's folder, not the working directory."""
-    base = (info.context or {}).get("base_dir")
     value = value.expanduser()
-    return value if value.is_absolute() or base is None else Path(base) / value
+    return value if value.is_absolute() or base_dir is None else base_dir / value
+
+
+def _beside_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return beside(value, None if base is None else Path(base))
 
 
 ConfigPath = Annotated[Path, AfterValidator(_beside_config)]
@@ -35,6 +40,30 @@ ConfigPath = Annotated[Path, AfterValidator(_beside_config)]
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Document(Frozen):
+    """A whole config file: it knows its folder and where its state folder is."""
+
+    STATE_FOLDER: ClassVar[str] = "state"
+    """The state folder's name beside the config file when `state_dir` is not set."""
+
+    state_dir: ConfigPath | None = None
+    base_dir: Path = Field(Path(), exclude=True)
+    """The config file's folder; set by the loader, not by YAML."""
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir if self.state_dir is not None else self.base_dir / self.STATE_FOLDER
+
+    @classmethod
+    def state_path_in(cls, data: Mapping[str, Any], base_dir: Path) -> Path:
+        """The state folder a config's substituted data names, before it is validated (the
+        secret key for `enc:` values lives there)."""
+        raw = data.get("state_dir")
+        if isinstance(raw, str) and raw:
+            return beside(Path(raw), base_dir)
+        return base_dir / cls.STATE_FOLDER
 
 
 class HostPort(Frozen):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from bridgehead.common.config.substitute import substitute
+from bridgehead.common.config.base import Document
+from bridgehead.common.config.substitute import decrypt_values, substitute
 from bridgehead.common.config.yamltree import Path_, YamlProblem, parse
 
 
@@ -60,7 +61,7 @@ def read_text(file: Path) -> str:
         raise ConfigError(file, [Problem("", None, f"cannot read {file}: {reason}")]) from None
 
 
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound=Document)
 References = Callable[[Mapping[str, Any]], list[tuple[Path_, str]]]
 
 
@@ -87,8 +88,10 @@ def parse_document(
         line = lines.get(("base_dir",))
         problems.append(Problem("base_dir", line, "base_dir is set by the program; remove it"))
         del data["base_dir"]
-    decrypt = decrypter(_state_dir(data, base_dir, environ)) if decrypter else None
-    result = substitute(data, base_dir, environ, decrypt)
+    result = substitute(data, base_dir, environ)
+    if result.encrypted:
+        state = model.state_path_in(result.data, base_dir)
+        decrypt_values(result, decrypter(state) if decrypter else None)
     failed = {f.path for f in result.problems}
     problems += [
         Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
@@ -107,14 +110,6 @@ def parse_document(
     if problems:
         raise ConfigError(file, problems)
     return config
-
-
-def _state_dir(data: dict[str, Any], base_dir: Path, environ: Mapping[str, str] | None) -> Path:
-    raw = substitute(data.get("state_dir"), base_dir, environ).data
-    if isinstance(raw, str) and raw:
-        path = Path(raw).expanduser()
-        return path if path.is_absolute() else base_dir / path
-    return base_dir / "state"
 
 
 _SHAPES = {

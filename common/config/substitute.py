@@ -1,7 +1,8 @@
 """Replaces `${env:NAME}` and `${file:PATH}` in config strings, before validation.
 
 Substituted values are secrets by assumption: they are never echoed in an error message.
-`enc:` values (encrypted with `bridgehead secret encrypt`) are decrypted here too.
+`enc:` values (encrypted with `bridgehead secret encrypt`) are only noted in the walk and
+decrypted afterwards (`decrypt_values`), once the state folder holding the key is known.
 
 In an ODBC connection string (`sources.*.odbc`) a reference that is a whole attribute value
 (`PWD=${env:DB_PW}`) is quoted the ODBC way when its value needs it (`{...}`, `}` doubled),
@@ -39,13 +40,14 @@ class Substituted:
     problems: list[SubstitutionError] = field(default_factory=list)
     secret_paths: set[Path_] = field(default_factory=set)
     """Where a value came from a reference: never quote what is there."""
+    encrypted: list[Path_] = field(default_factory=list)
+    """Where an `enc:` value waits for `decrypt_values`."""
 
 
 def substitute(
     data: Any,
     base_dir: Path,
     environ: Mapping[str, str] | None = None,
-    decrypt: Decrypt | None = None,
 ) -> Substituted:
     """The data with every reference replaced, what could not be, and where values came in."""
     env = os.environ if environ is None else environ
@@ -55,10 +57,10 @@ def substitute(
     def resolve(match: re.Match[str], path: Path_) -> str:
         kind, name = match.group(1), match.group(2).strip()
         if kind == "env":
-            if name not in env:
+            if (value := env.get(name)) is None:
                 problems.append(SubstitutionError(path, f"environment variable {name} is not set"))
                 return ""
-            return env[name]
+            return value
         file = Path(name).expanduser()
         file = file if file.is_absolute() else base_dir / file
         try:
@@ -75,7 +77,8 @@ def substitute(
         if isinstance(value, str) and (value.startswith("enc:") or _REFERENCE.search(value)):
             out.secret_paths.add(path)
             if value.startswith("enc:"):
-                return _decrypt(value, path, decrypt, problems)
+                out.encrypted.append(path)
+                return value
             if _is_odbc(path):
                 return _odbc_substitute(value, path, lambda m: resolve(m, path), problems)
             return _REFERENCE.sub(lambda m: resolve(m, path), value)
@@ -83,6 +86,15 @@ def substitute(
 
     out.data = walk(data, ())
     return out
+
+
+def decrypt_values(out: Substituted, decrypt: Decrypt | None) -> None:
+    """Replace each `enc:` value the walk noted with its plain text, in place."""
+    for path in out.encrypted:
+        parent = out.data
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = _decrypt(parent[path[-1]], path, decrypt, out.problems)
 
 
 def _decrypt(
