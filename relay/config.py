@@ -17,7 +17,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bridgehead.certs.pki import NAME_PATTERN
-from bridgehead.common.config.base import ConfigPath, Document, Duration, Frozen, HostPort, TlsFiles
+from bridgehead.common.config.base import (
+    ConfigPath,
+    Document,
+    Duration,
+    Frozen,
+    HostPort,
+    Sha256Hex,
+    TlsFiles,
+)
 from bridgehead.common.config.document import parse_document, read_text
 from bridgehead.common.config.yamltree import Path_
 
@@ -39,18 +47,11 @@ class CaFiles(Frozen):
 
 class CallerConfig(Frozen):
     name: str = Field(min_length=1)
-    token_sha256: str
+    token_sha256: Sha256Hex
     agents: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    cert_sha256: str | None = None
+    cert_sha256: Sha256Hex | None = None
     """The SHA-256 of the caller's client certificate (DER); needs `callers_ca`."""
-
-    @field_validator("token_sha256", "cert_sha256")
-    @classmethod
-    def _hex_digest(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value.replace(":", "")):
-            raise ValueError("must be a SHA-256 as 64 hex digits (colons allowed between pairs)")
-        return None if value is None else value.replace(":", "").lower()
 
 
 class CallerTls(TlsFiles):

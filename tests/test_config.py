@@ -643,6 +643,25 @@ def test_bad_key_sha256_is_reported_at_its_line(tmp_path: Path, value: str) -> N
     assert [(p.path, p.line) for p in error.problems] == [("auth.api_keys.0.key_sha256", 7)]
 
 
+def test_agent_and_relay_read_a_digest_the_same_way(tmp_path: Path) -> None:
+    """A SHA-256 written in upper case with colons between pairs (as `openssl` prints it) is
+    read as the same lower-case digest by the agent's key_sha256 and the relay's token_sha256."""
+    written = ":".join(KEY_HASH.upper()[i : i + 2] for i in range(0, 64, 2))
+    agent = parse_config(
+        MINIMAL + f"auth:\n  api_keys:\n    - name: crm\n      key_sha256: '{written}'\n",
+        tmp_path / "agent.yaml",
+    )
+    relay = parse_document(
+        "tls: {cert: c.pem, key: k.pem}\nca: {cert: ca.pem, key: ca.key}\n"
+        f"callers: [{{name: crm, token_sha256: '{written}'}}]\n",
+        tmp_path / "relay.yaml",
+        RelayConfig,
+        check_relay_references,
+    )
+
+    assert agent.auth.api_keys[0].key_sha256 == KEY_HASH == relay.callers[0].token_sha256
+
+
 def test_bad_key_sha256_message_says_what_to_write(tmp_path: Path) -> None:
     """The message for a bad key_sha256 explains it is the key's SHA-256 as 64 hex digits."""
     error = config_error(

@@ -6,7 +6,6 @@ Cross-references (a resource's source, key columns inside `columns`) are checked
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -17,7 +16,15 @@ from pydantic import (
 )
 
 from bridgehead.adapters import registry
-from bridgehead.common.config.base import ConfigPath, Document, Duration, Frozen, HostPort, TlsFiles
+from bridgehead.common.config.base import (
+    ConfigPath,
+    Document,
+    Duration,
+    Frozen,
+    HostPort,
+    Sha256Hex,
+    TlsFiles,
+)
 
 Operation = Literal["read", "insert", "update", "delete"]
 ParamType = Literal[
@@ -97,18 +104,9 @@ class ProcedureConfig(Frozen):
 
 class ApiKeyConfig(Frozen):
     name: str = Field(min_length=1)
-    key_sha256: str
+    key_sha256: Sha256Hex
+    """The key's SHA-256 (`printf %s "$KEY" | sha256sum`)."""
     scopes: tuple[str, ...] = ()
-
-    @field_validator("key_sha256")
-    @classmethod
-    def _hex_digest(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-            raise ValueError(
-                "key_sha256 must be the key's SHA-256 as 64 hex digits "
-                '(printf %s "$KEY" | sha256sum)'
-            )
-        return value.lower()
 
 
 class JwtConfig(Frozen):

@@ -5,6 +5,7 @@ Relative paths are resolved beside the config file; durations accept `30s`, `5m`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -36,6 +37,20 @@ def _beside_config(value: Path, info: ValidationInfo) -> Path:
 
 
 ConfigPath = Annotated[Path, AfterValidator(_beside_config)]
+
+
+def _sha256_hex(value: Any) -> Any:
+    text = value.replace(":", "") if isinstance(value, str) else value
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError(
+            "must be a SHA-256 as 64 hex digits (colons allowed between pairs), "
+            'e.g. from printf %s "$SECRET" | sha256sum'
+        )
+    return text.lower()
+
+
+Sha256Hex = Annotated[str, BeforeValidator(_sha256_hex)]
+"""A SHA-256 digest written as hex, stored lower-case without colons."""
 
 
 class Frozen(BaseModel):
