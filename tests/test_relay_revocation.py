@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from agentproc import free_port
 from conftest import Caller
+from polling import wait_for
 from tunnelkit import Pki, relay_config, tunnel_section
 
 from bridgehead.certs.pki import CLOCK_SKEW
@@ -44,13 +45,6 @@ def relay_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 def connected(relay: Relay, agent_id: str) -> int:
     return sum(v.connections for v in relay.registry.views() if v.agent_id == agent_id)
-
-
-async def wait_for(check: Any, seconds: float = 10) -> None:
-    """Poll `check` until true (state owned by another component; bounded by `seconds`)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110 - polling another component's state, bounded
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import trustme
 from conftest import Caller
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from polling import wait_for
 from tunnelkit import Pki, expired, make_pki, relay_config, running_relay, tunnel_section
 
 from bridgehead.relay.app import Relay
@@ -39,13 +40,6 @@ def make_db(path: Path) -> None:
 async def relay(pki: Pki) -> Any:
     async with running_relay(pki, TOKEN) as started:
         yield started
-
-
-async def wait_for(check: Any, seconds: float = 10) -> None:
-    """Poll `check` until true (state owned by another component; bounded by `seconds`)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110 - polling another component's state, bounded
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

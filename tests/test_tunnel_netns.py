@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from agentproc import free_port, listening, stop_process
+from polling import settle
 from tunnelkit import Pki, relay_config, tunnel_section
 
 from bridgehead.certs.pki import issue_server_cert, write_key_pair
@@ -104,16 +105,6 @@ def relay_in(netns: Namespace, pki: Pki) -> Iterator[tuple[int, int]]:
         log.close()
 
 
-async def wait_for(check: Any, seconds: float) -> bool:
-    """Whether `check` becomes true within `seconds` (another component's state, polled)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            while not check():  # noqa: ASYNC110 - polling another component's state, bounded
-                await asyncio.sleep(0.02)
-            return True
-    return False
-
-
 async def test_a_path_that_drops_every_packet_is_noticed_and_replaced(
     netns: Namespace, relay_in: tuple[int, int], pki: Pki, tmp_path: Path, run_agent: Any
 ) -> None:
@@ -129,20 +120,20 @@ async def test_a_path_that_drops_every_packet_is_noticed_and_replaced(
     caller = await run_agent({"db": {"sqlite": str(tmp_path / "t.db")}}, {}, api_key=TOKEN,
                              tunnel=tunnel)  # fmt: skip
     client = caller.agent.tunnel
-    assert await wait_for(lambda: client.status.connected == 1, 10)
+    assert await settle(lambda: client.status.connected == 1, 10)
     (old,) = client.live
-    assert await wait_for(lambda: old.liveness.rtt is not None, 5)  # PINGs answered
+    assert await settle(lambda: old.liveness.rtt is not None, 5)  # PINGs answered
     await asyncio.to_thread(netns.link, "down")
     dropped = time.monotonic()
     try:
-        noticed = await wait_for(lambda: old not in client.live, 5)
+        noticed = await settle(lambda: old not in client.live, 5)
         took = time.monotonic() - dropped
         assert noticed, "the dead path was still in use 5 s after the link went down"
         assert 1.4 < took < 3.5, f"closed after {took:.2f} s (dead_after 2 s, heartbeat 0.5 s)"
         assert client.status.connected == 0
     finally:
         await asyncio.to_thread(netns.link, "up")
-    assert await wait_for(lambda: client.status.connected == 1, 20), client.status.last_error
+    assert await settle(lambda: client.status.connected == 1, 20), client.status.last_error
     context = await asyncio.to_thread(pki.caller_context)
     url = f"https://{netns.address}:{callers_port}/agents/plant-7/v1/openapi.json"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:

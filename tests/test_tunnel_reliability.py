@@ -21,6 +21,7 @@ import pytest
 from agentproc import free_port
 from conftest import Caller
 from connectproxy import ConnectProxy
+from polling import settle, wait_for
 from tunnelkit import Pki, relay_config, tunnel_section
 
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
@@ -52,22 +53,6 @@ def make_db(path: Path) -> None:
             (BIG_ROWS,),
         )
     db.close()
-
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
-    """Poll `check` until true (state owned by another component; bounded by `seconds`)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110 - polling another component's state, bounded
-            await asyncio.sleep(0.01)
-
-
-async def settle(check: Callable[[], bool], seconds: float) -> bool:
-    """Whether `check` becomes true within `seconds` (polled; for measured assertions)."""
-    try:
-        await wait_for(check, seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 def connections(relay: Relay) -> int:

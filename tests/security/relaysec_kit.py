@@ -72,13 +72,6 @@ def links_of(relay: Relay, agent_id: str = "plant-7") -> int:
     return sum(v.connections for v in relay.registry.views() if v.agent_id == agent_id)
 
 
-async def wait_for(check: Any, seconds: float = 10) -> None:
-    """Poll `check` until true (state owned by another component; bounded by `seconds`)."""
-    async with asyncio.timeout(seconds):
-        while not check():  # noqa: ASYNC110 - polling another component's state, bounded
-            await asyncio.sleep(0.02)
-
-
 async def tls_socket(
     relay: Relay, context: ssl.SSLContext
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Caller
-from relaysec_kit import RIVAL, links_of, start_agent, start_relay, wait_for
+from polling import wait_for
+from relaysec_kit import RIVAL, links_of, start_agent, start_relay
 from tunnelkit import Pki
 
 
