@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridgehead.agent.api.openapi_operations import (
-    ERRORS,
     PROBLEM_JSON,
     answer,
     openapi_operation,
@@ -34,6 +33,7 @@ from bridgehead.agent.api.openapi_schemas import (
 )
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.errors import ANSWERS, ErrorAnswer
 
 PRINTABLE = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"
 """Printable ASCII without edge spaces (HTTP strips those): X-Request-Id, Idempotency-Key."""
@@ -117,19 +117,20 @@ def _info(version: str) -> Json:
 def _components(config: AgentConfig, schemas: Json) -> Json:
     return {
         "schemas": dict(sorted(schemas.items())),
-        "responses": {name: _error_response(s, text) for s, (name, text) in ERRORS.items()},
+        "responses": {answer.name: _error_response(answer) for answer in ANSWERS.values()},
         "parameters": _shared_parameters(),
         "headers": _shared_headers(),
         "securitySchemes": {"bearer": _bearer_scheme(config)},
     }
 
 
-def _error_response(status: int, description: str) -> Json:
-    response = answer(description, {PROBLEM_JSON: {"schema": ref("schemas", "Problem")}})
-    if status in (429, 503):
-        response["headers"]["Retry-After"] = ref("headers", "Retry-After")
-    if status == 401:
-        response["headers"]["WWW-Authenticate"] = {"schema": {"type": "string"}}
+def _error_response(error: ErrorAnswer) -> Json:
+    response = answer(error.meaning, {PROBLEM_JSON: {"schema": ref("schemas", "Problem")}})
+    for name in error.headers:
+        shared = name in _shared_headers()
+        response["headers"][name] = (
+            ref("headers", name) if shared else {"schema": {"type": "string"}}
+        )
     return response
 
 
@@ -171,6 +172,7 @@ def _shared_headers() -> Json:
         "ETag": header("The row's version (strong ETag); send it back in If-Match.", True),
         "Retry-After": header("Seconds to wait before retrying.", False),
         "Idempotent-Replayed": header("`true` when this is the stored first answer.", False),
+        "WWW-Authenticate": header("How to authenticate: `Bearer`.", False),
     }
 
 

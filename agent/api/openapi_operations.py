@@ -3,7 +3,8 @@ with their parameters, bodies, answers and the scope each needs; then queries, p
 the document itself.
 
 Rules: pure, no I/O; every call returns fresh dicts; shared parts are `$ref`s into `components`
-(built by `agent.api.openapi` from `ERRORS` and its shared parameters and headers).
+(built by `agent.api.openapi` from `agent.errors.ANSWERS` and its shared parameters and
+headers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bridgehead.agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
 from bridgehead.agent.api.openapi_schemas import Json, describe_type, kind_schema, ref, type_schema
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
+from bridgehead.agent.errors import ANSWERS
 
 JSON = "application/json"
 
@@ -27,22 +29,6 @@ NDJSON = "application/x-ndjson"
 
 
 CSV = "text/csv"
-
-
-ERRORS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "A parameter, filter, key or body is not valid."),
-    401: ("Unauthorized", "No valid API key or token in `Authorization: Bearer ...`."),
-    403: ("Forbidden", "The credential lacks the scope this operation needs."),
-    404: ("NotFound", "No such resource, row, query or procedure."),
-    409: ("Conflict", "A database constraint refused the write, or the Idempotency-Key is busy."),
-    412: ("PreconditionFailed", "The row changed since it was read: If-Match does not match."),
-    413: ("PayloadTooLarge", "The request body is larger than the agent accepts."),
-    422: ("Unprocessable", "This Idempotency-Key was already used for a different request."),
-    428: ("PreconditionRequired", "If-Match is required: send the ETag from a GET of the row."),
-    429: ("TooManyRequests", "The caller is over its request rate; see Retry-After."),
-    503: ("SourceUnavailable", "The database cannot be reached; see Retry-After."),
-    504: ("QueryTimeout", "The database did not answer within the source's query_timeout."),
-}
 
 
 _READ_ERRORS = (400, 401, 403, 404, 429, 503, 504)
@@ -112,7 +98,7 @@ def _operation(
         operation["requestBody"] = body
     operation["responses"] = {
         **responses,
-        **{str(s): ref("responses", ERRORS[s][0]) for s in sorted(errors)},
+        **{str(s): ref("responses", ANSWERS[s].name) for s in sorted(errors)},
     }
     return operation
 
