@@ -14,22 +14,11 @@ from bridgehead.agent.app import Agent
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import AgentConfig, load_config
 from bridgehead.common import logs
-from bridgehead.common.commands import UsageError, serve
-from bridgehead.common.config.document import ConfigError
-
-
-def usage_error(path: Path, exc: ConfigError) -> UsageError:
-    """A config's problems as the one message the CLI prints (exit 2)."""
-    count = len(exc.problems)
-    header = f"{path}: {count} problem{'s' if count != 1 else ''}; fix and retry:"
-    return UsageError(header + "\n" + "\n".join(f"  {p}" for p in exc.problems))
+from bridgehead.common.commands import UsageError, load_config_or_refuse, serve
 
 
 def load(path: Path) -> AgentConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise usage_error(path, exc) from None
+    return load_config_or_refuse(load_config, path)
 
 
 def run(path: Path) -> int:

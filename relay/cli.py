@@ -14,8 +14,7 @@ from pathlib import Path
 
 from bridgehead.certs.pki import create_ca, issue_server_cert, write_key_pair
 from bridgehead.common import logs
-from bridgehead.common.commands import Failure, UsageError, serve
-from bridgehead.common.config.document import ConfigError
+from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse, serve
 from bridgehead.relay.admin_client import format_agents, list_agents, revoke
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
@@ -43,13 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load(path: Path) -> RelayConfig:
-    try:
-        return load_relay_config(path)
-    except ConfigError as exc:
-        lines = "\n".join(f"  {p}" for p in exc.problems)
-        raise UsageError(
-            f"{path}: {len(exc.problems)} problem(s); fix and retry:\n{lines}"
-        ) from None
+    return load_config_or_refuse(load_relay_config, path)
 
 
 def run(args: argparse.Namespace) -> int:

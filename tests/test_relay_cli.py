@@ -98,3 +98,18 @@ def test_start_up_failures_are_one_sentence(tmp_path: Path) -> None:
     assert taken.returncode == 1, taken.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr
     assert "Traceback" not in taken.stderr
+
+
+def test_a_bad_config_is_reported_like_the_agents(tmp_path: Path) -> None:
+    """The relay lists a config's problems under the same header the agent uses: the file,
+    how many problems (singular for one), and that they need fixing; exit 2, no traceback."""
+    config = tmp_path / "relay.yaml"
+    config.write_text(CONFIG + "heartbeat: soon\n")
+    one = relay("run", "-c", str(config))
+    config.write_text(CONFIG + "heartbeat: soon\ndead_after: never\n")
+    two = relay("run", "-c", str(config))
+
+    assert one.returncode == two.returncode == 2
+    assert f"{config}: 1 problem; fix and retry:\n  heartbeat: line 6:" in one.stderr
+    assert f"{config}: 2 problems; fix and retry:\n" in two.stderr
+    assert "Traceback" not in one.stderr + two.stderr
