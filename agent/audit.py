@@ -332,7 +332,7 @@ class AuditLog:
 
     @property
     def failure(self) -> str | None:
-        """Why the log stopped writing, if it did (for readiness and the health page)."""
+        """Why the log stopped writing, if it did (for readiness)."""
         return self._failure
 
     async def start(self) -> None:

@@ -1,4 +1,4 @@
-"""The `bridgehead-relay` command line (SPEC §1): run the relay, create its CA, list and
+"""The `bridgehead-relay` command line: run the relay, create its CA, list and
 revoke agents.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sentence.

@@ -1,4 +1,4 @@
-"""The relay's configuration (SPEC §4): the same YAML rules as the agent's, its own model.
+"""The relay's configuration (relay.yaml): the same YAML rules as the agent's, its own model.
 
 Callers are cloud services with bearer tokens (kept only as SHA-256 digests); each may reach
 the agents and groups it lists, nothing else. With `callers_ca` the caller port also demands

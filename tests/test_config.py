@@ -1,4 +1,4 @@
-"""The agent config (SPEC §2): loading, defaults, substitution, and every kind of problem.
+"""The agent config (agent.yaml): loading, defaults, substitution, and every kind of problem.
 
 Problems are asserted as exact `(path, line, message)` triples: the messages are the user
 interface of a config file, so a change to one should be a deliberate change to a test.
@@ -115,7 +115,7 @@ def triples(error: ConfigError) -> list[tuple[str, int | None, str]]:
 def test_full_config_loads_with_every_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The SPEC §2 example (an odbc and a sqlite source) loads from disk with every value typed:
+    """An example config (an odbc and a sqlite source) loads from disk with every value typed:
     durations in seconds, env references substituted, hashes lower-cased, and relative paths
     resolved beside the config file rather than the working directory."""
     folder = tmp_path / "etc" / "bridgehead"

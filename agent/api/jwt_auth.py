@@ -1,4 +1,4 @@
-"""JWT bearer tokens from the cloud's identity provider (SPEC §2 `auth.jwt`, §3).
+"""JWT bearer tokens from the cloud's identity provider (`auth.jwt` in agent.yaml).
 
 Rules: the trusted keys come only from the JWKS file, read once at start; only asymmetric
 algorithms are accepted, each key limited to those its type allows, so `alg: none` and HS256

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of exactly what this agent serves (SPEC §3, `GET /v1/openapi.json`).
+"""The OpenAPI 3.1 document of exactly what this agent serves (`GET /v1/openapi.json`).
 
 Rules: pure, no I/O: built from the resolved catalog and the config, so it lists only the
 resources whose tables were found, only the operations each allows, and every served column

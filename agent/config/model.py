@@ -1,4 +1,4 @@
-"""The agent's configuration as frozen pydantic models (SPEC §2). Unknown keys are errors.
+"""The agent's configuration (agent.yaml) as frozen pydantic models. Unknown keys are errors.
 
 Cross-references (a resource's source, key columns inside `columns`) are checked in
 `agent.config.references`, so that every problem is reported at once with its YAML line.

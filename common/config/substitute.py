@@ -1,7 +1,7 @@
 """Replaces `${env:NAME}` and `${file:PATH}` in config strings, before validation.
 
 Substituted values are secrets by assumption: they are never echoed in an error message.
-`enc:` values (encrypted with `bridgehead secret encrypt`) are only noted in the walk and
+`enc:` values (secrets encrypted with the agent's key) are only noted in the walk and
 decrypted afterwards (`decrypt_values`), once the state folder holding the key is known.
 
 In an ODBC connection string (`sources.*.odbc`) a reference that is a whole attribute value
