@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from relaysec_kit import TOKEN, links_of, start_agent, start_relay, wait_for
+from polling import wait_for
+from relaysec_kit import TOKEN, links_of, start_agent, start_relay
 from tunnelkit import Pki
 from yarl import URL
 

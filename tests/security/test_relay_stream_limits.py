@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from relaysec_kit import SECOND, TOKEN, links_of, start_agent, start_relay, wait_for
+from polling import wait_for
+from relaysec_kit import SECOND, TOKEN, links_of, start_agent, start_relay
 from tunnelkit import Pki
 
 
