@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
+from bridgehead.agent.secret_cli import encrypt_command
 from bridgehead.common.commands import Failure, UsageError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
@@ -34,6 +35,10 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
     )
+    secret = sub.add_parser("secret", help="encrypt a secret for the config")
+    secret_sub = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
+    encrypt = secret_sub.add_parser("encrypt", help="read a secret on stdin, print its enc: value")
+    encrypt.add_argument("-c", "--config", type=Path, help="agent.yaml (where the key is kept)")
     audit = sub.add_parser("audit", help="work with the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
@@ -45,6 +50,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
     "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
+    "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
 }
 

@@ -58,3 +58,16 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
     if len(data) < size:
         raise ValueError(f"{path} is shorter than {size} bytes; delete it to make a new one")
     return data
+
+
+def exposure(path: Path) -> str | None:
+    """Why the private file at `path` is readable by others, with the command that fixes it,
+    or None when only its owner can read it (always None off POSIX, where ACLs apply)."""
+    if os.name != "posix":
+        return None
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return None
+    readers = (("its group", 0o070), ("other users", 0o007))
+    who = " and ".join(name for name, bits in readers if mode & bits)
+    return f"{path} can be read by {who} (mode {mode:04o}); run: chmod 600 {path}"

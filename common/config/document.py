@@ -121,6 +121,26 @@ _SHAPES = {
 }
 
 
+def state_path_of(text: str, file: Path, model: type[Document]) -> Path:
+    """The state folder a config file names, without validating the rest of it (for commands
+    that only need the folder, such as encrypting a secret for a config still being written).
+    ConfigError if the file is not YAML or its state_dir cannot be substituted."""
+    base_dir = file.resolve().parent
+    try:
+        data, lines = parse(text)
+    except YamlProblem as exc:
+        raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
+    if not isinstance(data, dict):
+        return model.state_path_in({}, base_dir)
+    result = substitute({"state_dir": data.get("state_dir")}, base_dir)
+    if result.problems:
+        problems = [
+            Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
+        ]
+        raise ConfigError(file, problems)
+    return model.state_path_in(result.data, base_dir)
+
+
 def _problem(error: Any, lines: Mapping[Path_, int], secret_paths: set[Path_]) -> Problem:
     loc: Path_ = tuple(error["loc"])
     kind = error["type"]
