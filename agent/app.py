@@ -32,7 +32,7 @@ from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfi
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
 from bridgehead.agent.tunnel.client import TunnelClient
-from bridgehead.certs.keyfiles import ensure_private_dir, load_or_create_secret
+from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
@@ -83,6 +83,9 @@ class Agent:
         self.listen_url: str | None = None
 
     async def start(self) -> None:
+        problem = await asyncio.to_thread(exposed, _private_keys(self.config))
+        if problem is not None:
+            raise StartupError(problem)
         try:
             state = await asyncio.to_thread(ensure_private_dir, self.config.state_path)
             key = await asyncio.to_thread(load_or_create_secret, state / "cursor.key")
@@ -221,3 +224,12 @@ def _tls_problem(listen: ListenConfig, exc: Exception) -> str:
 def _describe(problems: list[CatalogProblem]) -> str:
     lines = "\n".join(f"  {p}" for p in problems)
     return f"the config does not match the database; fix these and run bridgehead check:\n{lines}"
+
+
+def _private_keys(config: AgentConfig) -> list[Path]:
+    keys = [config.state_path / "cursor.key"]
+    if config.listen is not None and config.listen.tls is not None:
+        keys.append(config.listen.tls.key)
+    if config.tunnel is not None:
+        keys.append(config.tunnel.key)
+    return keys

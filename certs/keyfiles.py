@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -62,12 +63,27 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
 
 def exposure(path: Path) -> str | None:
     """Why the private file at `path` is readable by others, with the command that fixes it,
-    or None when only its owner can read it (always None off POSIX, where ACLs apply)."""
+    or None when only its owner can read it, when it is not a file it can check, or off POSIX
+    (where ACLs apply)."""
     if os.name != "posix":
         return None
-    mode = path.stat().st_mode & 0o777
+    try:
+        status = path.stat()
+    except OSError:  # missing or unreachable: reading it will say so
+        return None
+    mode = status.st_mode & 0o777
+    if not stat.S_ISREG(status.st_mode):
+        return None
     if not mode & 0o077:
         return None
     readers = (("its group", 0o070), ("other users", 0o007))
     who = " and ".join(name for name, bits in readers if mode & bits)
     return f"{path} can be read by {who} (mode {mode:04o}); run: chmod 600 {path}"
+
+
+def exposed(paths: list[Path]) -> str | None:
+    """One sentence naming every private key among `paths` that others can read, or None."""
+    problems = [p for p in map(exposure, paths) if p is not None]
+    if not problems:
+        return None
+    return "a private key must be readable only by its owner: " + "; ".join(problems)

@@ -10,7 +10,7 @@ import ssl
 
 from aiohttp import web
 
-from bridgehead.certs.keyfiles import ensure_private_dir
+from bridgehead.certs.keyfiles import ensure_private_dir, exposed
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.runtime import StartupError
 from bridgehead.relay import redact
@@ -59,6 +59,10 @@ class Relay:
         self.admin_url: str | None = None
 
     async def start(self) -> None:
+        keys = [self.config.tls.key, *([self.config.ca.key] if self.config.ca.key else [])]
+        problem = await asyncio.to_thread(exposed, keys)
+        if problem is not None:
+            raise StartupError(problem)
         redact.install(self)
         try:
             await asyncio.to_thread(ensure_private_dir, self.config.state_path)

@@ -222,8 +222,14 @@ def start_up_case(tmp_path: Path, case: str) -> tuple[Path, socket.socket | None
     certs = {"missing-cert": "nope.pem", "cert-is-a-folder": ".", "cert-not-pem": "bad.pem"}
     if case in certs:
         (tmp_path / "bad.pem").write_text("not a certificate\n")
+        (tmp_path / "bad.pem").chmod(0o600)
         cert = str(tmp_path / certs[case])
         listen = {"address": "127.0.0.1:0", "tls": {"cert": cert, "key": cert}}
+    elif case == "key-readable-by-others":
+        (tmp_path / "agent.key").write_text("a key\n")
+        (tmp_path / "agent.key").chmod(0o644)
+        key = str(tmp_path / "agent.key")
+        listen = {"address": "127.0.0.1:0", "tls": {"cert": key, "key": key}}
     elif case == "port-in-use":
         held = socket.socket()
         held.bind(("127.0.0.1", 0))
@@ -252,6 +258,7 @@ def start_up_case(tmp_path: Path, case: str) -> tuple[Path, socket.socket | None
         ("missing-cert", 2, "listen.tls: cannot load"),
         ("cert-is-a-folder", 2, "listen.tls: cannot load"),
         ("cert-not-pem", 2, "not a PEM certificate"),
+        ("key-readable-by-others", 2, "(mode 0644); run: chmod 600 "),
         ("port-in-use", 1, "cannot listen on 127.0.0.1:"),
         ("state-dir-is-a-file", 2, "state_dir"),
     ],

@@ -113,3 +113,19 @@ def test_a_bad_config_is_reported_like_the_agents(tmp_path: Path) -> None:
     assert f"{config}: 1 problem; fix and retry:\n  heartbeat: line 6:" in one.stderr
     assert f"{config}: 2 problems; fix and retry:\n" in two.stderr
     assert "Traceback" not in one.stderr + two.stderr
+
+
+def test_a_key_others_can_read_stops_the_relay(tmp_path: Path) -> None:
+    """The relay refuses to start while its CA key is readable by other users, naming the
+    file and the chmod that fixes it (exit 2); after the chmod the same config gets past it."""
+    (tmp_path / "relay.yaml").write_text(CONFIG)
+    assert relay("ca", "init", "-c", str(tmp_path / "relay.yaml")).returncode == 0
+    (tmp_path / "ca.key").chmod(0o604)
+
+    result = relay("run", "-c", str(tmp_path / "relay.yaml"))
+
+    assert result.returncode == 2
+    assert f"{tmp_path / 'ca.key'} can be read by other users (mode 0604); run: chmod 600 " in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
