@@ -7,9 +7,11 @@ the rename survives a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -87,3 +89,19 @@ def exposed(paths: list[Path]) -> str | None:
     if not problems:
         return None
     return "a private key must be readable only by its owner: " + "; ".join(problems)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a private lock file, made if missing) for the block,
+    so read-change-write cycles by two processes do not lose each other's changes."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        if os.name == "posix":
+            import fcntl  # noqa: PLC0415 - POSIX only
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

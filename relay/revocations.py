@@ -16,16 +16,14 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from bridgehead.certs.keyfiles import ensure_private_dir, write_private
+from bridgehead.certs.keyfiles import exclusive, write_private
 from bridgehead.certs.pki import CLOCK_SKEW, check_name
 from bridgehead.relay.registry import Registry
 
@@ -68,7 +66,7 @@ class Revocations:
 
     def revoke(self, agent_id: str, now: datetime | None = None) -> None:
         """Record the revocation of every certificate for `agent_id` issued until `now`."""
-        with self._locked():
+        with exclusive(self.path.with_name(FILE_NAME + ".lock")):
             self.reload()
             revoked = {**self.revoked, agent_id: now or datetime.now(UTC)}
             entries = [{"agent_id": a, "at": at.isoformat()} for a, at in sorted(revoked.items())]
@@ -85,19 +83,6 @@ class Revocations:
                 "the agents it listed after moving it away"
             ) from None
         return revoked
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        ensure_private_dir(self.path.parent)
-        fd = os.open(self.path.with_name(FILE_NAME + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.name == "posix":
-                import fcntl  # noqa: PLC0415 - POSIX only; the relay runs on Linux
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
 
 async def watch(
