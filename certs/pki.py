@@ -158,20 +158,13 @@ def sign_agent_csr(
     csr_pem: bytes,
     identity: Identity,
     *,
-    days: int = 90,
+    days: float = 90,
     now: datetime | None = None,
 ) -> bytes:
     """An agent certificate for the CSR's key naming exactly `identity` (the CSR's names are
     ignored: the relay decides who the agent is). ValueError if the CSR is not validly signed
     or its key is not ECDSA P-256."""
-    csr = x509.load_pem_x509_csr(csr_pem)
-    if not csr.is_signature_valid:
-        raise ValueError("the certificate request's signature does not verify; make a new one")
-    public_key = csr.public_key()
-    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-        public_key.curve, ec.SECP256R1
-    ):
-        raise ValueError("the certificate request's key must be ECDSA P-256")
+    public_key = csr_public_key(csr_pem)
     uris: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in identity.uris()]
     builder = (
         _leaf_builder(ca_cert_pem, public_key, identity.agent_id, days, now)
@@ -181,12 +174,28 @@ def sign_agent_csr(
     return _sign(builder, ca_cert_pem, ca_key_pem)
 
 
+def csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The key a CSR asks to certify; ValueError unless it is validly signed ECDSA P-256."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise ValueError("the certificate request is not a PEM CSR; make a new one") from None
+    if not csr.is_signature_valid:
+        raise ValueError("the certificate request's signature does not verify; make a new one")
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
+        public_key.curve, ec.SECP256R1
+    ):
+        raise ValueError("the certificate request's key must be ECDSA P-256")
+    return public_key
+
+
 def issue_agent_cert(
     ca_cert_pem: bytes,
     ca_key_pem: bytes,
     identity: Identity,
     *,
-    days: int = 90,
+    days: float = 90,
     now: datetime | None = None,
 ) -> tuple[bytes, bytes]:
     """A new agent key and its certificate for `identity`, in one step: (cert PEM, key PEM)."""
@@ -242,10 +251,10 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _validity(
-    builder: x509.CertificateBuilder, days: int, now: datetime | None
+    builder: x509.CertificateBuilder, days: float, now: datetime | None
 ) -> x509.CertificateBuilder:
     if days <= 0:
-        raise ValueError(f"a certificate must be valid for at least one day, not {days}")
+        raise ValueError(f"a certificate must be valid for some time, not {days} days")
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None:
@@ -257,7 +266,7 @@ def _leaf_builder(
     ca_cert_pem: bytes,
     public_key: ec.EllipticCurvePublicKey,
     common_name: str,
-    days: int,
+    days: float,
     now: datetime | None,
 ) -> x509.CertificateBuilder:
     """The parts every certificate the CA issues shares: names, validity, key and extensions."""

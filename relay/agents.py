@@ -1,7 +1,9 @@
-"""The agent port: TLS 1.3 with client certificates from the relay's CA, one link per connection.
+"""The agent port: TLS 1.3, where agents enroll and connect; one link per tunnel connection.
 
-The agent's identity comes only from its verified certificate (URI SANs); a revoked agent,
-a connection without the tunnel's ALPN, or a certificate naming another group than the
+ALPN says which: the tunnel (`ALPN`) needs a client certificate from the relay's CA, and the
+agent's identity comes only from it (URI SANs); enrollment (`ENROLL_ALPN`) needs a token
+instead, so a certificate is asked for but not required at the TLS level. A tunnel without a
+certificate, a revoked agent, any other ALPN, or a certificate naming another group than the
 agent id's live connections is closed at once with a logged reason.
 """
 
@@ -13,9 +15,11 @@ import ssl
 
 from cryptography import x509
 
+from bridgehead.certs.enrollment import ENROLL_ALPN
 from bridgehead.certs.pki import Identity
 from bridgehead.common.tunnel import ALPN
 from bridgehead.relay.config import RelayConfig
+from bridgehead.relay.enrollment import Enrollment
 from bridgehead.relay.link import AgentLink
 from bridgehead.relay.registry import Registry
 from bridgehead.relay.revocations import Revocations
@@ -26,16 +30,23 @@ log = logging.getLogger("bridgehead.relay")
 def agent_port_context(config: RelayConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_OPTIONAL  # a presented certificate is still verified
     context.load_cert_chain(config.tls.cert, config.tls.key)
     context.load_verify_locations(cafile=config.ca.cert)
-    context.set_alpn_protocols([ALPN])
+    context.set_alpn_protocols([ALPN, ENROLL_ALPN])
     return context
 
 
 class AgentPort:
-    def __init__(self, config: RelayConfig, registry: Registry, revocations: Revocations) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        registry: Registry,
+        revocations: Revocations,
+        enrollment: Enrollment,
+    ) -> None:
         self.config, self.registry, self.revocations = config, registry, revocations
+        self.enrollment = enrollment
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,13 +62,18 @@ class AgentPort:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         tls: ssl.SSLObject = writer.get_extra_info("ssl_object")
-        if tls.selected_alpn_protocol() != ALPN:
-            log.warning("agent connection from %s refused: it does not speak %s", peer, ALPN)
+        protocol = tls.selected_alpn_protocol()
+        if protocol == ENROLL_ALPN:
+            await self.enrollment.serve(reader, writer, peer)
+            return
+        der = tls.getpeercert(binary_form=True)
+        if protocol != ALPN or not der:
+            why = f"it does not speak {ALPN}" if protocol != ALPN else "it sent no certificate"
+            log.warning("agent connection from %s refused: %s", peer, why)
             writer.close()
             return
         try:
-            der = tls.getpeercert(binary_form=True)
-            certificate = x509.load_der_x509_certificate(der or b"")
+            certificate = x509.load_der_x509_certificate(der)
             identity = Identity.from_certificate(certificate)
         except ValueError as exc:
             log.warning("agent connection from %s refused: %s", peer, exc)

@@ -18,9 +18,11 @@ from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
 from bridgehead.relay.agents import AgentPort, agent_port_context
 from bridgehead.relay.callers import Callers
 from bridgehead.relay.config import RelayConfig
+from bridgehead.relay.enrollment import Enrollment
 from bridgehead.relay.guard import Guard, GuardedSite
 from bridgehead.relay.registry import Registry
 from bridgehead.relay.revocations import Revocations, watch
+from bridgehead.relay.tokens import TokenStore
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
@@ -49,7 +51,9 @@ class Relay:
         self.config = config
         self.registry = Registry()
         self.revocations = Revocations(config.state_path)
-        self.agent_port = AgentPort(config, self.registry, self.revocations)
+        self.tokens = TokenStore(config.state_path)
+        enrollment = Enrollment(config, self.tokens)
+        self.agent_port = AgentPort(config, self.registry, self.revocations, enrollment)
         self._watcher: asyncio.Task[None] | None = None
         self.metrics = RelayMetrics(self.registry)
         self._server: asyncio.Server | None = None

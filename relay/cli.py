@@ -1,5 +1,5 @@
-"""The `bridgehead-relay` command line: run the relay, create its CA, list and
-revoke agents.
+"""The `bridgehead-relay` command line: run the relay, create its CA, make enrollment
+tokens, list and revoke agents.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sentence.
 """
@@ -18,6 +18,7 @@ from bridgehead.common.commands import Failure, UsageError, load_config_or_refus
 from bridgehead.relay.admin_client import format_agents, list_agents, revoke
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
+from bridgehead.relay.token_cli import add_token_commands, token_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     init = ca_sub.add_parser("init", help="create the CA and the relay's server certificate")
     init.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     init.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
+    add_token_commands(sub)
     agents = sub.add_parser("agents", help="the agents: who is connected, revocation")
     agents_sub = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
     listing = agents_sub.add_parser("list", help="the agents connected to the running relay")
@@ -81,6 +83,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": run,
     "ca": ca_init,
     "agents": agents,
+    "token": lambda args: token_command(load(args.config), args),
 }
 
 

@@ -114,6 +114,18 @@ class CallerLimits(Frozen):
     auth_window: Duration = 60.0
 
 
+class EnrollmentSettings(Frozen):
+    """How agents get and renew their certificates from this relay."""
+
+    address: HostPort | None = None
+    """HOST:PORT that tokens tell agents to enroll at; default: the relay certificate's first
+    name with the agents_listen port."""
+    lifetime: Duration = 30 * 86400.0
+    """How long an agent certificate is valid."""
+    token_ttl: Duration = 3600.0
+    """How long a token from `token create` stays usable when --ttl is not given."""
+
+
 class RelayConfig(Document):
     STATE_FOLDER = "relay-state"
 
@@ -129,6 +141,7 @@ class RelayConfig(Document):
     limits: CallerLimits = CallerLimits()
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
+    enrollment: EnrollmentSettings = EnrollmentSettings()
 
 
 def check_relay_references(data: Mapping[str, Any]) -> list[tuple[Path_, str]]:

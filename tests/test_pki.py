@@ -248,7 +248,7 @@ def test_bad_clock_or_days_are_refused(ca: tuple[bytes, bytes]) -> None:
     """A naive `now` or a non-positive lifetime is refused."""
     with pytest.raises(ValueError, match="timezone"):
         create_ca(now=datetime(2030, 1, 1))  # a naive clock, on purpose
-    with pytest.raises(ValueError, match="at least one day"):
+    with pytest.raises(ValueError, match="valid for some time"):
         issue_agent_cert(*ca, Identity("a"), days=0)
 
 
