@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
+PUBLIC_FILE = 0o644
 PRIVATE_DIR = 0o700
 
 
@@ -25,9 +26,18 @@ def ensure_private_dir(path: Path) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0600, atomically."""
+    _write_atomically(path, data, PRIVATE_FILE)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """Write `data` to `path` with mode 0644 (a certificate), atomically."""
+    _write_atomically(path, data, PUBLIC_FILE)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

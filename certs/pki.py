@@ -11,7 +11,6 @@ import contextlib
 import ipaddress
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,13 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bridgehead.certs.keyfiles import write_private
+from bridgehead.certs.keyfiles import fsync_folder, write_private, write_public
+from bridgehead.common import failpoints
 
 AGENT_URI_PREFIX = "bridgehead://agent/"
 GROUP_URI_PREFIX = "bridgehead://group/"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 CLOCK_SKEW = timedelta(minutes=5)  # certificates start a little early to allow for clock drift
-PUBLIC_FILE = 0o644
 
 
 def check_name(kind: str, value: str) -> str:
@@ -205,17 +204,35 @@ def issue_agent_cert(
 
 
 def write_key_pair(cert_path: Path, key_path: Path, cert_pem: bytes, key_pem: bytes) -> None:
-    """Write the key (0600, via keyfiles) then the certificate (0644), each atomically."""
-    write_private(key_path, key_pem)
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cert_path.with_name(f".{cert_path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        temporary.write_bytes(cert_pem)
-        temporary.chmod(PUBLIC_FILE)
-        os.replace(temporary, cert_path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Replace a certificate and its key together: a process killed part-way leaves the old
+    pair or the new one, never a key beside another key's certificate.
+
+    Both new files are first written durably as `NAME.next` (the key, then the certificate,
+    whose presence marks the pair complete); then each is renamed over the old one. A kill
+    between those renames leaves `.next` files that `finish_key_pair`, called before a pair
+    is read, renames into place."""
+    write_private(_next(key_path), key_pem)
+    write_public(_next(cert_path), cert_pem)
+    failpoints.reach("pair-written")
+    finish_key_pair(cert_path, key_path)
+
+
+def finish_key_pair(cert_path: Path, key_path: Path) -> None:
+    """Complete a `write_key_pair` that was cut short; drop a half-written one."""
+    if _next(cert_path).exists():
+        if _next(key_path).exists():
+            os.replace(_next(key_path), key_path)
+            failpoints.reach("key-replaced")
+        os.replace(_next(cert_path), cert_path)
+        fsync_folder(cert_path.parent)
+        if key_path.parent != cert_path.parent:
+            fsync_folder(key_path.parent)
+    else:
+        _next(key_path).unlink(missing_ok=True)  # killed before the pair was complete
+
+
+def _next(path: Path) -> Path:
+    return path.with_name(path.name + ".next")
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bridgehead.adapters.errors import SourceError
-from bridgehead.agent import failpoints
 from bridgehead.agent.api import writes
 from bridgehead.agent.api.idempotency import Entry, IdempotencyStore, KeyLimitReached
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.problems import from_exception
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import Conflict, TooManyRequests, Unprocessable
+from bridgehead.common import failpoints
 from bridgehead.common.errors import ApiError, BadRequest
 
 Write = Callable[[writes.BeforeCommit], Awaitable[ApiResponse]]

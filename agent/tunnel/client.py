@@ -19,6 +19,7 @@ from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import TunnelConfig
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.agent.tunnel.proxy import open_via_proxy
+from bridgehead.certs.pki import finish_key_pair
 from bridgehead.common.tunnel import ALPN
 from bridgehead.common.tunnel.backoff import Backoff
 
@@ -41,7 +42,9 @@ class TunnelRefused(Exception):
 
 
 def client_context(config: TunnelConfig) -> ssl.SSLContext:
-    """TLS 1.3 only, trusting only the configured CA, presenting the agent's certificate."""
+    """TLS 1.3 only, trusting only the configured CA, presenting the agent's certificate
+    (after completing a certificate swap a killed process left half done)."""
+    finish_key_pair(config.cert, config.key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.load_verify_locations(cafile=config.ca)

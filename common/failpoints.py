@@ -1,9 +1,11 @@
-"""Named places where a test can make the agent die, to prove that recovery works.
+"""Named places where a test can make a Bridgehead process die, to prove that recovery works.
 
 Off unless the environment variable `BRIDGEHEAD_FAILPOINT` names a point when the process
 starts; then reaching that point kills the process at once with SIGKILL, as a power cut would.
 Points: `before-commit` (a write's response is recorded as prepared, the database commit not
-yet made) and `after-commit` (the commit is made, the response not yet marked done).
+yet made), `after-commit` (the commit is made, the response not yet marked done),
+`pair-written` (a new certificate and key are written beside the old ones) and
+`key-replaced` (the new key is in place, the new certificate not yet).
 """
 
 from __future__ import annotations
