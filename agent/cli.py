@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
     )
+    enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
+    enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
+    enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
     secret = sub.add_parser("secret", help="encrypt a secret for the config")
     secret_sub = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
     encrypt = secret_sub.add_parser("encrypt", help="read a secret on stdin, print its enc: value")
@@ -50,6 +53,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
     "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
+    "enroll": lambda args: commands.enroll(args.token, args.config),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
 }

@@ -13,6 +13,7 @@ from pathlib import Path
 from bridgehead.agent.app import Agent
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import AgentConfig, load_config
+from bridgehead.agent.enroll import EnrollRefused, enroll_command
 from bridgehead.common import logs
 from bridgehead.common.commands import UsageError, load_config_or_refuse, serve
 
@@ -33,6 +34,14 @@ def check(path: Path) -> int:
     ok = asyncio.run(run_check(config, sys.stdout))
     if not ok:
         raise UsageError(f"{path}: the sources do not match the config (see above)")
+    return 0
+
+
+def enroll(token: str, config: Path) -> int:
+    try:
+        print(enroll_command(token, config))
+    except EnrollRefused as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 

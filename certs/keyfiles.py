@@ -26,15 +26,16 @@ def ensure_private_dir(path: Path) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0600, atomically."""
-    _write_atomically(path, data, PRIVATE_FILE)
+    write_atomically(path, data, PRIVATE_FILE)
 
 
 def write_public(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0644 (a certificate), atomically."""
-    _write_atomically(path, data, PUBLIC_FILE)
+    write_atomically(path, data, PUBLIC_FILE)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to `path` with `mode`: a temporary file, fsynced, renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
