@@ -1,10 +1,17 @@
-"""One agent's tunnel connection, seen from the relay: an HTTP/2 client on a socket the agent
-opened, that sends cloud callers' requests down to the agent.
+"""One agent's tunnel connection, seen from the relay: it pumps the relay's HTTP/2 client
+session (common/tunnel/client_session) on a socket the agent opened, sending cloud callers'
+requests down to the agent.
+
+The session holds every HTTP/2 rule; this module only reads the socket, feeds the session,
+hands its events to each stream's future (the head) and queue (the body), flushes the
+session's bytes through the outbox and keeps the PINGs going.
 
 Rules:
 - Each caller request is one HTTP/2 stream. Request bodies go as fast as the agent's window
   allows; response data is acknowledged only once the caller has taken it, so the agent
   never sends more than a window ahead of a slow caller, and other streams keep flowing.
+  A stream given up gives back what it had not acknowledged, and data for a stream no
+  longer here is acknowledged at once, so the connection's window never shrinks.
 - A caller that goes away resets its stream; the agent then cancels the query.
 - PINGs measure the round trip; a connection silent for `dead_after` is closed.
 - A response whose header block breaks HTTP/2's rules fails its own stream (BadExchange, a
