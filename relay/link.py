@@ -1,10 +1,17 @@
-"""One agent's tunnel connection, seen from the relay: an HTTP/2 client on a socket the agent
-opened, that sends cloud callers' requests down to the agent.
+"""One agent's tunnel connection, seen from the relay: it pumps the relay's HTTP/2 client
+session (common/tunnel/client_session) on a socket the agent opened, sending cloud callers'
+requests down to the agent.
+
+The session holds every HTTP/2 rule; this module only reads the socket, feeds the session,
+hands its events to each stream's future (the head) and queue (the body), flushes the
+session's bytes through the outbox and keeps the PINGs going.
 
 Rules:
 - Each caller request is one HTTP/2 stream. Request bodies go as fast as the agent's window
   allows; response data is acknowledged only once the caller has taken it, so the agent
   never sends more than a window ahead of a slow caller, and other streams keep flowing.
+  A stream given up gives back what it had not acknowledged, and data for a stream no
+  longer here is acknowledged at once, so the connection's window never shrinks.
 - A caller that goes away resets its stream; the agent then cancels the query.
 - PINGs measure the round trip; a connection silent for `dead_after` is closed.
 - A response whose header block breaks HTTP/2's rules fails its own stream (BadExchange, a
@@ -17,26 +24,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-import h2.connection
-import h2.errors
-import h2.events
 import h2.exceptions
-import h2.settings
 
 from bridgehead.certs.pki import Identity
-from bridgehead.common.tunnel import wire
+from bridgehead.common.tunnel import client_session as ev
+from bridgehead.common.tunnel.client_session import ClientSession, ResetReason
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
+from bridgehead.common.tunnel.session import READ_SIZE
 
 log = logging.getLogger("bridgehead.relay")
-STREAM_WINDOW = 1 << 20
-"""How far the agent may run ahead of a caller on one stream (response bytes in flight)."""
-READ_SIZE = 1 << 16
 
 
 class LinkClosed(Exception):
@@ -77,6 +78,9 @@ class Reply:
 
 
 class AgentLink:
+    """Pumps one agent connection: socket bytes to the session, its events to the streams'
+    futures and queues, and the session's output back through the outbox."""
+
     def __init__(
         self,
         identity: Identity,
@@ -97,8 +101,8 @@ class AgentLink:
         self.on_room: Callable[[], None] = lambda: None
         """Called when a stream ends here, so a request waiting for room may try again."""
         self.liveness = Liveness(clock, heartbeat, dead_after)
-        self.h2 = wire.connection(client_side=True)
-        self.outbox = Outbox(self.h2.data_to_send, writer)
+        self.session = ClientSession(authority=identity.agent_id)
+        self.outbox = Outbox(self.session.outgoing, writer)
         self.streams: dict[int, _Pending] = {}
         self.since = time.time()
         self.closed = asyncio.Event()
@@ -113,18 +117,17 @@ class AgentLink:
     @property
     def has_room(self) -> bool:
         """Whether the agent's MAX_CONCURRENT_STREAMS allows one more stream now."""
-        limit = self.h2.remote_settings.max_concurrent_streams
-        return self.h2.open_outbound_streams < limit
+        return self.session.has_room
 
     async def run(self) -> None:
-        wire.open_connection(self.h2, STREAM_WINDOW)
+        self.session.start()
         await self.outbox.flush()
         heart = asyncio.create_task(
-            keep_alive(self.liveness, self.h2.ping, self.outbox.flush, self._dead)
+            keep_alive(self.liveness, self.session.ping, self.outbox.flush, self._dead)
         )
         try:
             while data := await self.reader.read(READ_SIZE):
-                for event in self.h2.receive_data(data):
+                for event in self.session.receive(data):
                     self._on(event)
                 await self.outbox.flush()
                 self.on_room()
@@ -151,17 +154,14 @@ class AgentLink:
         """Open a stream, send the request, and wait for the response head."""
         if self.closed.is_set():
             raise LinkClosed("the agent's connection is closed")
-        sid = self.h2.get_next_available_stream_id()
-        fields = [(":method", method), (":path", path), (":scheme", "https"),
-                  (":authority", self.identity.agent_id), *headers]  # fmt: skip
+        sid = self.session.open_stream(method, path, headers, end=body is None)
         pending = _Pending(asyncio.get_running_loop().create_future())
         self.streams[sid] = pending
         try:
-            self.h2.send_headers(sid, wire.encode(fields), end_stream=body is None)
             if body is not None:
                 async for chunk in body:
                     await self._send(sid, pending, chunk)
-                self.h2.end_stream(sid)
+                self.session.end(sid)
             await self.outbox.flush()
             status, response_headers = await pending.head
         except BaseException:  # timed out, caller gone, or link lost: the stream is over
@@ -173,18 +173,11 @@ class AgentLink:
         pending = self.streams.pop(sid, None)
         if pending is None or self.closed.is_set():
             return
-        # ProtocolError: once the agent has sent GOAWAY, h2 refuses to send a reset.
-        with contextlib.suppress(h2.exceptions.ProtocolError, ConnectionError):
-            self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
-        self._give_back(sid, pending.unacknowledged)  # else the connection window shrinks
+        self.session.reset(sid)
+        self.session.acknowledge(sid, pending.unacknowledged)  # else the window shrinks
         self.on_room()
         with contextlib.suppress(ConnectionError):
             await self.outbox.flush()
-
-    def _give_back(self, sid: int, size: int) -> None:
-        if size > 0:
-            with contextlib.suppress(h2.exceptions.StreamClosedError, KeyError):
-                self.h2.acknowledge_received_data(size, sid)
 
     async def _body(self, sid: int, pending: _Pending) -> AsyncIterator[bytes]:
         while (chunk := await pending.chunks.get()) is not None:
@@ -195,72 +188,62 @@ class AgentLink:
             yield chunk
             # Acknowledged only now that the caller took it: this is the back-pressure.
             pending.unacknowledged -= len(chunk)
-            self._give_back(sid, len(chunk))
+            self.session.acknowledge(sid, len(chunk))
             with contextlib.suppress(ConnectionError):
                 await self.outbox.flush()
         self.streams.pop(sid, None)
 
     async def _send(self, sid: int, pending: _Pending, data: bytes) -> None:
-        def room() -> int:
-            return min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
-
         await send_windowed(
             data,
-            room,
-            lambda piece: self.h2.send_data(sid, piece),
+            lambda: self.session.sendable(sid),
+            lambda piece: self.session.send_body(sid, piece),
             self.outbox.flush_now,
             pending.window,
         )
 
-    def _on(self, event: h2.events.Event) -> None:
+    def _on(self, event: ev.Event) -> None:
         match event:
-            case h2.events.ResponseReceived(stream_id=sid, headers=headers):
-                self._head(sid, headers or [])
-            case h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size):
+            case ev.ResponseReceived(stream_id=sid, status=status, headers=headers):
                 pending = self.streams.get(sid)
-                if pending is None:
-                    self._give_back(sid, size or 0)  # for a stream already given up
-                elif data:
-                    pending.unacknowledged += len(data)
-                    pending.chunks.put_nowait(data)
-            case h2.events.StreamEnded(stream_id=sid):
+                if pending is not None and not pending.head.done():
+                    pending.head.set_result((status, headers))
+            case ev.ResponseRejected():
+                self._rejected(event)
+            case ev.BodyReceived(stream_id=sid, data=data):
+                self._on_body(sid, data)
+            case ev.StreamEnded(stream_id=sid):
                 self._end(sid, None)
-            case h2.events.StreamReset(stream_id=sid, error_code=code):
-                self._end(sid, _reset_reason(code))
-            case h2.events.WindowUpdated(stream_id=sid):
-                for key, pending in self.streams.items():
-                    if sid in (0, key):
+            case ev.StreamReset(stream_id=sid, reason=reason):
+                self._end(sid, _reset_failure(reason))
+            case ev.WindowOpened(stream_ids=sids):
+                for sid in sids:
+                    if (pending := self.streams.get(sid)) is not None:
                         pending.window.set()
-            case h2.events.RemoteSettingsChanged(changed_settings=changed):
-                self._on_settings(changed)
-            case h2.events.ConnectionTerminated(last_stream_id=last):
-                self.draining = True  # the agent is going away: no new streams here
-                self.last_processed = last if last is not None else 0
-            case h2.events.PingAckReceived(ping_data=payload):
-                self.liveness.acknowledged(payload or b"")
+            case ev.Draining(last_processed=last):
+                self.draining = True  # the agent is going away: route new requests elsewhere
+                if last is not None:
+                    self.last_processed = last
+            case ev.PingAcknowledged(payload=payload):
+                self.liveness.acknowledged(payload)
 
-    def _on_settings(self, changed: dict[Any, Any]) -> None:
-        limit = changed.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
-        if limit is not None and limit.new_value == 0:
-            self.draining = True  # the agent is draining: route new requests elsewhere
-
-    def _head(self, sid: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+    def _on_body(self, sid: int, data: bytes) -> None:
         pending = self.streams.get(sid)
+        if pending is None:
+            self.session.acknowledge(sid, len(data))  # for a stream already given up
+        else:
+            pending.unacknowledged += len(data)
+            pending.chunks.put_nowait(data)
+
+    def _rejected(self, event: ev.ResponseRejected) -> None:
+        """The agent's response head was malformed; the session has reset its stream."""
+        pending = self.streams.get(event.stream_id)
         if pending is None or pending.head.done():
             return
-        fields = wire.decode(headers)
-        problem = wire.header_problem(fields, wire.RESPONSE_PSEUDO, wire.RESPONSE_NEEDS)
-        status = dict(fields).get(":status", "")
-        if problem is None and not (status.isdigit() and 200 <= int(status) <= 599):
-            problem = f"status {status!r} is not a final status (200-599)"
-        if problem is not None:
-            log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
-                        sid, problem)  # fmt: skip
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            pending.head.set_exception(BadExchange(f"the agent's answer was malformed: {problem}"))
-            return
-        pending.head.set_result((int(status), [(k, v) for k, v in fields if k[0] != ":"]))
+        log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
+                    event.stream_id, event.reason)  # fmt: skip
+        failure = BadExchange(f"the agent's answer was malformed: {event.reason}")
+        pending.head.set_exception(failure)
 
     def _end(self, sid: int, failure: Exception | None) -> None:
         """The stream ended: cleanly (None) or reset by the agent (why)."""
@@ -286,9 +269,9 @@ class AgentLink:
         self.abort()
 
 
-def _reset_reason(code: int) -> Exception:
-    if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+def _reset_failure(reason: ResetReason) -> Exception:
+    if reason is ResetReason.REFUSED:
         return StreamRefused()
-    if code == h2.errors.ErrorCodes.PROTOCOL_ERROR:
+    if reason is ResetReason.MALFORMED:
         return BadExchange("the agent refused the request as malformed")
     return LinkClosed("the agent reset the stream")

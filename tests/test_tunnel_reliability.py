@@ -30,8 +30,9 @@ from bridgehead.agent.app import Agent
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.common.tunnel import ALPN
+from bridgehead.common.tunnel.session import STREAM_WINDOW
 from bridgehead.relay.app import Relay
-from bridgehead.relay.link import STREAM_WINDOW, AgentLink
+from bridgehead.relay.link import AgentLink
 
 TOKEN = "cloud-token-0123456789"
 AGENT = "plant-7"
@@ -364,7 +365,7 @@ def queued_bytes(link: AgentLink) -> int:
 def unacknowledged(link: AgentLink) -> int:
     """Bytes the relay received on the connection and never handed back to h2's connection
     flow control (h2's window manager: consumed minus processed)."""
-    window = link.h2._inbound_flow_control_window_manager
+    window = link.session._h2._inbound_flow_control_window_manager
     return window.max_window_size - window.current_window_size - window._bytes_processed
 
 

@@ -1,5 +1,5 @@
 # The agent's tunnel session without sockets: an h2 client (the relay's role) and the
-# TunnelSession exchange bytes in memory. Requests become events, response bodies respect
+# ServerSession exchange bytes in memory. Requests become events, response bodies respect
 # the relay's flow-control window, resets, GOAWAY and PINGs surface as events.
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import h2.connection
 import h2.errors
 import h2.events
 
-from bridgehead.agent.tunnel import session as ev
-from bridgehead.agent.tunnel.session import TunnelSession
+from bridgehead.common.tunnel import server_session as ev
+from bridgehead.common.tunnel.server_session import ServerSession
 
 
-def pair() -> tuple[h2.connection.H2Connection, TunnelSession]:
+def pair() -> tuple[h2.connection.H2Connection, ServerSession]:
     relay = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    agent = TunnelSession()
+    agent = ServerSession()
     relay.initiate_connection()
     agent.start()
     exchange(relay, agent)
     return relay, agent
 
 
-def exchange(relay: h2.connection.H2Connection, agent: TunnelSession) -> list[ev.Event]:
+def exchange(relay: h2.connection.H2Connection, agent: ServerSession) -> list[ev.Event]:
     """Carry bytes both ways until both sides are quiet; the agent's events."""
     events: list[ev.Event] = []
     for _ in range(10):
@@ -83,7 +83,7 @@ def test_response_bodies_wait_for_the_window() -> None:
     ]
     relay.acknowledge_received_data(sum(e.flow_controlled_length for e in received), sid)
     events = exchange(relay, agent)
-    assert ev.WindowOpened(sid) in events or ev.WindowOpened(0) in events
+    assert any(isinstance(e, ev.WindowOpened) and sid in e.stream_ids for e in events)
     assert agent.sendable(sid) > 0
 
 
@@ -118,7 +118,7 @@ def test_a_malformed_request_fails_only_its_own_stream() -> None:
         client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
     )
     relay = h2.connection.H2Connection(lax)
-    agent = TunnelSession()
+    agent = ServerSession()
     relay.initiate_connection()
     agent.start()
     exchange(relay, agent)

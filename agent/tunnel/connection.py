@@ -24,13 +24,13 @@ import h2.exceptions
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.errors import PayloadTooLarge
-from bridgehead.agent.tunnel import session as ev
-from bridgehead.agent.tunnel.session import TunnelSession
+from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
+from bridgehead.common.tunnel.server_session import ServerSession
+from bridgehead.common.tunnel.session import READ_SIZE
 
 log = logging.getLogger("bridgehead.tunnel")
-READ_SIZE = 1 << 16
 CLEANUP_GRACE = 5.0
 
 
@@ -58,7 +58,7 @@ class TunnelConnection:
         self.reader, self.writer, self.pipeline = reader, writer, pipeline
         self.max_body = max_body
         self.liveness = Liveness(clock, heartbeat, dead_after)
-        self.session = TunnelSession()
+        self.session = ServerSession()
         self.outbox = Outbox(self.session.outgoing, writer)
         self.streams: dict[int, _Stream] = {}
         self.draining = False
@@ -128,9 +128,9 @@ class TunnelConnection:
                 stream = self.streams.pop(sid, None)
                 if stream is not None and stream.task is not None:
                     stream.task.cancel()
-            case ev.WindowOpened(stream_id=sid):
-                for key, stream in self.streams.items():
-                    if sid in (0, key):
+            case ev.WindowOpened(stream_ids=sids):
+                for sid in sids:
+                    if (stream := self.streams.get(sid)) is not None:
                         stream.window.set()
             case ev.PingAcknowledged(payload=payload):
                 self.liveness.acknowledged(payload)

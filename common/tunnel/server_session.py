@@ -1,0 +1,129 @@
+"""The agent's end of one tunnel connection, without I/O: an HTTP/2 server on a socket the
+agent dialed (the relay is the HTTP/2 client).
+
+Bytes go in through `receive`, events come out; what to send is taken with `outgoing`.
+Flow control is HTTP/2's own: request bodies are acknowledged as they arrive (the agent
+bounds what it keeps itself); `sendable` says how much of a response body the relay's
+window allows now, and a `WindowOpened` event says which streams may send more. A request
+whose header block breaks HTTP/2's rules is reset on its own (`RequestRejected`); the
+connection lives on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h2.errors
+import h2.events
+import h2.settings
+
+from bridgehead.common.tunnel import wire
+from bridgehead.common.tunnel.session import (
+    BodyReceived,
+    Draining,
+    PingAcknowledged,
+    Session,
+    WindowOpened,
+)
+
+__all__ = [
+    "BodyReceived",
+    "Draining",
+    "Event",
+    "PingAcknowledged",
+    "RequestComplete",
+    "RequestReceived",
+    "RequestRejected",
+    "ServerSession",
+    "StreamCancelled",
+    "WindowOpened",
+]
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    stream_id: int
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RequestRejected:
+    """The request's header block broke HTTP/2's rules; its stream has been reset."""
+
+    stream_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RequestComplete:
+    stream_id: int
+
+
+@dataclass(frozen=True)
+class StreamCancelled:
+    stream_id: int
+
+
+Event = (
+    RequestReceived
+    | RequestRejected
+    | BodyReceived
+    | RequestComplete
+    | StreamCancelled
+    | WindowOpened
+    | PingAcknowledged
+    | Draining
+)
+
+
+class ServerSession(Session):
+    def __init__(self) -> None:
+        super().__init__(client_side=False)
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Events for the bytes read; raises h2's ProtocolError on a broken peer."""
+        return [event for raw in self._h2.receive_data(data) for event in self._translate(raw)]
+
+    def _translate(self, raw: h2.events.Event) -> Iterator[Event]:
+        match raw:
+            case h2.events.RequestReceived(stream_id=sid, headers=headers):
+                yield self._request(sid, wire.decode(headers))
+            case h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size):
+                self._h2.acknowledge_received_data(size or 0, sid)
+                yield BodyReceived(sid, data or b"")
+            case h2.events.StreamEnded(stream_id=sid):
+                yield RequestComplete(sid)
+            case h2.events.StreamReset(stream_id=sid):
+                yield StreamCancelled(sid)
+            case h2.events.ConnectionTerminated():
+                yield Draining()
+            case _:
+                yield from self._shared(raw)
+
+    def _request(self, sid: int, fields: list[tuple[str, str]]) -> Event:
+        problem = wire.header_problem(fields, wire.REQUEST_PSEUDO, wire.REQUEST_NEEDS)
+        if problem is not None:
+            self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return RequestRejected(sid, problem)
+        return RequestReceived(sid, dict(fields))
+
+    def respond(self, stream_id: int, status: int, headers: dict[str, str], end: bool) -> None:
+        fields = [(":status", str(status)), *((k.lower(), v) for k, v in headers.items())]
+        self._h2.send_headers(stream_id, wire.encode(fields), end_stream=end)
+
+    def reset(self, stream_id: int) -> None:
+        self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def refuse(self, stream_id: int) -> None:
+        """Decline a stream unprocessed (REFUSED_STREAM): the relay may retry it elsewhere."""
+        self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+
+    def stop_new_streams(self) -> None:
+        """Announce a drain without ending the connection: no new streams (the relay stops
+        picking it), while the ones in flight keep sending. GOAWAY comes with `close`."""
+        self._h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+
+    def close(self) -> None:
+        """GOAWAY: only once no stream is left, as h2 sends no more DATA after it."""
+        self._h2.close_connection()
