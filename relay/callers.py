@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bridgehead.common.auth import find_by_digest
 from bridgehead.common.tunnel import wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
@@ -81,11 +82,7 @@ class Callers:
         digest = bearer_digest(request)
         if digest is None:
             return None
-        found = None
-        for expected, caller in self._tokens:
-            if hmac.compare_digest(digest, expected) and found is None:
-                found = caller
-        return found
+        return find_by_digest(digest, self._tokens)
 
     async def to_agent(self, request: web.Request) -> web.StreamResponse:
         agent = request.match_info["agent"]
