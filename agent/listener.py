@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bridgehead.agent.api import problems
+from bridgehead.common.problem import PROBLEM_JSON
 
 log = logging.getLogger("bridgehead.listener")
 
@@ -63,7 +64,7 @@ def overloaded(limit: int) -> bytes:
     response = problems.problem(503, "Too many connections", detail, secrets.token_hex(12), "busy")
     body = response.body if isinstance(response.body, bytes) else b""
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+        f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {PROBLEM_JSON}\r\n"
         f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body

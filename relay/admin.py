@@ -29,6 +29,7 @@ from prometheus_client import (
 from bridgehead.certs.keyfiles import load_or_create_secret
 from bridgehead.common.auth import bearer_token, find_by_digest
 from bridgehead.common.errors import Unauthorized
+from bridgehead.common.problem import JSON
 from bridgehead.relay.config import CallerConfig, RelayAdmin
 from bridgehead.relay.registry import AgentView, Registry
 
@@ -156,4 +157,4 @@ def _bearer_check(digests: list[bytes]) -> Callable[[web.Request], bool]:
 
 def _listing(views: Iterable[AgentView]) -> web.Response:
     body = orjson.dumps({"agents": [view.__dict__ for view in views]})
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type=JSON)

@@ -22,11 +22,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bridgehead.common.auth import find_by_digest
+from bridgehead.common.problem import PROBLEM_JSON, problem_body, slug_of
 from bridgehead.common.tunnel import wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
@@ -45,15 +45,10 @@ RETRY = {"Retry-After": "1"}
 
 
 def problem(status: int, title: str, detail: str, request_id: str, **headers: str) -> web.Response:
-    body = {
-        "type": f"https://bridgehead.dev/problems/{title.lower().replace(' ', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "request_id": request_id,
-    }
+    """The relay's own answer for a request it does not pass on (its type named by its title)."""
+    body = problem_body(status, title, detail, request_id, slug_of(title))
     return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/problem+json",
+        status=status, body=body, content_type=PROBLEM_JSON,
         headers={"X-Request-Id": request_id, **headers},
     )  # fmt: skip
 

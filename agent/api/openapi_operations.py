@@ -16,15 +16,7 @@ from bridgehead.agent.api.filters import DEFAULT_LIMIT, RESERVED, operators
 from bridgehead.agent.api.openapi_schemas import Json, describe_type, kind_schema, ref, type_schema
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
-
-JSON = "application/json"
-
-
-PROBLEM_JSON = "application/problem+json"
-
-
-NDJSON = "application/x-ndjson"
-
+from bridgehead.common.problem import JSON, NDJSON
 
 CSV = "text/csv"
 

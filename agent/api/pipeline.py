@@ -34,6 +34,7 @@ from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig, QueryConfig
 from bridgehead.agent.errors import AuditUnavailable, MethodNotAllowed, NotFound, TooManyRequests
 from bridgehead.common.errors import BadRequest, Unauthorized
+from bridgehead.common.problem import JSON
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")
@@ -324,7 +325,7 @@ class Pipeline:
         document = build_openapi(
             self.catalog.resolved(), self.config, version=VERSION, scopes=principal.scopes
         )
-        return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
+        return ApiResponse(200, {"Content-Type": JSON}, orjson.dumps(document))
 
     def _authenticate(self, request: ApiRequest) -> Principal:
         """The caller; a source address past its failed-authentication budget is refused (429)
