@@ -19,26 +19,16 @@ from bridgehead.agent.api.intake import Intake, Peer
 from bridgehead.agent.api.pipeline import Pipeline, deliver
 from bridgehead.agent.config.model import ListenConfig
 from bridgehead.agent.errors import PayloadTooLarge, RequestTimeout
-from bridgehead.agent.listener import Guards
 
 MAX_BODY = 1024 * 1024
 BODY_IDLE = 30.0
 
 
 def make_app(
-    pipeline: Pipeline,
-    max_body: int = MAX_BODY,
-    body_idle: float = BODY_IDLE,
-    guards: Guards | None = None,
+    pipeline: Pipeline, max_body: int = MAX_BODY, body_idle: float = BODY_IDLE
 ) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if guards is not None:
-            guards.headers_read(request.transport)
-        try:
-            return await _answer(request, pipeline, max_body, body_idle)
-        finally:
-            if guards is not None:
-                guards.answered(request.transport)
+        return await _answer(request, pipeline, max_body, body_idle)
 
     app = web.Application(client_max_size=max_body)
     app.router.add_route("*", "/{tail:(?s:.*)}", handle)  # (?s): paths may hold %0A
