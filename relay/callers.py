@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bridgehead.common import requestid
 from bridgehead.common.auth import find_by_digest
 from bridgehead.common.errors import BadRequest
 from bridgehead.common.problem import PROBLEM_JSON, problem_body, slug_of
-from bridgehead.common.requestid import request_id
 from bridgehead.common.tunnel import wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
@@ -277,7 +277,7 @@ def caller_request_id(request: web.Request) -> tuple[str, BadRequest | None]:
     answer when the caller's breaks it; a repeated X-Request-Id counts as none (it is refused
     with the other repeated headers, under a fresh id)."""
     given = request.headers.getall("X-Request-Id", [])
-    return request_id(given[0] if len(given) == 1 else None)
+    return requestid.request_id(given[0] if len(given) == 1 else None)
 
 
 def forwarded_path(request: web.Request, name: str) -> str | None:
