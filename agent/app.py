@@ -30,7 +30,7 @@ from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
 from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig
 from bridgehead.agent.http import make_app, server_ssl
-from bridgehead.agent.listener import GuardedSite, GuardLimits, Guards
+from bridgehead.agent.listener import GuardedSite, listener_guard
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.common.runtime import StartupError
@@ -147,22 +147,18 @@ class Agent:
         assert self.config.listen is not None
         address = self.config.listen.address
         limits = self.config.limits
-        guards = Guards(GuardLimits(limits.header_timeout, limits.max_connections))
-        app = make_app(pipeline, limits.max_body_bytes, limits.body_idle_timeout, guards)
+        app = make_app(pipeline, limits.max_body_bytes, limits.body_idle_timeout)
         # handler_cancellation: a caller that disconnects cancels its handler, and so its query.
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handler_cancellation=True,
-            keepalive_timeout=limits.keepalive_timeout,
-        )
+        # The guard's handlers take the keep-alive timeout and log no access lines.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         try:
             tls = server_ssl(self.config.listen)
         except OSError as exc:  # ssl.SSLError included
             await self.stop()
             raise StartupError(_tls_problem(self.config.listen, exc)) from None
-        site = GuardedSite(self._runner, address.host, address.port, guards=guards, ssl_context=tls)
+        guard = listener_guard(limits, f"listen {address}")
+        site = GuardedSite(self._runner, address.host, address.port, guard, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:

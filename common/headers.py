@@ -1,10 +1,11 @@
 """The header rule every front applies to a request before the pipeline reads it.
 
 Each header on SINGLETONS may come only once: the relay, a front and the pipeline must never
-read different values of one request (the first vs the last `Authorization`). The local
-listener refuses a repeat with a 400 problem; the tunnel resets the stream (common.tunnel.wire
-checks the same list). Other repeated headers are joined with ", " (RFC 9110 §5.3). Names
-are lower-cased. No I/O here.
+read different values of one request (the first vs the last `Authorization`). Both of the
+agent's fronts take requests in through `request_headers` (agent.api.intake), which makes a
+repeat a 400 problem; the tunnel's HTTP/2 layer resets such a stream before that
+(common.tunnel.wire checks the same list) and the relay refuses it with a 400 first. Other
+repeated headers are joined with ", " (RFC 9110 §5.3). Names are lower-cased. No I/O here.
 """
 
 from __future__ import annotations

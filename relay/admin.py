@@ -12,7 +12,6 @@ figures.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from prometheus_client import (
 )
 
 from bridgehead.certs.keyfiles import load_or_create_secret
-from bridgehead.common.auth import bearer_token
+from bridgehead.common.auth import bearer_token, find_by_digest
 from bridgehead.common.errors import Unauthorized
+from bridgehead.common.problem import JSON
 from bridgehead.relay.config import CallerConfig, RelayAdmin
 from bridgehead.relay.registry import AgentView, Registry
 
@@ -150,11 +150,11 @@ def _bearer_check(digests: list[bytes]) -> Callable[[web.Request], bool]:
         given = bearer_digest(request)
         if given is None:
             return False
-        return sum(hmac.compare_digest(given, expected) for expected in digests) > 0
+        return find_by_digest(given, ((expected, True) for expected in digests)) is not None
 
     return check
 
 
 def _listing(views: Iterable[AgentView]) -> web.Response:
     body = orjson.dumps({"agents": [view.__dict__ for view in views]})
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type=JSON)

@@ -19,7 +19,7 @@ from bridgehead.relay.agents import AgentPort, agent_port_context
 from bridgehead.relay.callers import Callers
 from bridgehead.relay.config import RelayConfig
 from bridgehead.relay.enrollment import Enrollment
-from bridgehead.relay.guard import Guard, GuardedSite
+from bridgehead.relay.guard import GuardedSite, port_guard
 from bridgehead.relay.registry import Registry
 from bridgehead.relay.revocations import Revocations, watch
 from bridgehead.relay.tokens import TokenStore
@@ -101,7 +101,7 @@ class Relay:
         host, port = where.host, where.port
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
-        guard = Guard(self.config.limits, f"port {where}")
+        guard = port_guard(self.config.limits, f"port {where}")
         site = GuardedSite(runner, host, port, guard, ssl_context=tls)
         try:
             await site.start()

@@ -8,7 +8,8 @@ present that certificate. Bodies stream both ways, within the relay's own size a
 limits. No agent connected: 502; every stream the agent allows busy past `stream_wait`: 503;
 the caller's own cap reached: 429; no answer in `request_timeout`: 504; a caller that goes
 away resets its stream (the agent cancels the query). Failed authentications are throttled
-per source address (429).
+per source address (429). The request's id follows the agent's rule (common.requestid): the
+caller's if valid, a fresh one if none, a 400 if it breaks the rule.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bridgehead.common import requestid
+from bridgehead.common.auth import find_by_digest
+from bridgehead.common.errors import BadRequest
+from bridgehead.common.problem import PROBLEM_JSON, problem_body, slug_of
 from bridgehead.common.tunnel import wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
@@ -44,15 +47,10 @@ RETRY = {"Retry-After": "1"}
 
 
 def problem(status: int, title: str, detail: str, request_id: str, **headers: str) -> web.Response:
-    body = {
-        "type": f"https://bridgehead.dev/problems/{title.lower().replace(' ', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "request_id": request_id,
-    }
+    """The relay's own answer for a request it does not pass on (its type named by its title)."""
+    body = problem_body(status, title, detail, request_id, slug_of(title))
     return web.Response(
-        status=status, body=orjson.dumps(body), content_type="application/problem+json",
+        status=status, body=body, content_type=PROBLEM_JSON,
         headers={"X-Request-Id": request_id, **headers},
     )  # fmt: skip
 
@@ -81,11 +79,7 @@ class Callers:
         digest = bearer_digest(request)
         if digest is None:
             return None
-        found = None
-        for expected, caller in self._tokens:
-            if hmac.compare_digest(digest, expected) and found is None:
-                found = caller
-        return found
+        return find_by_digest(digest, self._tokens)
 
     async def to_agent(self, request: web.Request) -> web.StreamResponse:
         agent = request.match_info["agent"]
@@ -108,7 +102,9 @@ class Callers:
         return await self._route(request, route)
 
     async def _route(self, request: web.Request, route: Route) -> web.StreamResponse:
-        request_id = request.headers.get("X-Request-Id") or secrets.token_hex(12)
+        request_id, bad_id = caller_request_id(request)
+        if bad_id is not None:
+            return problem(bad_id.status, bad_id.title, bad_id.detail, request_id)
         caller = self._caller(request, request_id)
         if isinstance(caller, web.Response):
             return caller
@@ -274,6 +270,14 @@ class Route:
     name: str
     links: Callable[[], list[AgentLink]]
     permits: Callable[[CallerConfig, AgentLink | None], bool]
+
+
+def caller_request_id(request: web.Request) -> tuple[str, BadRequest | None]:
+    """The request's id by the rule the agent applies too (common.requestid), and the 400 to
+    answer when the caller's breaks it; a repeated X-Request-Id counts as none (it is refused
+    with the other repeated headers, under a fresh id)."""
+    given = request.headers.getall("X-Request-Id", [])
+    return requestid.request_id(given[0] if len(given) == 1 else None)
 
 
 def forwarded_path(request: web.Request, name: str) -> str | None:

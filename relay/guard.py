@@ -1,141 +1,22 @@
-"""The relay's HTTP ports against slow and numerous clients: aiohttp's request handler with
-a head timeout, an idle keep-alive timeout and a cap on open connections.
+"""The relay's HTTP ports against slow and numerous clients: common.guard (a head timeout, an
+idle keep-alive timeout and a cap on open connections) held to the relay's caller limits.
 
-Rules:
-- The TLS handshake, and each request's head (request line and headers), must arrive within
-  `header_timeout` of the connection opening or of the request's first byte; else the
-  connection is closed. Bodies are timed where they are read (`relay.bodies`).
-- A connection idle after a response is closed after `keep_alive_timeout`.
-- Past `max_connections` open connections, a new one is closed as soon as it is made.
-- Malformed requests are logged without their bytes (`relay.redact`).
+Rules: past the cap a new connection is closed at once, without an answer; malformed
+requests are logged without their bytes (`relay.redact`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
-import time
-from typing import Any
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-
+from bridgehead.common.guard import Guard, GuardedSite, GuardLimits
 from bridgehead.relay.config import CallerLimits
 
+__all__ = ["GuardedSite", "port_guard"]
 log = logging.getLogger("bridgehead.relay")
-REFUSAL_LOG_EVERY = 10.0
-"""Seconds between two log lines about refused connections (an attack must not flood it)."""
 
 
-class Guard:
-    """What all of one port's connections share: the limits and who is open."""
-
-    def __init__(self, limits: CallerLimits, port: str) -> None:
-        self.limits, self.port = limits, port
-        self.open: set[GuardedHandler] = set()
-        self._logged_at = -REFUSAL_LOG_EVERY
-
-    def refuse(self) -> bool:
-        """Whether a new connection is one too many (and logs so, now and then)."""
-        if len(self.open) < self.limits.max_connections:
-            return False
-        now = time.monotonic()
-        if now - self._logged_at >= REFUSAL_LOG_EVERY:
-            self._logged_at = now
-            log.warning(
-                "%s: %d connections open (limits.max_connections); refusing new ones",
-                self.port, len(self.open),
-            )  # fmt: skip
-        return True
-
-
-class GuardedHandler(RequestHandler):
-    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
-        super().__init__(
-            manager,
-            keepalive_timeout=guard.limits.keep_alive_timeout,
-            access_log=None,  # type: ignore[arg-type]  # aiohttp's own way to log no access lines
-            **kwargs,
-        )
-        self.guard = guard
-        self.head_timer: asyncio.TimerHandle | None = None
-        self.refused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.guard.refuse():
-            self.refused = True
-            transport.close()
-            return
-        self.guard.open.add(self)
-        super().connection_made(transport)
-        self._await_head()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.guard.open.discard(self)
-        self._stop_head_timer()
-        if not self.refused:
-            super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.refused:
-            return
-        heads = self._request_count
-        super().data_received(data)
-        if self._request_count > heads:
-            self._stop_head_timer()  # a head (or a malformed one) is in
-        elif self.head_timer is None and not self._request_in_progress and not self._messages:
-            self._await_head()  # the first bytes of the next request on this connection
-
-    def _await_head(self) -> None:
-        self._stop_head_timer()
-        self.head_timer = self._loop.call_later(self.guard.limits.header_timeout, self._late)
-
-    def _stop_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def _late(self) -> None:
-        self.head_timer = None
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        log.info(
-            "%s: no complete request head from %s within %g s; closing",
-            self.guard.port, peer, self.guard.limits.header_timeout,
-        )  # fmt: skip
-        self.force_close()
-        if self.transport is not None:
-            self.transport.close()
-
-
-class GuardedSite(web.BaseSite):
-    """A TCP site whose connections are GuardedHandlers."""
-
-    def __init__(
-        self,
-        runner: web.AppRunner,
-        host: str,
-        port: int,
-        guard: Guard,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        super().__init__(runner, ssl_context=ssl_context)
-        self.host, self.port, self.guard = host, port, guard
-
-    @property
-    def name(self) -> str:
-        return f"{'https' if self._ssl_context else 'http'}://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        await super().start()
-        loop = asyncio.get_running_loop()
-        server = self._runner.server
-        assert server is not None
-        handshake = self.guard.limits.header_timeout if self._ssl_context else None
-        self._server = await loop.create_server(
-            lambda: GuardedHandler(server, self.guard, loop=loop),
-            self.host,
-            self.port,
-            ssl=self._ssl_context,
-            ssl_handshake_timeout=handshake,
-        )
+def port_guard(limits: CallerLimits, port: str) -> Guard:
+    """The guard of one relay port (`port` names it in the log)."""
+    held = GuardLimits(limits.header_timeout, limits.max_connections, limits.keep_alive_timeout)
+    return Guard(held, port, log)

@@ -1,7 +1,7 @@
 """Who is calling, and may they: API keys (SHA-256 in config, constant-time match) and scopes.
 
-A key is compared against every configured digest with `hmac.compare_digest`, without an
-early exit, so response time does not reveal which key (or whether any) came close.
+A key's digest is compared against every configured one (`common.auth.find_by_digest`),
+without an early exit, so response time does not reveal which key (or whether any) came close.
 
 A principal's `qualified_name` says how it authenticated (`key:NAME`, `jwt:ISSUER#SUB`): it
 is what the audit log, the rate limiter and the idempotency store know a caller by, so a JWT
@@ -11,14 +11,13 @@ subject can never pass for an API key of the same name.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from bridgehead.agent.config.model import ApiKeyConfig
 from bridgehead.agent.errors import Forbidden
-from bridgehead.common.auth import _CHALLENGE, bearer_token
+from bridgehead.common.auth import _CHALLENGE, bearer_token, find_by_digest
 from bridgehead.common.errors import Unauthorized
 
 
@@ -51,12 +50,7 @@ class ApiKeys:
         ]
 
     def authenticate(self, token: str) -> Principal | None:
-        digest = hashlib.sha256(token.encode("utf-8")).digest()
-        found: Principal | None = None
-        for expected, principal in self._keys:
-            if hmac.compare_digest(digest, expected) and found is None:
-                found = principal
-        return found
+        return find_by_digest(hashlib.sha256(token.encode("utf-8")).digest(), self._keys)
 
 
 class TokenVerifier(Protocol):

@@ -1,4 +1,8 @@
-"""The request and response the pipeline speaks, independent of any transport."""
+"""The request and response the pipeline speaks, independent of any transport.
+
+Fronts build requests with `agent.api.intake` (one set of rules for both) and send responses
+with `agent.api.pipeline.deliver`, which alone closes a streamed body.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ class ApiRequest:
     """Lower-case names."""
     body: bytes = b""
     request_id: str = ""
+    """The id it goes by (`X-Request-Id`, by common.requestid); the pipeline makes one if empty."""
     via: str = "local"
     """Which front received it: `local` or `relay`, for the audit log."""
     remote: str = ""

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridgehead.agent.api.openapi_operations import (
-    PROBLEM_JSON,
     answer,
     openapi_operation,
     procedure_operation,
@@ -34,6 +33,7 @@ from bridgehead.agent.api.openapi_schemas import (
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.errors import ANSWERS, ErrorAnswer
+from bridgehead.common.problem import PROBLEM_JSON
 
 PRINTABLE = "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"
 """Printable ASCII without edge spaces (HTTP strips those): X-Request-Id, Idempotency-Key."""

@@ -18,15 +18,7 @@ from bridgehead.agent.api.openapi_schemas import Json, describe_type, kind_schem
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import AgentConfig, ParamType, ProcedureConfig, QueryConfig
 from bridgehead.agent.errors import ANSWERS
-
-JSON = "application/json"
-
-
-PROBLEM_JSON = "application/problem+json"
-
-
-NDJSON = "application/x-ndjson"
-
+from bridgehead.common.problem import JSON, NDJSON
 
 CSV = "text/csv"
 

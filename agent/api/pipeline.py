@@ -1,16 +1,17 @@
 """The request pipeline every front shares: route → authenticate → authorise → execute → encode.
 
-The local listener and the tunnel both hand an `ApiRequest` to `Pipeline.handle` and send back
-the `ApiResponse` it returns; nothing here knows about sockets. Every response carries
-`X-Request-Id`; every failure is turned into a problem response by `problems.from_exception`;
-writes with an `Idempotency-Key` go through `agent.api.replay`.
+The local listener and the tunnel both build an `ApiRequest` with `agent.api.intake`, hand
+it to `Pipeline.handle` and send the `ApiResponse` it returns with `deliver`, through a `Sink`
+of their own; nothing here knows about sockets. Response bodies are closed only here (by
+`deliver` and the stream wrappers), on every path. Every response carries `X-Request-Id`;
+every failure is turned into a problem response by `problems.from_exception`; writes with an
+`Idempotency-Key` go through `agent.api.replay`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,47 +30,17 @@ from bridgehead.agent.api.openapi import build_openapi, served_operations
 from bridgehead.agent.api.query_types import QueryTypes
 from bridgehead.agent.api.ratelimit import RateLimiter
 from bridgehead.agent.api.replay import Replayer, Write
-from bridgehead.agent.audit import AuditError, AuditRecord
+from bridgehead.agent.api.trace import CLIENT_CLOSED, Auditor, Done, Trace
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig, QueryConfig
 from bridgehead.agent.errors import AuditUnavailable, MethodNotAllowed, NotFound, TooManyRequests
-from bridgehead.common.errors import BadRequest, Unauthorized
+from bridgehead.common.errors import Unauthorized
+from bridgehead.common.problem import JSON
+from bridgehead.common.requestid import new_request_id
 
 log = logging.getLogger("bridgehead.requests")
 VERSION = version("bridgehead")
 Clock = Callable[[], float]
-MAX_REQUEST_ID = 128
-
-
-def request_id_for(request: ApiRequest) -> tuple[str, BadRequest | None]:
-    """The caller's X-Request-Id if it keeps the rule (1-128 printable ASCII), else a fresh
-    id, with the problem to answer when the caller sent one that breaks it."""
-    given = request.headers.get("x-request-id")
-    if given is None:
-        return secrets.token_hex(12), None
-    if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable() and given.isascii():
-        return given, None
-    return secrets.token_hex(12), BadRequest(
-        f"X-Request-Id must be 1 to {MAX_REQUEST_ID} printable ASCII characters; "
-        "send a shorter one (e.g. a UUID) or none, and the agent makes one"
-    )
-
-
-@dataclass
-class Trace:
-    """What the audit log says of a request, filled in as the pipeline learns it."""
-
-    principal: str = "anonymous"
-    target: str = "-"
-    operation: str = "-"
-
-
-class Auditor(Protocol):
-    async def record(self, rec: AuditRecord) -> None: ...
-
-    @property
-    def failure(self) -> str | None:
-        """Why the log stopped writing, or None while it writes."""
 
 
 @dataclass(frozen=True)
@@ -94,59 +65,8 @@ class Route:
     handler: Handler
 
 
-CLIENT_CLOSED = 499
-"""Audited status of a stream the caller abandoned before its end (nginx's convention)."""
-
-
-@dataclass(frozen=True)
-class _Done:
-    """Writes the audit record and the log line once a request is finished."""
-
-    pipeline: Pipeline
-    request: ApiRequest
-    request_id: str
-    trace: Trace
-    started: float
-    at: datetime
-
-    async def __call__(self, response: ApiResponse, status: int) -> None:
-        elapsed = (self.pipeline.clock() - self.started) * 1000
-        try:
-            await self._record(response, status, elapsed)
-        except AuditError as exc:  # the log failed since the request was let in: answer it
-            log.error(
-                "audit log: %s; this request's answer stands without its audit record",
-                exc,
-                extra={"request_id": self.request_id},
-            )
-        log.debug(  # every access is in the audit log; this is for troubleshooting
-            "%s %s %d %.1fms via %s",
-            self.request.method,
-            self.request.path,
-            status,
-            elapsed,
-            self.request.via,
-            extra={"request_id": self.request_id},
-        )
-
-    async def _record(self, response: ApiResponse, status: int, elapsed: float) -> None:
-        await self.pipeline.audit.record(
-            AuditRecord(
-                time=self.at,
-                request_id=self.request_id,
-                principal=self.trace.principal,
-                target=self.trace.target,
-                operation=self.trace.operation,
-                rows=response.rows,
-                status=status,
-                duration_ms=round(elapsed, 3),
-                via=self.request.via,
-            )
-        )
-
-
 async def _audited(
-    response: ApiResponse, body: AsyncIterator[bytes], done: _Done
+    response: ApiResponse, body: AsyncIterator[bytes], done: Done
 ) -> AsyncIterator[bytes]:
     status = CLIENT_CLOSED
     try:
@@ -184,6 +104,39 @@ async def _close(body: AsyncIterator[bytes]) -> None:
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+class Sink(Protocol):
+    """How a front puts an answer on its wire; `deliver` calls it and owns the body."""
+
+    async def whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Send an answer whose body is all there."""
+
+    async def head(self, status: int, headers: dict[str, str]) -> None:
+        """Send a streamed answer's status and headers."""
+
+    async def chunk(self, data: bytes) -> None:
+        """Send one piece of a streamed body, waiting while the caller's window is full."""
+
+    async def end(self) -> None:
+        """Mark a streamed body complete."""
+
+
+async def deliver(response: ApiResponse, sink: Sink) -> None:
+    """Send `response` through `sink`; a streamed body is closed here, on every path (its end,
+    a failure, a caller that went away, a cancelled task), so its reads stop and its
+    transaction and audit record are finished. Fronts never close a body themselves."""
+    body = response.body
+    if isinstance(body, bytes):
+        await sink.whole(response.status, response.headers, body)
+        return
+    try:
+        await sink.head(response.status, response.headers)
+        async for chunk in body:
+            await sink.chunk(chunk)
+        await sink.end()
+    finally:
+        await _close(body)
 
 
 class Pipeline:
@@ -226,11 +179,11 @@ class Pipeline:
 
     async def handle(self, request: ApiRequest, refusal: Exception | None = None) -> ApiResponse:
         """The response to `request`; a front that already refused it passes the reason."""
-        request_id, bad_id = request_id_for(request)
+        request_id = request.request_id or new_request_id()
         started, at = self.clock(), self.wallclock()
         trace = Trace()
         try:
-            problem = refusal or bad_id or self._audit_down()
+            problem = refusal or self._audit_down()
             if problem is not None:
                 raise problem
             response = await self._dispatch(request, trace)
@@ -239,7 +192,7 @@ class Pipeline:
         except Exception as exc:
             response = problems.from_exception(exc, request_id)
         response.headers["X-Request-Id"] = request_id
-        done = _Done(self, request, request_id, trace, started, at)
+        done = Done(self.audit, self.clock, request, request_id, trace, started, at)
         if isinstance(response.body, bytes):
             await done(response, response.status)
         else:
@@ -324,7 +277,7 @@ class Pipeline:
         document = build_openapi(
             self.catalog.resolved(), self.config, version=VERSION, scopes=principal.scopes
         )
-        return ApiResponse(200, {"Content-Type": "application/json"}, orjson.dumps(document))
+        return ApiResponse(200, {"Content-Type": JSON}, orjson.dumps(document))
 
     def _authenticate(self, request: ApiRequest) -> Principal:
         """The caller; a source address past its failed-authentication budget is refused (429)

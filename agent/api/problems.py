@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import logging
 
-import orjson
-
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.agent.api.message import ApiResponse
 from bridgehead.common.errors import ApiError
+from bridgehead.common.problem import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("bridgehead.errors")
-PROBLEM_TYPE = "https://bridgehead.dev/problems/"
 
 
 def problem(status: int, title: str, detail: str, request_id: str, slug: str) -> ApiResponse:
-    body = {
-        "type": PROBLEM_TYPE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "request_id": request_id,
-    }
-    headers = {"Content-Type": "application/problem+json"}
-    return ApiResponse(status, headers, orjson.dumps(body))
+    body = problem_body(status, title, detail, request_id, slug)
+    return ApiResponse(status, {"Content-Type": PROBLEM_JSON}, body)
 
 
 def from_exception(exc: BaseException, request_id: str) -> ApiResponse:

@@ -1,8 +1,10 @@
 """Pumps one tunnel connection: bytes to the session, requests to the pipeline, responses back.
 
 Rules:
-- Each request runs as its own task through the same pipeline as local requests
-  (`via="relay"`); a stream the relay resets cancels its task, and so its query.
+- Each request is taken in by `agent.api.intake` with the local listener's rules (`via=
+  "relay"`) and runs as its own task through the same pipeline; it is answered through
+  `pipeline.deliver`, which alone closes a streamed body. A stream the relay resets cancels
+  its task, and so its query (and the body is closed all the same).
 - Response bodies go out only as fast as the relay's HTTP/2 window allows (and the socket
   drains), so a slow caller never makes the agent buffer more than a window per stream.
 - PING every `heartbeat` seconds; nothing heard for `dead_after` seconds closes the
@@ -15,15 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
 
 import h2.exceptions
 
-from bridgehead.agent.api.message import ApiRequest, ApiResponse
-from bridgehead.agent.api.pipeline import Pipeline
-from bridgehead.agent.errors import PayloadTooLarge
+from bridgehead.agent.api.intake import Intake, Peer
+from bridgehead.agent.api.pipeline import Pipeline, deliver
 from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
@@ -37,8 +37,7 @@ CLEANUP_GRACE = 5.0
 @dataclass
 class _Stream:
     headers: dict[str, str]
-    body: bytearray = field(default_factory=bytearray)
-    too_large: bool = False
+    intake: Intake
     task: asyncio.Task[None] | None = None
     window: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -141,23 +140,25 @@ class TunnelConnection:
         if self.draining:
             self.session.refuse(event.stream_id)
         else:
-            self.streams[event.stream_id] = _Stream(event.headers)
+            self.streams[event.stream_id] = _Stream(event.headers, self._intake(event.headers))
+
+    def _intake(self, headers: dict[str, str]) -> Intake:
+        """The request as the local listener takes one in too (agent.api.intake)."""
+        fields = [(k, v) for k, v in headers.items() if not k.startswith(":")]
+        method, target = headers.get(":method", "GET"), headers.get(":path", "/")
+        return Intake(method, target, fields, Peer("relay"), self.max_body)
 
     def _on_body(self, event: ev.BodyReceived) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
-        stream.body += event.data
-        if len(stream.body) > self.max_body:
-            stream.too_large = True
-            stream.body.clear()  # answered 413 once the request ends; nothing more is kept
+        stream.intake.add(event.data)  # past max_body: dropped, answered 413 at the end
 
     async def _serve(self, sid: int, stream: _Stream) -> None:
         try:
-            request = _api_request(stream.headers, bytes(stream.body))
-            refusal = PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
-            response = await self.pipeline.handle(request, refusal if stream.too_large else None)
-            await self._respond(sid, stream, response)
+            request, refusal = stream.intake.finish()
+            response = await self.pipeline.handle(request, refusal)
+            await deliver(response, _TunnelSink(self, sid, stream))
         except (h2.exceptions.StreamClosedError, ConnectionError):
             pass  # the relay gave up on this stream, or the connection went away
         except Exception:
@@ -169,31 +170,6 @@ class TunnelConnection:
             self.streams.pop(sid, None)
             if self.draining and not self.streams:
                 await self._finish()
-
-    async def _respond(self, sid: int, stream: _Stream, response: ApiResponse) -> None:
-        headers = dict(response.headers)
-        if isinstance(response.body, bytes):
-            headers["content-length"] = str(len(response.body))
-            body = response.body
-            self.session.respond(sid, response.status, headers, end=not body)
-            if body and len(body) <= self.session.sendable(sid):
-                self.session.send_body(sid, body, end=True)  # one write for the whole answer
-            elif body:
-                await self._send(sid, stream, body)
-                self.session.end(sid)
-            await self.outbox.flush()
-            return
-        self.session.respond(sid, response.status, headers, end=False)
-        chunks: AsyncIterator[bytes] = response.body
-        try:
-            async for chunk in chunks:
-                await self._send(sid, stream, chunk)
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        self.session.end(sid)
-        await self.outbox.flush()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
         await send_windowed(
@@ -209,14 +185,30 @@ class TunnelConnection:
         self.writer.transport.abort()
 
 
-def _api_request(headers: dict[str, str], body: bytes) -> ApiRequest:
-    target = urlsplit(headers.get(":path", "/"))
-    fields = {k: v for k, v in headers.items() if not k.startswith(":")}
-    return ApiRequest(
-        method=headers.get(":method", "GET"),
-        path=target.path,
-        query=tuple(parse_qsl(target.query, keep_blank_values=True)),
-        headers=fields,
-        body=body,
-        via="relay",
-    )
+class _TunnelSink:
+    """An answer on one stream: headers, then the body as the relay's window allows."""
+
+    def __init__(self, connection: TunnelConnection, sid: int, stream: _Stream) -> None:
+        self.connection, self.session, self.sid, self.stream = (
+            connection, connection.session, sid, stream,
+        )  # fmt: skip
+
+    async def whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        headers = {**headers, "content-length": str(len(body))}
+        self.session.respond(self.sid, status, headers, end=not body)
+        if body and len(body) <= self.session.sendable(self.sid):
+            self.session.send_body(self.sid, body, end=True)  # one write for the whole answer
+        elif body:
+            await self.chunk(body)
+            self.session.end(self.sid)
+        await self.connection.outbox.flush()
+
+    async def head(self, status: int, headers: dict[str, str]) -> None:
+        self.session.respond(self.sid, status, dict(headers), end=False)
+
+    async def chunk(self, data: bytes) -> None:
+        await self.connection._send(self.sid, self.stream, data)
+
+    async def end(self) -> None:
+        self.session.end(self.sid)
+        await self.connection.outbox.flush()

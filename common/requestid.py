@@ -1,0 +1,38 @@
+"""The X-Request-Id rule both ends apply, so one request has one id at the relay, in the
+agent's answer and in the agent's audit record.
+
+Rules: a caller's id is kept when it is 1 to MAX_LENGTH printable ASCII characters. None
+sent: a fresh one (24 hex digits) is made. One sent that breaks the rule: a fresh one is
+made and the request is refused with a 400 problem carrying the fresh id, so the caller
+learns its id was not used (never silently replaced). No I/O here.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from bridgehead.common.errors import BadRequest
+
+MAX_LENGTH = 128
+HEADER = "x-request-id"
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+def is_valid(value: str) -> bool:
+    """Whether a caller's id keeps the rule (1 to MAX_LENGTH printable ASCII characters)."""
+    return 0 < len(value) <= MAX_LENGTH and value.isascii() and value.isprintable()
+
+
+def request_id(given: str | None) -> tuple[str, BadRequest | None]:
+    """The id a request goes by, and the refusal to answer when the caller's breaks the rule."""
+    if given is None:
+        return new_request_id(), None
+    if is_valid(given):
+        return given, None
+    return new_request_id(), BadRequest(
+        f"X-Request-Id must be 1 to {MAX_LENGTH} printable ASCII characters; "
+        "send a shorter one (e.g. a UUID) or none, and one is made for the request"
+    )
