@@ -103,6 +103,21 @@ async def test_a_repeated_singleton_is_the_same_400_on_both_fronts(
         assert problem["request_id"] == headers["X-Request-Id"]
 
 
+async def test_repeated_ordinary_headers_are_joined_on_both_fronts(
+    fronts: tuple[Caller, Caller],
+) -> None:
+    """Two Accept headers are one list on both fronts: `text/csv` in the first is honoured
+    through the tunnel as on the listener, although the second names a type nobody serves."""
+    accept = [("Accept", "text/csv"), ("Accept", "application/x-foo")]
+    for front in fronts:
+        async with front.session.get(
+            front.base + "/v1/t", headers=[("Authorization", f"Bearer {front.key}"), *accept]
+        ) as response:
+            await response.read()
+        assert response.status == 200, front.base
+        assert response.headers["Content-Type"].startswith("text/csv"), front.base
+
+
 async def test_the_413_is_word_for_word_the_same_on_both_fronts(
     fronts: tuple[Caller, Caller],
 ) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import h2.exceptions
@@ -140,11 +140,13 @@ class TunnelConnection:
         if self.draining:
             self.session.refuse(event.stream_id)
         else:
-            self.streams[event.stream_id] = _Stream(event.headers, self._intake(event.headers))
+            intake = self._intake(event.headers, event.fields)
+            self.streams[event.stream_id] = _Stream(event.headers, intake)
 
-    def _intake(self, headers: dict[str, str]) -> Intake:
-        """The request as the local listener takes one in too (agent.api.intake)."""
-        fields = [(k, v) for k, v in headers.items() if not k.startswith(":")]
+    def _intake(self, headers: dict[str, str], received: Sequence[tuple[str, str]]) -> Intake:
+        """The request as the local listener takes one in too (agent.api.intake): every
+        header as received, so repeats are joined or refused exactly as there."""
+        fields = [(k, v) for k, v in received if not k.startswith(":")]
         method, target = headers.get(":method", "GET"), headers.get(":path", "/")
         return Intake(method, target, fields, Peer("relay"), self.max_body)
 
