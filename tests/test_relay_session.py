@@ -113,8 +113,14 @@ def test_a_bodiless_request_ends_with_its_head() -> None:
     sid = relay.open_stream("GET", "/v1/t/1", HEADERS, end=True)
     _, events = exchange(relay, agent)
     assert [type(e) for e in events] == [agent_ev.RequestReceived, agent_ev.RequestComplete]
-    expected = {":method": "GET", ":path": "/v1/t/1", ":scheme": "https",
-                ":authority": "plant-7", "authorization": "Bearer k", "x-request-id": "r-1"}  # fmt: skip
+    expected = {
+        ":method": "GET",
+        ":path": "/v1/t/1",
+        ":scheme": "https",
+        ":authority": "plant-7",
+        "authorization": "Bearer k",
+        "x-request-id": "r-1",
+    }
     assert events[0] == agent_ev.RequestReceived(sid, expected, tuple(expected.items()))
 
 
