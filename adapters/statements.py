@@ -4,8 +4,8 @@ half of "the API says what, the adapter says how".
 `SourceStatements` and `TransactionStatements` give an adapter and its transactions their
 statement methods, each built on a few primitives an adapter provides (run one statement, fetch
 rows, stream rows). Every statement is rendered by the source's dialect from the model alone,
-and every value goes through the dialect's `bind` to a placeholder: no SQL text is made
-anywhere else.
+and every value goes through the dialect's `bind` to a placeholder, so the API layer makes no
+SQL text of its own.
 """
 
 from __future__ import annotations
