@@ -34,9 +34,8 @@ from bridgehead.agent.api.reads import (
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotAcceptable
 from bridgehead.agent.values import json_default, text
+from bridgehead.common.problem import JSON, NDJSON
 
-JSON = "application/json"
-NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 SERVED = (JSON, NDJSON, CSV)
 CHUNK_ROWS = 5000

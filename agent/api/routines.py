@@ -1,4 +1,4 @@
-"""Named queries and procedures (SPEC §2, §3): the only way to run SQL the owner wrote.
+"""Named queries and procedures: the only way to run SQL the owner wrote.
 
 Parameters are checked against their declared types before anything reaches the database:
 a missing, unknown or ill-typed parameter is a 400 naming it. The adapter writes the

@@ -1,4 +1,4 @@
-"""The write operations (SPEC §3): insert, partial update and delete, each in one transaction.
+"""The write operations: insert, partial update and delete, each in one transaction.
 
 Rules:
 - A body names only served columns; values are parsed by column kind before any SQL runs.
