@@ -19,6 +19,9 @@ from dbservers import PostgresServer
 from prometheus_client.parser import text_string_to_metric_families
 from tunnelkit import Pki, running_relay, tunnel_section
 
+from bridgehead.adapters.base import SourceSettings
+from bridgehead.adapters.probe import probe, probe_sql
+from bridgehead.adapters.sqlite import SQLiteAdapter
 from bridgehead.agent.app import Agent
 from bridgehead.agent.config import load_config
 from bridgehead.agent.config.load import parse_config
@@ -307,3 +310,31 @@ def test_token_mistakes_are_config_errors(tmp_path: Path, admin_yaml: str, messa
     with pytest.raises(ConfigError) as info:
         parsed_admin(tmp_path, admin_yaml, {})
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [("postgresql", "SELECT 1"), ("oracle", "SELECT 1 FROM DUAL"),
+     ("db2", "SELECT 1 FROM SYSIBM.SYSDUMMY1"), ("access", "SELECT 1"), ("mssql", "SELECT 1")],
+)  # fmt: skip
+def test_each_dialect_has_a_probe_statement(dialect: str, sql: str) -> None:
+    """The probe is SELECT 1, or the dialect's own where SELECT needs a FROM."""
+    assert probe_sql(dialect) == sql
+
+
+async def test_probe_opens_a_source_and_reports_a_missing_one(tmp_path: Path) -> None:
+    """A source never opened is opened by its probe (learning its dialect); one that
+    cannot be reached is a failed result with the reason, not an exception."""
+    await asyncio.to_thread(make_db, tmp_path / "t.db")
+    good = SQLiteAdapter(SourceSettings("db", "sqlite", str(tmp_path / "t.db")))
+    gone = SQLiteAdapter(SourceSettings("gone", "sqlite", str(tmp_path / "missing.db")))
+    try:
+        result = await probe(good)
+        assert result.ok
+        assert good.dialect.name == "sqlite"
+        missing = await probe(gone)
+        assert not missing.ok
+        assert "no SQLite database" in (missing.error or "")
+    finally:
+        await good.close()
+        await gone.close()
