@@ -92,6 +92,7 @@ class Agent:
         self.metrics = AgentMetrics()
         self.observer = RequestObserver(config, self.metrics, RequestWindow(), ReasonCatcher())
         self._admin_runner: web.AppRunner | None = None
+        self._monitor: Monitor | None = None
         self.admin_url: str | None = None
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
@@ -186,7 +187,7 @@ class Agent:
     async def _serve_admin(self, store: IdempotencyStore, audit: AuditLog) -> None:
         """The admin listener (agent.admin), behind the local listener's connection guard."""
         assert self.config.admin is not None
-        monitor = Monitor(self.config, self.adapters, audit, store, self.tunnel)
+        monitor = self._monitor = Monitor(self.config, self.adapters, audit, store, self.tunnel)
         self.metrics.watch(lambda: (monitor.last, monitor.counts()))
         started = datetime.now(UTC)
         file = None if self.config_file is None else str(self.config_file)
@@ -221,6 +222,9 @@ class Agent:
         if self._admin_runner is not None:
             await asyncio.wait_for(self._admin_runner.cleanup(), SHUTDOWN_GRACE)
             self._admin_runner = None
+        if self._monitor is not None:
+            await self._monitor.close()
+            self._monitor = None
         if self._tunnel_task is not None and self.tunnel is not None:
             await self.tunnel.drain(SHUTDOWN_GRACE)
             self._tunnel_task.cancel()

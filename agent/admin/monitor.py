@@ -77,6 +77,12 @@ class Monitor:
             self._taking = asyncio.create_task(self._take())
         return await asyncio.shield(self._taking)
 
+    async def close(self) -> None:
+        """Stop a round of probes still running (the agent is stopping)."""
+        if self._taking is not None and not self._taking.done():
+            self._taking.cancel()
+            await asyncio.gather(self._taking, return_exceptions=True)
+
     def counts(self) -> Counts:
         return Counts(self.audit.written, self.audit.failures, self.store.size)
 

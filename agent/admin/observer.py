@@ -22,6 +22,7 @@ from bridgehead.agent.api.trace import Auditor
 from bridgehead.agent.audit import AuditRecord
 from bridgehead.agent.config.model import AgentConfig
 
+log = logging.getLogger("bridgehead.admin")
 LAST_ERRORS = 50
 OTHER = "(other)"
 _REASONS_KEPT = 200
@@ -105,7 +106,10 @@ class ObservedAudit:
         self.audit, self.observe = audit, observe
 
     async def record(self, rec: AuditRecord) -> None:
-        self.observe(rec)
+        try:
+            self.observe(rec)
+        except Exception:  # a figure lost must never cost the audit record
+            log.exception("admin figures: cannot observe request %s", rec.request_id)
         await self.audit.record(rec)
 
     @property
