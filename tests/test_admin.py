@@ -16,12 +16,14 @@ from typing import Any
 import aiohttp
 import pytest
 from dbservers import PostgresServer
+from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from tunnelkit import Pki, running_relay, tunnel_section
 
 from bridgehead.adapters.base import SourceSettings
 from bridgehead.adapters.probe import probe, probe_sql
 from bridgehead.adapters.sqlite import SQLiteAdapter
+from bridgehead.agent import audit
 from bridgehead.agent.app import Agent
 from bridgehead.agent.config import load_config
 from bridgehead.agent.config.load import parse_config
@@ -338,3 +340,34 @@ async def test_probe_opens_a_source_and_reports_a_missing_one(tmp_path: Path) ->
     finally:
         await good.close()
         await gone.close()
+
+
+async def test_readyz_and_status_report_a_failed_audit_log(
+    run_agent: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the audit log fails to write, /readyz is 503 naming audit with the error, the
+    state is down, the failure is counted in /metrics, and the refused request appears in
+    the last errors with its request id."""
+    api = await sqlite_agent(run_agent, tmp_path, "127.0.0.1:0")
+
+    def no_space(self: Any, records: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit._AuditFile, "append", no_space)
+    assert (await api.get("/v1/t/1"))[0] == 200
+    assert api.agent is not None
+    await wait_for(lambda: api.agent._audit.failure is not None)
+    status, _, _ = await api.get("/v1/t/1", **{"X-Request-Id": "after-the-failure"})
+    assert status == 503
+    url = admin_url(api)
+    status, _, body = await poll_until(url + "/readyz", 503)
+    (failed,) = [c for c in body["checks"] if not c["ok"]]
+    assert failed["name"] == "audit"
+    assert "No space left on device" in failed["reason"]
+    _, _, doc = await admin_get(url + "/status.json", None)
+    assert doc["state"] == "down"
+    assert "audit log stopped writing" in doc["reason"]
+    assert doc["errors"][0]["request_id"] == "after-the-failure"
+    assert doc["errors"][0]["status"] == 503
+    _, _, text = await admin_get(url + "/metrics", None)
+    assert metric_samples(text)["bridgehead_audit_write_failures_total", ()] == 1
