@@ -68,6 +68,18 @@ class Called:
     """The OUT and INOUT values (one row), where the procedure has any."""
 
 
+@dataclass(frozen=True)
+class PoolStats:
+    """A source's connection pool at one moment (for the admin page and metrics)."""
+
+    in_use: int
+    size: int
+    waiting: int = 0
+    """Callers waiting for a connection now."""
+    waited: float = 0.0
+    """Seconds callers have spent waiting for a connection since the pool started."""
+
+
 class Transaction(Protocol):
     """Statements on one connection, committed together when the block ends, or not at all."""
 

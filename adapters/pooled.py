@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,14 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from bridgehead.adapters import errors
-from bridgehead.adapters.base import Outcome, ResultSet, Row, RowStream, SourceSettings
+from bridgehead.adapters.base import (
+    Outcome,
+    PoolStats,
+    ResultSet,
+    Row,
+    RowStream,
+    SourceSettings,
+)
 from bridgehead.adapters.dialects import Dialect, for_dbms
 from bridgehead.adapters.jobs import (
     Job,
@@ -79,6 +87,8 @@ class PooledAdapter(SourceStatements, ABC):
         self._closed = False
         self._running: set[asyncio.Future[Any]] = set()
         """Statements on the pool's threads, abandoned ones included: close() waits for them."""
+        self._waiting = 0
+        self._waited = 0.0
 
     # -- what each driver provides (blocking; called on the pool's threads) --------------------
 
@@ -209,6 +219,13 @@ class PooledAdapter(SourceStatements, ABC):
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._side.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def pool(self) -> PoolStats:
+        """Connections leased now, the pool's size, callers waiting, and seconds waited so far."""
+        size = self.settings.pool_size
+        in_use = size - self._slots._value
+        return PoolStats(in_use, size, self._waiting, self._waited)
+
     # -- leasing -----------------------------------------------------------------------------
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -227,7 +244,13 @@ class PooledAdapter(SourceStatements, ABC):
     async def _lease(self) -> AsyncIterator[Job]:
         if self._closed:
             raise errors.SourceUnavailable(self.source, "adapter closed")
-        await self._slots.acquire()
+        waited_from = time.monotonic()
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+            self._waited += time.monotonic() - waited_from
         try:
             job = await self._checkout()
         except BaseException:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -18,11 +19,17 @@ from aiohttp import web
 from bridgehead.adapters import registry
 from bridgehead.adapters.base import Adapter, SourceSettings
 from bridgehead.adapters.errors import SourceError
+from bridgehead.agent.admin.metrics import AgentMetrics
+from bridgehead.agent.admin.monitor import Monitor
+from bridgehead.agent.admin.observer import ObservedAudit, ReasonCatcher, RequestObserver
+from bridgehead.agent.admin.server import admin_app
+from bridgehead.agent.admin.status import About
+from bridgehead.agent.admin.window import RequestWindow
 from bridgehead.agent.api.auth import ApiKeys, Authenticator
 from bridgehead.agent.api.cursor import CursorCodec
 from bridgehead.agent.api.idempotency import IdempotencyStore
 from bridgehead.agent.api.jwt_auth import JwtVerifier
-from bridgehead.agent.api.pipeline import Pipeline
+from bridgehead.agent.api.pipeline import VERSION, Pipeline
 from bridgehead.agent.api.ratelimit import RateLimiter
 from bridgehead.agent.api.replay import Replayer
 from bridgehead.agent.api.writes import WriteLimits
@@ -33,6 +40,7 @@ from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.listener import GuardedSite, listener_guard
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
+from bridgehead.common.config.base import HostPort
 from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
@@ -71,8 +79,21 @@ async def open_sources(adapters: Mapping[str, Adapter]) -> dict[str, SourceError
 
 
 class Agent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        config_file: Path | None = None,
+        loaded_at: datetime | None = None,
+    ) -> None:
         self.config = config
+        self.config_file = config_file
+        self.loaded_at = loaded_at or datetime.now(UTC)
+        self.metrics = AgentMetrics()
+        self.observer = RequestObserver(config, self.metrics, RequestWindow(), ReasonCatcher())
+        self._admin_runner: web.AppRunner | None = None
+        self._monitor: Monitor | None = None
+        self.admin_url: str | None = None
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
         self._store: IdempotencyStore | None = None
@@ -124,14 +145,17 @@ class Agent:
             limiter=RateLimiter(limits.requests_per_second, limits.burst),
             auth_failures=RateLimiter(limits.failed_auth_per_second, limits.failed_auth_burst),
             write_limits=WriteLimits(max_rows=limits.max_write_rows),
-            audit=self._audit,
+            audit=ObservedAudit(self._audit, self.observer),
             config=self.config,
         )
+        logging.getLogger("bridgehead").addHandler(self.observer.reasons)
         if self.config.listen is not None:
             await self._listen(pipeline)
         if self.config.tunnel is not None:
             self.tunnel = TunnelClient(self.config.tunnel, pipeline, max_body=limits.max_body_bytes)
             self._tunnel_task = asyncio.create_task(self.tunnel.run())
+        if self.config.admin is not None:
+            await self._serve_admin(self._store, self._audit)
 
     async def _authenticator(self) -> Authenticator:
         jwt = None
@@ -157,23 +181,50 @@ class Agent:
         except OSError as exc:  # ssl.SSLError included
             await self.stop()
             raise StartupError(_tls_problem(self.config.listen, exc)) from None
-        guard = listener_guard(limits, f"listen {address}")
-        site = GuardedSite(self._runner, address.host, address.port, guard, ssl_context=tls)
+        self.listen_url = await self._bind(self._runner, address, "listen", tls)
+        log.info("listening on %s", self.listen_url)
+
+    async def _serve_admin(self, store: IdempotencyStore, audit: AuditLog) -> None:
+        """The admin listener (agent.admin), behind the local listener's connection guard."""
+        assert self.config.admin is not None
+        monitor = self._monitor = Monitor(self.config, self.adapters, audit, store, self.tunnel)
+        self.metrics.watch(lambda: (monitor.last, monitor.counts()))
+        started = datetime.now(UTC)
+        file = None if self.config_file is None else str(self.config_file)
+        about = About(VERSION, file, self.loaded_at, started)
+        app = admin_app(monitor, self.metrics, self.observer, about, self.config.admin.digest)
+        self._admin_runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._admin_runner.setup()
+        self.admin_url = await self._bind(self._admin_runner, self.config.admin.address, "admin")
+        log.info("admin page on %s", self.admin_url)
+
+    async def _bind(
+        self, runner: web.AppRunner, address: HostPort, key: str, tls: ssl.SSLContext | None = None
+    ) -> str:
+        """Start `runner` on `address` (the config's `key:`) and return its URL."""
+        guard = listener_guard(self.config.limits, f"{key} {address}")
+        site = GuardedSite(runner, address.host, address.port, guard, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:
             await self.stop()
             raise StartupError(
                 f"cannot listen on {address}: {exc.strerror}; "
-                "choose another address with listen: in the config",
+                f"choose another address with {key}: in the config",
                 runtime=True,
             ) from None
-        port = self._runner.addresses[0][1] if self._runner.addresses else address.port
+        port = runner.addresses[0][1] if runner.addresses else address.port
         host = f"[{address.host}]" if ":" in address.host else address.host
-        self.listen_url = f"{'https' if tls else 'http'}://{host}:{port}"
-        log.info("listening on %s", self.listen_url)
+        return f"{'https' if tls else 'http'}://{host}:{port}"
 
     async def stop(self) -> None:
+        logging.getLogger("bridgehead").removeHandler(self.observer.reasons)
+        if self._admin_runner is not None:
+            await asyncio.wait_for(self._admin_runner.cleanup(), SHUTDOWN_GRACE)
+            self._admin_runner = None
+        if self._monitor is not None:
+            await self._monitor.close()
+            self._monitor = None
         if self._tunnel_task is not None and self.tunnel is not None:
             await self.tunnel.drain(SHUTDOWN_GRACE)
             self._tunnel_task.cancel()

@@ -324,6 +324,8 @@ class AuditLog:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failure: str | None = None
+        self.written = 0  # records written and synced since start
+        self.failures = 0  # batches that failed to write (the first stops the log)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -391,5 +393,8 @@ class AuditLog:
         try:
             await asyncio.to_thread(self._file.append, batch)
         except Exception as exc:  # any failure stops the log; later records are refused
+            self.failures += 1
             self._failure = f"{type(exc).__name__}: {exc}"
             logger.exception("audit log %s stopped writing", self._file.path)
+        else:
+            self.written += len(batch)

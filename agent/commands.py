@@ -25,7 +25,7 @@ def load(path: Path) -> AgentConfig:
 def run(path: Path) -> int:
     config = load(path)
     logs.configure()
-    serve([Agent(config)])
+    serve([Agent(config, config_file=path.resolve())])
     return 0
 
 

@@ -102,7 +102,7 @@ auth:
       scopes: [customers:read, orders:read, order_lines:read]
 
 listen: 127.0.0.1:{port}
-admin: null
+admin: 127.0.0.1:0
 """
 
 
@@ -195,6 +195,7 @@ class DemoSetup:
             "certs/)",
             f"  API:     {agent.listen_url}/v1/customers   (also /v1/orders, /v1/order_lines)",
             f"  relay:   {through}/v1/...   (the agent dialed out to it over mutual TLS)",
+            f"  admin:   {agent.admin_url}/status.json   (also /healthz, /readyz, /metrics)",
             "Try, directly and through the relay:",
             f"  curl -s {auth} '{agent.listen_url}{query}'",
             f"  curl -s --cacert {self.folder}/pki/ca.pem {auth} '{through}{query}'",
@@ -229,7 +230,8 @@ class EnrolledAgent:
             create_token, self.relay.config, "demo", "demo", timedelta(minutes=5), address=address
         )
         await asyncio.to_thread(enroll_command, token, self.config_file)
-        self.agent = Agent(await asyncio.to_thread(load_config, self.config_file))
+        config = await asyncio.to_thread(load_config, self.config_file)
+        self.agent = Agent(config, config_file=self.config_file)
         await self.agent.start()
 
     async def stop(self) -> None:

@@ -17,8 +17,9 @@ import orjson
 
 from bridgehead.certs.pki import check_name
 from bridgehead.common.commands import UsageError
+from bridgehead.common.config.base import is_loopback
 from bridgehead.relay.admin import ADMIN_TOKEN_FILE, read_admin_token
-from bridgehead.relay.config import RelayConfig, is_loopback
+from bridgehead.relay.config import RelayConfig
 from bridgehead.relay.revocations import Revocations
 
 COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")

@@ -8,7 +8,6 @@ certificate: its token alone is not enough.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,18 +23,10 @@ from bridgehead.common.config.base import (
     HostPort,
     Sha256Hex,
     TlsFiles,
+    is_loopback,
 )
 from bridgehead.common.config.document import parse_document, read_text
 from bridgehead.common.config.yamltree import Path_
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CaFiles(Frozen):

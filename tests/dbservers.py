@@ -177,6 +177,14 @@ class DatabaseServer(ABC):
         self._halt()
         self._launch()
 
+    def pause(self) -> None:
+        """Stop the server process, keeping its port and data dir for `resume`."""
+        self._halt()
+
+    def resume(self) -> None:
+        """Start the server process `pause` stopped, on the same port and data dir."""
+        self._launch()
+
     def __enter__(self) -> Self:
         self.start()
         return self

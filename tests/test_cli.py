@@ -279,3 +279,36 @@ def test_start_up_failures_are_one_sentence(
     assert says in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("bridgehead: ")
+
+
+def test_demo_prints_its_admin_page_and_it_becomes_ready(
+    demo: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    """The demo turns the admin listener on and prints its URL; /readyz there answers 200
+    once the agent's tunnel to the demo relay is up."""
+    _, lines = demo
+    admin = next((line.split()[1] for line in lines if line.strip().startswith("admin:")), None)
+    assert admin is not None, lines
+    assert admin.startswith("http://127.0.0.1:")
+    ready = admin.removesuffix("/status.json") + "/readyz"
+    deadline = time.monotonic() + 20
+    while True:
+        result = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", ready],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if result.stdout == "200" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.stdout == "200"
+
+
+def test_check_refuses_an_admin_address_off_loopback_without_a_token(tmp_path: Path) -> None:
+    """check exits 2 for admin: 0.0.0.0:8471 with no token, saying what to add."""
+    write_db(tmp_path / "data.db")
+    config = tmp_path / "agent.yaml"
+    text = GOOD.format(digest=hashlib.sha256(b"k").hexdigest()) + "admin: 0.0.0.0:8471\n"
+    config.write_text(text)
+    result = bridgehead("check", "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "admin address 0.0.0.0 is not loopback, so it needs a token" in result.stderr

@@ -202,7 +202,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert (config.listen.address.host, config.listen.address.port) == ("127.0.0.1", 8470)
     assert config.listen.tls is None
     assert config.admin is not None
-    assert (config.admin.host, config.admin.port) == ("127.0.0.1", 8471)
+    assert (config.admin.address.host, config.admin.address.port) == ("127.0.0.1", 8471)
     assert config.state_dir is None
     assert config.state_path == tmp_path.resolve() / "state"
     assert (config.resources, config.queries, config.procedures) == ({}, {}, {})
@@ -574,11 +574,11 @@ def test_a_source_written_as_a_string_gets_a_helpful_message(tmp_path: Path) -> 
             "'localhost' is not HOST:PORT, e.g. 127.0.0.1:8470", id="listen-no-port",
         ),
         pytest.param(
-            "admin: 127.0.0.1:http\n", "admin", 4,
+            "admin: 127.0.0.1:http\n", "admin.address", 4,
             "'127.0.0.1:http' is not HOST:PORT, e.g. 127.0.0.1:8470", id="admin-named-port",
         ),
         pytest.param(
-            "admin: 127.0.0.1:99999\n", "admin.port", 4,
+            "admin: 127.0.0.1:99999\n", "admin.address.port", 4,
             "input should be less than or equal to 65535", id="admin-port-too-big",
         ),
         pytest.param(

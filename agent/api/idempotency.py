@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS writes (
 );
 CREATE INDEX IF NOT EXISTS writes_created ON writes (created);
 CREATE INDEX IF NOT EXISTS writes_principal_created ON writes (principal, created);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY CHECK (id = 1), checked REAL NOT NULL);
 """
 EXPIRY_BATCH = 1000
 EXPIRY_INTERVAL = 1.0
@@ -108,6 +109,21 @@ class IdempotencyStore:
             await self._run(self._db.close)
             self._db = None
         self._thread.shutdown(wait=False)  # idle: the close above ran on it
+
+    @property
+    def size(self) -> int:
+        """Keys held (expired ones until their batch deletes them)."""
+        return sum(self._live.values())
+
+    async def check_writable(self) -> None:
+        """Write (and sync) one row, as a claim would; raises what stops writes (sqlite3.Error,
+        OSError, RuntimeError when closed)."""
+        await self._run(self._touch)
+
+    def _touch(self) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO health VALUES (1, ?)", (self._clock(),))
 
     @property
     def db(self) -> sqlite3.Connection:

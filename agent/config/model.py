@@ -6,6 +6,7 @@ Cross-references (a resource's source, key columns inside `columns`) are checked
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import (
@@ -24,6 +25,7 @@ from bridgehead.common.config.base import (
     HostPort,
     Sha256Hex,
     TlsFiles,
+    is_loopback,
 )
 
 Operation = Literal["read", "insert", "update", "delete"]
@@ -134,6 +136,45 @@ class ListenConfig(Frozen):
         return {"address": value} if isinstance(value, str) else value
 
 
+class AdminConfig(Frozen):
+    """`admin: HOST:PORT`, or `admin: {address: HOST:PORT, token: ${env:ADMIN_TOKEN}}` (or
+    `token_sha256: HEX`, the token's SHA-256). With a token every admin request needs
+    `Authorization: Bearer TOKEN`; off the loopback interface a token is required."""
+
+    address: HostPort
+    token: SecretStr | None = None
+    token_sha256: Sha256Hex | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"address": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> AdminConfig:
+        if self.token is not None and self.token_sha256 is not None:
+            raise ValueError("give the admin token or its token_sha256, not both")
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("the admin token is too short: use at least 16 random characters")
+        if self.digest is None and not is_loopback(self.address.host):
+            raise ValueError(
+                f"admin address {self.address.host} is not loopback, so it needs a token: write "
+                "admin: {address: HOST:PORT, token: ${env:BRIDGEHEAD_ADMIN_TOKEN}} or "
+                "admin: {address: HOST:PORT, token_sha256: <hex sha256 of a long random token>}"
+            )
+        return self
+
+    @property
+    def digest(self) -> bytes | None:
+        """The SHA-256 a request's bearer token must have; None when no token is set."""
+        if self.token is not None:
+            return hashlib.sha256(self.token.get_secret_value().encode()).digest()
+        return bytes.fromhex(self.token_sha256) if self.token_sha256 is not None else None
+
+    def __str__(self) -> str:
+        return str(self.address)
+
+
 class BackoffConfig(Frozen):
     """Reconnect delays: a uniform draw under base * 2^attempt (full jitter), at most cap."""
 
@@ -193,7 +234,7 @@ class AgentConfig(Document):
     procedures: dict[str, ProcedureConfig] = Field(default_factory=dict)
     auth: AuthConfig = AuthConfig()
     listen: ListenConfig | None = ListenConfig(address=HostPort(host="127.0.0.1", port=8470))
-    admin: HostPort | None = HostPort(host="127.0.0.1", port=8471)
+    admin: AdminConfig | None = AdminConfig(address=HostPort(host="127.0.0.1", port=8471))
     tunnel: TunnelConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()

@@ -13,12 +13,13 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import TunnelConfig
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.agent.tunnel.proxy import open_via_proxy
+from bridgehead.agent.tunnel.slots import ConnectionSlot
 from bridgehead.certs.pki import finish_key_pair
 from bridgehead.common.tunnel import ALPN
 from bridgehead.common.tunnel.backoff import Backoff
@@ -57,6 +58,8 @@ def client_context(config: TunnelConfig) -> ssl.SSLContext:
 class TunnelStatus:
     connected: int = 0
     last_error: str | None = None
+    slots: dict[int, ConnectionSlot] = field(default_factory=dict)
+    """Each kept connection's state, by its number."""
 
 
 class TunnelClient:
@@ -133,12 +136,14 @@ class TunnelClient:
 
     async def _keep(self, number: int) -> None:
         backoff = Backoff(base=self.config.backoff.base, cap=self.config.backoff.cap)
+        self.status.slots[number] = ConnectionSlot()
         while self._dialing():
             started = self.clock()
             try:
                 await self._serve_one(number)
             except (OSError, ssl.SSLError, TimeoutError, TunnelRefused) as exc:
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
+                self.status.slots[number].failed(self.status.last_error, self.clock())
                 log.warning("tunnel %d to %s: %s", number, self.config.relay, exc)
             if not self._dialing():
                 return
@@ -166,6 +171,7 @@ class TunnelClient:
         self._none_live.clear()
         self._connected.set()
         self.status.connected += 1
+        self.status.slots[number].connected(connection, self.clock())
         log.info("tunnel %d: connected to %s", number, self.config.relay)
         try:
             await connection.run()
@@ -174,6 +180,7 @@ class TunnelClient:
             if not self.live:
                 self._none_live.set()
             self.status.connected -= 1
+            self.status.slots[number].closed(self.clock())
         log.info("tunnel %d: connection closed", number)
 
     async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

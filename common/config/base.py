@@ -5,6 +5,7 @@ Relative paths are resolved beside the config file; durations accept `30s`, `5m`
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,6 +80,16 @@ class Document(Frozen):
         if isinstance(raw, str) and raw:
             return beside(Path(raw), base_dir)
         return base_dir / cls.STATE_FOLDER
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine (`localhost`, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HostPort(Frozen):

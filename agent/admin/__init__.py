@@ -1,0 +1,1 @@
+"""The agent's admin listener: health, readiness, status and Prometheus metrics."""

@@ -1,0 +1,106 @@
+"""The admin listener's aiohttp application: /healthz, /readyz, /status.json, /metrics.
+
+Rules: handlers only ask the `Monitor` for a snapshot and hand it to the pure functions of
+`agent.admin.status`; with a token configured every request needs `Authorization: Bearer
+TOKEN` (its SHA-256 compared in constant time, 401 otherwise); every answer, refusals
+included, carries no-store caching, nosniff, frame denial and a Content-Security-Policy that
+allows nothing (the endpoints are JSON and text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bridgehead.agent.admin.metrics import AgentMetrics
+from bridgehead.agent.admin.monitor import Monitor
+from bridgehead.agent.admin.observer import RequestObserver
+from bridgehead.agent.admin.status import About, readiness, status_document
+from bridgehead.common.auth import bearer_token, find_by_digest
+from bridgehead.common.errors import Unauthorized
+from bridgehead.common.problem import JSON
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+
+def token_check(digest: bytes | None) -> Callable[[web.Request], bool]:
+    """Whether a request may use the admin endpoints: any, without a token configured."""
+
+    def allowed(request: web.Request) -> bool:
+        if digest is None:
+            return True
+        try:
+            given = hashlib.sha256(bearer_token(request.headers).encode()).digest()
+        except Unauthorized:
+            return False
+        return find_by_digest(given, [(digest, True)]) is not None
+
+    return allowed
+
+
+def _middleware(allowed: Callable[[web.Request], bool]) -> Middleware:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if allowed(request):
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # 404, 405: answered with the same headers
+                response = _json({"detail": exc.reason}, exc.status)
+        else:
+            response = _json(
+                {"detail": "send Authorization: Bearer <admin token> (admin.token in agent.yaml)"},
+                401,
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="bridgehead-admin"'
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return guard
+
+
+def admin_app(
+    monitor: Monitor,
+    metrics: AgentMetrics,
+    observer: RequestObserver,
+    about: About,
+    digest: bytes | None,
+) -> web.Application:
+    async def healthz(request: web.Request) -> web.Response:
+        return _json({"status": "alive"})  # answered by the event loop itself
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready, body = readiness(await monitor.snapshot())
+        return _json(body, 200 if ready else 503)
+
+    async def status(request: web.Request) -> web.Response:
+        snapshot = await monitor.snapshot()
+        requests = [r.as_dict() for r in observer.window.stats()]
+        errors = [e.as_dict() for e in reversed(observer.errors)]
+        return _json(status_document(snapshot, about, requests, errors))
+
+    async def prometheus(request: web.Request) -> web.Response:
+        await monitor.snapshot()  # the state collector reads monitor.last
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application(middlewares=[_middleware(token_check(digest))])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/status.json", status)
+    app.router.add_get("/metrics", prometheus)
+    return app
