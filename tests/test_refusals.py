@@ -136,6 +136,21 @@ def test_collation_error_names_the_column_of_the_emoji_parameter() -> None:
     assert "😀" not in refined.public_detail
 
 
+def test_a_collation_error_over_an_in_list_is_the_callers_text() -> None:
+    """With three or more operands (`title IN (?, ?)`) MariaDB says 1270 instead of 1267: the
+    same 4-byte text in a utf8mb3 comparison, a 400 naming the column, not a 500."""
+    message = (
+        f"[HY000] {MA}Illegal mix of collations (utf8mb3_general_ci,IMPLICIT), "
+        "(utf8mb4_general_ci,COERCIBLE), (utf8mb4_general_ci,COERCIBLE) for operation 'in' (1270)"
+    )
+    failure = MARIA.classify("HY000", message)("db", message, detail=None)
+    assert isinstance(failure, errors.TextNotStorable)
+    sql = "SELECT `id` FROM `films` WHERE `title` IN (?, ?) LIMIT 101"
+    refined = MARIA.refine(failure, sql, ["a😀", "b"])
+    assert refined.status == 400
+    assert "column 'title'" in refined.public_detail
+
+
 def test_only_known_server_errors_in_warnings_mean_failure() -> None:
     """A warning naming a server error Bridgehead knows (1265, from Connector/ODBC's prepared
     statements) means the statement failed; a notice or another warning does not."""

@@ -35,7 +35,8 @@ NOT_NULL = frozenset({1048, 1364})  # column cannot be null; field has no defaul
 FOREIGN_KEY = frozenset({1451, 1452})  # parent row still referenced; parent row missing
 UNIQUE = frozenset({1062})
 CHECK = frozenset({3819, 4025})
-UNSTORABLE_TEXT = frozenset({1267})  # illegal mix of collations: 4-byte UTF-8 vs utf8mb3
+UNSTORABLE_TEXT = frozenset({1267, 1270, 1271})  # illegal mix of collations (of 2, 3 or more
+# operands): 4-byte UTF-8 text compared with a utf8mb3 column
 BAD_VALUES = frozenset({1138, 1264, 1265, 1292, 1366, 1367, 1406})
 _CONSTRAINTS = NOT_NULL | FOREIGN_KEY | UNIQUE | CHECK
 

@@ -7,7 +7,6 @@ resource's allow-list; values are parsed by the column's kind and only ever boun
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from bridgehead.adapters.sql import (
     OrderBy,
 )
 from bridgehead.adapters.types import ORDERABLE, Column, Kind
+from bridgehead.agent.api.lists import split_items
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.values import parse
 from bridgehead.common.errors import BadRequest
@@ -166,8 +166,8 @@ def _in_list(column: Column, operand: str) -> list[str]:
     if not (operand.startswith("(") and operand.endswith(")")) or len(operand) < 3:
         raise BadRequest(f"filter {column.name}: in takes a list like in.(1,2,3)")
     try:
-        values = next(csv.reader([operand[1:-1]], skipinitialspace=True, strict=True))
-    except csv.Error:
+        values = split_items(operand[1:-1], skip_initial_spaces=True)
+    except ValueError:
         raise BadRequest(f"filter {column.name}: the in list is not well formed") from None
     if len(values) > MAX_IN_VALUES:
         raise BadRequest(f"filter {column.name}: in takes at most {MAX_IN_VALUES} values")

@@ -25,7 +25,7 @@ _OFFSET = r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 _FLOAT = r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?"
 _BASE64 = r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_TEXT = r"[^,\"]*|\"([^\"]|\"\")*\""
+LIST_ITEM = r"[^,\"]*|\"([^\"]|\"\")*\""
 """A text value in a comma-separated list (`in.(...)`, a composite key): as in a CSV line."""
 
 _FIXED: dict[Kind, str] = {
@@ -78,7 +78,7 @@ def anchored(pattern: str) -> str:
 
 def listed(column_type: ColumnType) -> str:
     """One value of a comma-separated list: a value, or for text a CSV field."""
-    return value(column_type) or _TEXT
+    return value(column_type) or LIST_ITEM
 
 
 def key(types: Sequence[ColumnType]) -> str:

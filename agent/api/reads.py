@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from bridgehead.adapters.sql import And, Compare, Condition, Op, Select
 from bridgehead.adapters.types import Column, Kind
 from bridgehead.agent.api.cursor import CursorCodec, shape_digest
 from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_list
+from bridgehead.agent.api.lists import split_items
 from bridgehead.agent.api.message import ApiResponse
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotFound
@@ -167,8 +167,8 @@ def _composite(resource: Resource, key: str) -> list[str]:
         'double quotes, like "a,b"'
     )
     try:
-        parts = next(csv.reader([key], strict=True)) if key else []
-    except csv.Error:
+        parts = split_items(key) if key else []
+    except ValueError:
         raise BadRequest(f"the key {key!r} is not well formed: {shape}") from None
     if len(parts) != len(resource.key):
         count = f"{len(parts)} values, not {len(resource.key)}"
