@@ -2,7 +2,8 @@
 
 An adapter is async at its surface and never blocks the event loop: blocking drivers run on
 the adapter's own bounded thread pool (see `adapters.pooled`). Results come back in batches
-so callers can stream them with back-pressure.
+so callers can stream them with back-pressure. Callers say what they want in the statement
+model of `adapters.sql`; the adapter writes the SQL (through its dialect) and binds the values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bridgehead.adapters.dialects import Dialect
-from bridgehead.adapters.types import TableInfo, TableRef, ValueRules
+from bridgehead.adapters.dialects.decoders import Decoder
+from bridgehead.adapters.sql import Call, Delete, Insert, Query, Select, Update
+from bridgehead.adapters.types import ColumnType, Kind, TableInfo, TableRef, ValueRules
 
 Row = tuple[Any, ...]
 
@@ -56,12 +59,36 @@ class RowStream:
     batches: AsyncIterator[list[Row]]
 
 
+@dataclass(frozen=True, slots=True)
+class Called:
+    """What a procedure call returned: its result sets, and its output parameters' row."""
+
+    result_sets: list[ResultSet]
+    output: ResultSet | None
+    """The OUT and INOUT values (one row), where the procedure has any."""
+
+
 class Transaction(Protocol):
     """Statements on one connection, committed together when the block ends, or not at all."""
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> Outcome: ...
+    async def execute(self, sql: str, params: Sequence[Any]) -> Outcome:
+        """Run a statement the config's owner or a dialect wrote (`bridgehead check`)."""
 
-    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]: ...
+    async def select(self, select: Select) -> list[Row]:
+        """The selected rows, up to the select's limit (which it must have)."""
+
+    async def has_rows_beyond(self, select: Select, count: int) -> bool | None:
+        """Whether `select` gives more than `count` rows; None where the DBMS cannot skip."""
+
+    async def insert(self, insert: Insert) -> Outcome:
+        """One row; `rows` holds its `returning` columns where the DBMS returns them."""
+
+    async def generated_key(self) -> Row | None:
+        """The key the last insert generated; None where the DBMS cannot tell it."""
+
+    async def update(self, update: Update) -> Outcome: ...
+
+    async def delete(self, delete: Delete) -> Outcome: ...
 
 
 class Adapter(Protocol):
@@ -77,28 +104,44 @@ class Adapter(Protocol):
     def value_rules(self) -> ValueRules:
         """What this source stores exactly as sent (its DBMS's and its driver's rules)."""
 
+    @property
+    def naive_utc_kinds(self) -> frozenset[Kind]:
+        """Kinds the driver returns as naive datetimes meaning UTC."""
+
+    def fetches_as_text(self, column_type: ColumnType) -> bool:
+        """Whether columns of this type are read as their text (`Select.as_text`)."""
+
+    def decoder(self, column_type: ColumnType) -> Decoder | None:
+        """Turns what the driver returns for this type into the canonical value."""
+
     async def open(self) -> None:
         """Connect once to learn the DBMS (and fail early if it is unreachable)."""
 
     async def describe(self, table: TableRef) -> TableInfo | None:
         """The table's columns, types and primary key; None if it does not exist."""
 
+    async def select(self, select: Select) -> list[Row]:
+        """The selected rows, up to the select's limit (which it must have)."""
+
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
-        """Run a statement and return up to `max_rows` rows."""
+        """Run a statement a dialect wrote and return up to `max_rows` rows (`check`)."""
 
-    async def run(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
-        """Run one configured statement (a named query): its columns and first rows."""
+    async def run_query(self, query: Query, max_rows: int) -> ResultSet:
+        """A named query's columns and its first `max_rows` rows."""
 
-    async def call(
-        self, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
-    ) -> list[ResultSet]:
-        """Run statements in order on one connection (a procedure call and what reads its
-        output parameters) and return every result set they produce."""
+    async def query_has_rows_beyond(self, query: Query, count: int) -> bool | None:
+        """Whether a named query gives more than `count` rows; None where the DBMS cannot
+        skip rows."""
 
-    def stream(
-        self, sql: str, params: Sequence[Any], batch_size: int
-    ) -> AbstractAsyncContextManager[RowStream]:
-        """Run a statement and yield its rows in batches, holding one connection meanwhile."""
+    def stream_query(self, query: Query, batch_size: int) -> AsyncIterator[ResultSet]:
+        """A named query's rows in batches, holding one connection meanwhile."""
+
+    async def describe_query(self, query: Query) -> tuple[tuple[str, ColumnType], ...] | None:
+        """A named query's result columns as the database describes them; None where the
+        DBMS has no way to."""
+
+    async def call_procedure(self, call: Call, max_rows: int) -> Called:
+        """A procedure's result sets (up to `max_rows` rows each) and its output parameters."""
 
     def transaction(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: writes, or (snapshot) several reads from one consistent state."""

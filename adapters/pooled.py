@@ -9,6 +9,8 @@ Rules this module keeps:
   another thread calls the driver's cancel (ODBC `SQLCancel`, sqlite3 `interrupt`).
 - A connection the driver reports lost is discarded with every idle one (a restarted server
   invalidates them all); reads retry once on a fresh connection.
+- The statement methods (select, insert, named queries, ...) come from `adapters.statements`,
+  built on the few primitives here: fetch rows, run one statement, stream a statement's rows.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bridgehead.adapters.jobs import (
     result_sets,
     run_statement,
 )
+from bridgehead.adapters.statements import SourceStatements, TransactionStatements
 from bridgehead.adapters.types import TableInfo, TableRef, ValueRules, with_rules
 
 T = TypeVar("T")
@@ -44,22 +47,26 @@ CANCEL_GRACE = 5.0
 """Seconds to wait for a cancelled statement to return before its connection is abandoned."""
 
 
-class Transaction:
+class Transaction(TransactionStatements):
     """Statements on one leased connection, committed together or not at all."""
 
     def __init__(self, adapter: PooledAdapter, job: Job) -> None:
         self._adapter = adapter
         self._job = job
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._adapter.dialect
+
     async def execute(self, sql: str, params: Sequence[Any]) -> Outcome:
         check = self._adapter._check_diagnostics
         return await self._adapter._call(self._job, run_statement, sql, params, check)
 
-    async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+    async def _fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._adapter._call(self._job, fetch_rows, sql, params, max_rows)
 
 
-class PooledAdapter(ABC):
+class PooledAdapter(SourceStatements, ABC):
     """The pooling, threading and cancellation shared by every DB-API adapter."""
 
     def __init__(self, settings: SourceSettings) -> None:
@@ -140,18 +147,18 @@ class PooledAdapter(ABC):
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._read(fetch_rows, sql, params, max_rows)
 
-    async def run(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
+    async def _result(self, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
         async with self._lease() as job:
             return await self._call(job, named_rows, sql, params, max_rows)
 
-    async def call(
+    async def _result_sets(
         self, statements: Sequence[tuple[str, Sequence[Any]]], max_rows: int
     ) -> list[ResultSet]:
         async with self._lease() as job:
             return await self._call(job, result_sets, statements, max_rows)
 
     @asynccontextmanager
-    async def stream(
+    async def _stream(
         self, sql: str, params: Sequence[Any], batch_size: int
     ) -> AsyncIterator[RowStream]:
         async with self._lease() as job:

@@ -1,27 +1,32 @@
-"""A tiny SQL statement model: what the API may ask of a table, rendered by a dialect.
+"""A tiny SQL statement model: what the API may ask of a source, rendered by its dialect.
 
-The model holds only column names (checked against the config and introspection before a
-node is built) and values (always rendered as `?` placeholders). Rendering never sees
+The model says what, never how: select these columns of this table where..., insert, update
+or delete these rows, run this named query, call this procedure. It holds only identifiers
+(checked against the config and introspection before a node is built), the SQL the config's
+owner wrote, and values (always rendered as placeholders, then bound). Rendering never sees
 request text, so nothing a caller sends can become SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bridgehead.adapters.types import TableRef
+from bridgehead.adapters.types import ColumnType, TableRef
 
 
 class Op(StrEnum):
-    EQ = "="
-    NEQ = "<>"
-    GT = ">"
-    GTE = ">="
-    LT = "<"
-    LTE = "<="
-    LIKE = "LIKE"
+    """A comparison of a column with a value; the dialects write each one in SQL."""
+
+    EQ = "eq"
+    NEQ = "neq"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    LIKE = "like"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,31 @@ class Update:
 class Delete:
     table: TableRef
     where: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A named query: SQL the config's owner wrote, split where its parameters go."""
+
+    pieces: tuple[str, ...]
+    """The statement's text around its parameters (one more piece than parameters)."""
+    types: tuple[str, ...] = ()
+    """Each parameter's declared type (`string`, `date`, ...), in placeholder order."""
+    values: tuple[Any, ...] = ()
+    """Each parameter's canonical value, in placeholder order (none while it is described)."""
+    columns: tuple[tuple[str, ColumnType], ...] = ()
+    """Its result columns as the database described them; () if not described."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A configured procedure called with its parameters' values."""
+
+    procedure: TableRef
+    params: tuple[tuple[str, str], ...]
+    """Each parameter's name and direction (`in`, `out`, `inout`), in declared order."""
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """The canonical value of each `in` and `inout` parameter, by name."""
 
 
 @dataclass(slots=True)

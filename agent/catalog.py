@@ -62,7 +62,7 @@ def resolve_resource(
     encoders = {
         c.name: encoder(
             c.type.kind,
-            adapter.dialect.decoder(c.type),
+            adapter.decoder(c.type),
             FALLBACK_VALUES.labels(name, c.name).inc,
         )
         for c in table.columns

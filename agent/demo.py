@@ -3,34 +3,39 @@
 Everything lives in one folder (default `./bridgehead-demo`) and is made only if missing,
 so a second run serves the same data with the same key. The data is deterministic and
 deliberately awkward: DECIMAL money, timestamps, NULLs, a composite key, non-ASCII names.
+The relay and the agent get their identities the way a deployment does: the relay's CA as
+`bridgehead-relay ca init` makes it, and the agent enrolled with a one-time token at every
+start (`token create`, then `bridgehead enroll`, which adds the tunnel section).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import random
 import secrets
-import socket
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from bridgehead.agent.app import Agent
-from bridgehead.agent.config import AgentConfig, load_config
+from bridgehead.agent.config import load_config
+from bridgehead.agent.enroll import enroll_command
 from bridgehead.certs.keyfiles import ensure_private_dir, write_private
 from bridgehead.certs.pki import (
-    Identity,
     create_ca,
-    issue_agent_cert,
     issue_server_cert,
     write_key_pair,
 )
 from bridgehead.common import logs
 from bridgehead.common.commands import serve
+from bridgehead.common.config.base import HostPort
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
+from bridgehead.relay.enrollment import create_token
 
 CUSTOMERS, ORDERS = 2000, 5000
 FIRST = ["Zoë", "José", "Øyvind", "Łucja", "Müller", "Ἀλέξανδρος", "Ярослава", "さくら", "Siobhán",
@@ -159,7 +164,7 @@ def _lines(rng: random.Random, orders: int) -> list[tuple[object, ...]]:
 
 RELAY_CONFIG = """\
 # Bridgehead demo relay: the cloud side, run locally with a development CA.
-agents_listen: 127.0.0.1:{agents_port}
+agents_listen: 127.0.0.1:0
 listen: 127.0.0.1:{relay_port}
 admin: null
 tls: {{cert: pki/relay.pem, key: pki/relay.key}}
@@ -170,30 +175,24 @@ callers:
     agents: [demo]
 """
 
-TUNNEL = """
-tunnel:
-  relay: 127.0.0.1:{agents_port}
-  connections: 2
-  ca: pki/ca.pem
-  cert: pki/agent.pem
-  key: pki/agent.key
-"""
-
 
 @dataclass(frozen=True)
 class DemoSetup:
-    agent: AgentConfig
+    agent_file: Path
     relay: RelayConfig
     key: str
     folder: Path
 
-    def announce(self, agent: Agent, relay: Relay) -> str:
+    def announce(self, enrolled: EnrolledAgent, relay: Relay) -> str:
+        agent = enrolled.agent
+        assert agent is not None
         query = "/v1/customers?limit=3&order=balance.desc"
         through = f"{relay.callers_url}/agents/demo"
         auth = f"-H 'Authorization: Bearer {self.key}'"
         return "\n".join([
             "Bridgehead demo is running.",
-            f"  folder:  {self.folder}  (agent.yaml, relay.yaml, sample.db, api-key.txt, pki/)",
+            f"  folder:  {self.folder}  (agent.yaml, relay.yaml, sample.db, api-key.txt, pki/, "
+            "certs/)",
             f"  API:     {agent.listen_url}/v1/customers   (also /v1/orders, /v1/order_lines)",
             f"  relay:   {through}/v1/...   (the agent dialed out to it over mutual TLS)",
             "Try, directly and through the relay:",
@@ -204,24 +203,38 @@ class DemoSetup:
 
 
 def _pki(folder: Path) -> None:
-    """A development CA, the relay's certificate and the agent's, made once."""
+    """What `bridgehead-relay ca init` makes: a development CA and the relay's certificate."""
     pki = folder / "pki"
-    if (pki / "agent.pem").exists():
+    if (pki / "relay.pem").exists():
         return
     ensure_private_dir(pki)
     ca_cert, ca_key = create_ca("Bridgehead demo CA")
     write_key_pair(pki / "ca.pem", pki / "ca.key", ca_cert, ca_key)
     write_key_pair(pki / "relay.pem", pki / "relay.key",
                    *issue_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"]))  # fmt: skip
-    agent = issue_agent_cert(ca_cert, ca_key, Identity("demo", "demo"))
-    write_key_pair(pki / "agent.pem", pki / "agent.key", *agent)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+class EnrolledAgent:
+    """The demo's agent, enrolled as it starts the way an operator enrolls one: a token from
+    the demo relay (`bridgehead-relay token create`), then `bridgehead enroll` with it."""
+
+    def __init__(self, relay: Relay, config_file: Path) -> None:
+        self.relay, self.config_file = relay, config_file
+        self.agent: Agent | None = None
+
+    async def start(self) -> None:
+        assert self.relay.agents_address is not None, "the relay starts first"
+        address = HostPort(host="127.0.0.1", port=self.relay.agents_address[1])
+        token = await asyncio.to_thread(
+            create_token, self.relay.config, "demo", "demo", timedelta(minutes=5), address=address
+        )
+        await asyncio.to_thread(enroll_command, token, self.config_file)
+        self.agent = Agent(await asyncio.to_thread(load_config, self.config_file))
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
 
 
 def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
@@ -236,21 +249,16 @@ def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
     key = key_file.read_text().strip()
     _pki(folder)
     digest = hashlib.sha256(key.encode()).hexdigest()
-    agents_port = _free_port()
-    (folder / "relay.yaml").write_text(
-        RELAY_CONFIG.format(agents_port=agents_port, relay_port=relay_port, digest=digest)
-    )
-    agent_text = CONFIG.format(digest=digest, port=port) + TUNNEL.format(agents_port=agents_port)
-    (folder / "agent.yaml").write_text(agent_text, encoding="utf-8")
-    return DemoSetup(
-        load_config(folder / "agent.yaml"), load_relay_config(folder / "relay.yaml"), key, folder
-    )
+    (folder / "relay.yaml").write_text(RELAY_CONFIG.format(relay_port=relay_port, digest=digest))
+    (folder / "agent.yaml").write_text(CONFIG.format(digest=digest, port=port), encoding="utf-8")
+    return DemoSetup(folder / "agent.yaml", load_relay_config(folder / "relay.yaml"), key, folder)
 
 
 def run(folder: Path, port: int, relay_port: int) -> int:
     """Prepare the folder, then serve the demo's relay and agent until interrupted."""
     setup = prepare(folder, port, relay_port)
     logs.configure("WARNING")
-    relay, agent = Relay(setup.relay), Agent(setup.agent)
+    relay = Relay(setup.relay)
+    agent = EnrolledAgent(relay, setup.agent_file)
     serve([relay, agent], lambda: print(setup.announce(agent, relay), flush=True))
     return 0

@@ -7,7 +7,6 @@ identifiers, comments and PostgreSQL `::` casts, so `':x'` or `a::date` are left
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -61,11 +60,3 @@ def pieces(sql: str) -> tuple[str, ...]:
             parts.append(sql[start : match.start()])
             start = match.end()
     return (*parts, sql[start:])
-
-
-def marked(sql: str, mark: Callable[[str], str]) -> str:
-    """The statement with each `:name` replaced by `mark(name)` (a typed placeholder, or a
-    typed NULL); only config SQL and the dialect's own text go through here."""
-    parts = pieces(sql)
-    names = positional(sql).names
-    return parts[0] + "".join(mark(n) + part for n, part in zip(names, parts[1:], strict=True))

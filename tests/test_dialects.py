@@ -1,6 +1,7 @@
 """The SQL dialects: rendered statements, identifier quoting, type kinds, error classes, and
 the keyset condition of `agent.api.filters.after`, checked against golden strings, against
-sqlglot's parsers, and (for paging) against a real SQLite database.
+sqlglot's parsers, and (for paging) against a real SQLite database. What the adapters' statement
+methods send per DBMS (insert, update, delete, streams, calls) is checked in test_statements.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from conftest import Caller
 from polling import wait_for
-from tunnelkit import Pki, running_relay, tunnel_section
+from tunnelkit import Pki, reached_both_ways, running_relay
 
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.http import make_app
@@ -49,19 +49,11 @@ async def fronts(
 ) -> AsyncIterator[tuple[Caller, Caller]]:
     """One agent (limits.max_body_bytes 2048) reached on its listener and through the relay."""
     await asyncio.to_thread(make_db, tmp_path / "t.db")
-    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
-    assert relay.agents_address is not None
-    direct: Caller = await run_agent(
-        {"db": {"sqlite": str(tmp_path / "t.db")}},
-        RESOURCES,
-        api_key=TOKEN,
-        tunnel=tunnel_section(pki, relay.agents_address[1], cert, key),
-        limits={"max_body_bytes": MAX_BODY},
-    )
-    await wait_for(lambda: sum(v.connections for v in relay.registry.views()) == 2)
-    context = await asyncio.to_thread(pki.caller_context)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
-        yield direct, Caller(f"{relay.callers_url}/agents/plant-7", TOKEN, session, direct.agent)
+    limits = {"max_body_bytes": MAX_BODY}
+    async with reached_both_ways(
+        pki, relay, run_agent, tmp_path / "t.db", RESOURCES, TOKEN, limits=limits
+    ) as both:
+        yield both
 
 
 async def call(
@@ -101,6 +93,21 @@ async def test_a_repeated_singleton_is_the_same_400_on_both_fronts(
     for headers, problem in ((local_headers, local), (relay_headers, relayed)):
         assert FRESH_ID.fullmatch(headers["X-Request-Id"])
         assert problem["request_id"] == headers["X-Request-Id"]
+
+
+async def test_repeated_ordinary_headers_are_joined_on_both_fronts(
+    fronts: tuple[Caller, Caller],
+) -> None:
+    """Two Accept headers are one list on both fronts: `text/csv` in the first is honoured
+    through the tunnel as on the listener, although the second names a type nobody serves."""
+    accept = [("Accept", "text/csv"), ("Accept", "application/x-foo")]
+    for front in fronts:
+        async with front.session.get(
+            front.base + "/v1/t", headers=[("Authorization", f"Bearer {front.key}"), *accept]
+        ) as response:
+            await response.read()
+        assert response.status == 200, front.base
+        assert response.headers["Content-Type"].startswith("text/csv"), front.base
 
 
 async def test_the_413_is_word_for_word_the_same_on_both_fronts(

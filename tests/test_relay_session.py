@@ -113,11 +113,15 @@ def test_a_bodiless_request_ends_with_its_head() -> None:
     sid = relay.open_stream("GET", "/v1/t/1", HEADERS, end=True)
     _, events = exchange(relay, agent)
     assert [type(e) for e in events] == [agent_ev.RequestReceived, agent_ev.RequestComplete]
-    assert events[0] == agent_ev.RequestReceived(
-        sid,
-        {":method": "GET", ":path": "/v1/t/1", ":scheme": "https", ":authority": "plant-7",
-         "authorization": "Bearer k", "x-request-id": "r-1"},
-    )  # fmt: skip
+    expected = {
+        ":method": "GET",
+        ":path": "/v1/t/1",
+        ":scheme": "https",
+        ":authority": "plant-7",
+        "authorization": "Bearer k",
+        "x-request-id": "r-1",
+    }
+    assert events[0] == agent_ev.RequestReceived(sid, expected, tuple(expected.items()))
 
 
 def test_a_response_is_its_head_body_and_end() -> None:

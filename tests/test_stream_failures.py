@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Caller
-from tunnelkit import Pki, running_relay, tunnel_section
+from tunnelkit import Pki, reached_both_ways, running_relay
 
 from bridgehead.relay.app import Relay
 
@@ -50,21 +50,11 @@ async def relay(pki: Pki) -> Any:
 async def callers(pki: Pki, relay: Relay, tmp_path: Path, run_agent: Any) -> Any:
     """The agent directly and through the relay."""
     await asyncio.to_thread(make_db, tmp_path / "t.db")
-    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
-    assert relay.agents_address is not None
-    direct: Caller = await run_agent(
-        {"db": {"sqlite": str(tmp_path / "t.db")}},
-        RESOURCES,
-        api_key=TOKEN,
-        tunnel=tunnel_section(pki, relay.agents_address[1], cert, key),
-    )
-    async with asyncio.timeout(10):
-        while not any(v.connections for v in relay.registry.views()):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-    context = await asyncio.to_thread(pki.caller_context)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
-    yield {"direct": direct, "relay": Caller(f"{relay.callers_url}/agents/plant-7", TOKEN, session)}
-    await session.close()
+    async with reached_both_ways(pki, relay, run_agent, tmp_path / "t.db", RESOURCES, TOKEN) as (
+        direct,
+        relayed,
+    ):
+        yield {"direct": direct, "relay": relayed}
 
 
 @pytest.mark.parametrize("path", ["direct", "relay"])

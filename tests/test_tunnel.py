@@ -18,7 +18,15 @@ from conftest import Caller
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from polling import wait_for
-from tunnelkit import Pki, expired, make_pki, relay_config, running_relay, tunnel_section
+from tunnelkit import (
+    Pki,
+    expired,
+    make_pki,
+    reached_both_ways,
+    relay_config,
+    running_relay,
+    tunnel_section,
+)
 
 from bridgehead.relay.app import Relay
 
@@ -43,24 +51,15 @@ async def relay(pki: Pki) -> Any:
 
 
 @pytest.fixture
-async def tunnel(pki: Pki, relay: Relay, tmp_path: Path, run_agent: Any) -> tuple[Caller, Caller]:
+async def tunnel(pki: Pki, relay: Relay, tmp_path: Path, run_agent: Any) -> Any:
     """The same agent reached directly and through the relay (the same bearer token)."""
     await asyncio.to_thread(make_db, tmp_path / "t.db")
-    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
-    assert relay.agents_address is not None
-    direct = await run_agent(
-        {"db": {"sqlite": str(tmp_path / "t.db")}},
-        {"t": {"source": "db", "table": "t", "key": ["id"], "operations": WRITABLE}},
-        api_key=TOKEN,
-        tunnel=tunnel_section(pki, relay.agents_address[1], cert, key),
-        queries={"cheap": {"source": "db", "sql": CHEAP, "params": {"below": "decimal"}}},
-    )
-    await wait_for(lambda: sum(v.connections for v in relay.registry.views()) == 2)
-    context = await asyncio.to_thread(pki.caller_context)
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
-    via = Caller(f"{relay.callers_url}/agents/plant-7", TOKEN, session, direct.agent)
-    yield direct, via
-    await session.close()
+    resources = {"t": {"source": "db", "table": "t", "key": ["id"], "operations": WRITABLE}}
+    queries = {"cheap": {"source": "db", "sql": CHEAP, "params": {"below": "decimal"}}}
+    async with reached_both_ways(
+        pki, relay, run_agent, tmp_path / "t.db", resources, TOKEN, queries=queries
+    ) as both:
+        yield both
 
 
 CASES: list[tuple[str, str, Any]] = [

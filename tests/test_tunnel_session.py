@@ -62,7 +62,7 @@ def test_a_request_becomes_events() -> None:
         ":authority": "plant-7",
         "authorization": "Bearer k",
     }
-    assert events[0] == ev.RequestReceived(sid, expected)
+    assert events[0] == ev.RequestReceived(sid, expected, tuple(expected.items()))
     assert ev.BodyReceived(sid, b'{"id": 1}') in events
     assert events[-1] == ev.RequestComplete(sid)
 

@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import yaml
+from polling import wait_for
 
 from bridgehead.certs.pki import (
     Identity,
@@ -23,6 +25,9 @@ from bridgehead.certs.pki import (
 )
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
+
+if TYPE_CHECKING:
+    from conftest import Caller  # conftest imports this module: only for the annotations
 
 
 @dataclass
@@ -104,3 +109,30 @@ async def running_relay(pki: Pki, token: str, **extra: Any) -> AsyncIterator[Rel
         yield relay
     finally:
         await relay.stop()
+
+
+@asynccontextmanager
+async def reached_both_ways(
+    pki: Pki,
+    relay: Relay,
+    run_agent: Any,
+    database: Path,
+    resources: dict[str, Any],
+    token: str,
+    **extra: Any,
+) -> AsyncIterator[tuple[Caller, Caller]]:
+    """One agent (plant-7, group plants) serving the SQLite `database`, reached on its own
+    listener and through `relay` with the same bearer token, once both its tunnel
+    connections are up."""
+    from conftest import Caller  # noqa: PLC0415 - conftest imports this module
+
+    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7", "plants")
+    assert relay.agents_address is not None
+    direct: Caller = await run_agent(
+        {"db": {"sqlite": str(database)}}, resources, api_key=token,
+        tunnel=tunnel_section(pki, relay.agents_address[1], cert, key), **extra,
+    )  # fmt: skip
+    await wait_for(lambda: sum(v.connections for v in relay.registry.views()) == 2)
+    context = await asyncio.to_thread(pki.caller_context)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        yield direct, Caller(f"{relay.callers_url}/agents/plant-7", token, session, direct.agent)

@@ -2,27 +2,20 @@
 
 `Dialect` holds the portable defaults (ANSI quoting, `LIMIT`, ODBC type codes, SQLSTATE
 classes); each DBMS overrides only what it does differently. Dialects are pure: they turn
-statement models into SQL text and driver facts into Bridgehead facts, and do no I/O.
+statement models into SQL text (resource statements through `Rendering`, named queries and
+procedure calls here) and driver facts into Bridgehead facts, and do no I/O.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from bridgehead.adapters import errors
-from bridgehead.adapters.dialects.decoders import (
-    Decoder,
-    as_bool,
-    as_bytes,
-    as_utc,
-    as_uuid_text,
-    utc_naive,
-)
+from bridgehead.adapters.dialects.decoders import Decoder, as_bool, as_bytes, as_utc, as_uuid_text
+from bridgehead.adapters.dialects.rendering import Rendering
 from bridgehead.adapters.dialects.typenames import (
     CODE_KINDS,
     INTEGER_BITS,
@@ -31,23 +24,7 @@ from bridgehead.adapters.dialects.typenames import (
     base_type_name,
     declared_precision,
 )
-from bridgehead.adapters.sql import (
-    LIKE_ESCAPE,
-    And,
-    Compare,
-    Condition,
-    Delete,
-    In,
-    Insert,
-    IsNull,
-    Not,
-    Op,
-    Or,
-    OrderBy,
-    Rendered,
-    Select,
-    Update,
-)
+from bridgehead.adapters.sql import Query, Rendered
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 
 _UNAVAILABLE_SQLSTATES = ("08", "28", "HYT01", "57P01", "57P02", "57P03")
@@ -58,14 +35,12 @@ Step = tuple[str, tuple[Any, ...]]
 """One statement and its bound values."""
 
 
-class Dialect:
+class Dialect(Rendering):
     """ANSI defaults; subclasses override what their DBMS does differently."""
 
     name: ClassVar[str] = "ansi"
     dbms_names: ClassVar[tuple[str, ...]] = ()
     """Prefixes of `SQL_DBMS_NAME` (lower case) that select this dialect."""
-    quote_open: ClassVar[str] = '"'
-    quote_close: ClassVar[str] = '"'
     name_kinds: ClassVar[dict[str, Kind]] = {}
     lost_connection_markers: ClassVar[tuple[str, ...]] = ()
     constraint_markers: ClassVar[tuple[str, ...]] = ()
@@ -82,18 +57,6 @@ class Dialect:
     """Starts a write transaction by statement, where the driver's own BEGIN locks too late."""
     snapshot_sql: ClassVar[str | None] = None
     """Run first in a read transaction that must see one consistent state."""
-    returning: ClassVar[bool] = True
-    """Whether INSERT ... RETURNING gives back the stored row (else it is read again by key)."""
-    lock_suffix: ClassVar[str] = " FOR UPDATE"
-    """Appended to a SELECT that must lock its rows until the transaction ends."""
-    lock_hint: ClassVar[str] = ""
-    """Written after the table name of a locking SELECT (SQL Server's table hints)."""
-    server_cursor: ClassVar[bool] = False
-    """DECLARE ... CURSOR / FETCH n streams any statement from the server (PostgreSQL)."""
-    unordered: ClassVar[str | None] = None
-    """An ORDER BY for limited statements with no order, where the DBMS demands one."""
-    offsets: ClassVar[bool] = True
-    """Whether a limited SELECT can skip rows (OFFSET)."""
     fallback_kinds: ClassVar[frozenset[Kind]] = frozenset()
     """Kinds whose columns may hold values the kind cannot carry (PostgreSQL's `infinity`
     dates, MariaDB's zero dates, anything in SQLite): such values are served as text."""
@@ -101,91 +64,46 @@ class Dialect:
     """Reads a table's columns' declared types (params: schema or None, table), where they say
     more than the driver's type names."""
     qualifier_is_catalog: ClassVar[bool] = False
+    """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
     value_rules: ClassVar[ValueRules] = ValueRules()
     """What the database stores as sent (U+0000 in text, non-finite floats)."""
     odbc_value_rules: ClassVar[ValueRules | None] = None
     """The same through this DBMS's ODBC driver, where it differs."""
     wide_text_as_utf8: ClassVar[bool] = False
     """Fetch wide text as UTF-8 (SQL_C_CHAR): the driver's UTF-16 form stops at U+0000."""
-    """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
 
-    # -- identifiers -------------------------------------------------------------------------
-
-    def quote(self, identifier: str) -> str:
-        escaped = identifier.replace(self.quote_close, self.quote_close * 2)
-        return f"{self.quote_open}{escaped}{self.quote_close}"
-
-    def table(self, ref: TableRef) -> str:
-        name = self.quote(ref.name)
-        return f"{self.quote(ref.schema)}.{name}" if ref.schema else name
+    # -- types -------------------------------------------------------------------------------
 
     def knows_type_name(self, db_type: str) -> bool:
         """Whether the type's name is one this dialect maps (not a guess from its ODBC code)."""
         base = base_type_name(db_type)
         return base in self.name_kinds or base in NAME_KINDS
 
-    # -- statements --------------------------------------------------------------------------
-
-    def render_select(self, select: Select) -> Rendered:
-        out = Rendered("")
-        cols = ", ".join(self.column(c, c in select.as_text) for c in select.columns)
-        parts = [
-            "SELECT ",
-            self.limit_prefix(select.limit),
-            cols,
-            " FROM ",
-            self.table(select.table),
-            self.lock_hint if select.lock else "",
-        ]
-        if select.where is not None:
-            parts += [" WHERE ", self.condition(select.where, out.params)]
-        if select.order:
-            terms = (self.order_term(o, self._order_column(select, o.column)) for o in select.order)
-            parts += [" ORDER BY ", ", ".join(terms)]
-        elif select.limit is not None and self.unordered:
-            parts += [" ORDER BY ", self.unordered]
-        parts.append(self.limit_suffix(select.limit, select.offset))
-        if select.lock:
-            parts.append(self.lock_suffix)
-        out.sql = "".join(parts)
-        return out
-
-    def _order_column(self, select: Select, name: str) -> str:
-        """The column an order term sorts by: qualified by its table where the selected value
-        is cast to text, since ORDER BY binds a bare name to the output column of that name
-        first, and would sort the text instead of the column itself."""
-        quoted = self.quote(name)
-        return f"{self.table(select.table)}.{quoted}" if name in select.as_text else quoted
-
-    def column(self, name: str, as_text: bool = False) -> str:
-        quoted = self.quote(name)
-        return f"{self.text_cast(quoted)} AS {quoted}" if as_text else quoted
-
-    def text_cast(self, quoted: str) -> str:
-        return f"CAST({quoted} AS VARCHAR(4000))"
-
     def fetch_as_text(self, column_type: ColumnType) -> bool:
         """Whether to fetch this type as text: where the driver would lose precision, or where
         text is what the API serves anyway and the driver's own object costs time."""
         return False
 
-    def limit_prefix(self, limit: int | None) -> str:
-        return ""
+    # -- named queries and procedures --------------------------------------------------------
 
-    def render_insert(self, insert: Insert) -> Rendered:
-        out = Rendered("", [self.bind(v) for v in insert.values])
-        cols = ", ".join(self.quote(c) for c in insert.columns)
-        marks = ", ".join("?" * len(insert.columns))
-        into = f"INSERT INTO {self.table(insert.table)}"
-        values = f" ({cols}) VALUES ({marks})" if insert.columns else self.default_values
-        returning = self.returning_clause(insert.returning) if self.returning else ""
-        out.sql = into + values + returning
-        return out
+    def render_query(self, query: Query, *, wrap: bool = True) -> Rendered:
+        """A named query with this dialect's placeholders and its values bound; with `wrap`,
+        wrapped as its described columns call for (`wrap_query`)."""
+        sql = _joined(query.pieces, [self.param_mark(t) for t in query.types])
+        if wrap and query.columns:
+            sql = self.wrap_query(sql, query.columns) or sql
+        return Rendered(sql, [self.bind(v) for v in query.values])
 
-    default_values: ClassVar[str] = " DEFAULT VALUES"
+    def render_description(self, query: Query) -> tuple[str, ...] | None:
+        """The statements that describe a named query's result columns (`describe_query`),
+        its parameters standing in as typed NULLs."""
+        return self.describe_query(_joined(query.pieces, [self.typed_null(t) for t in query.types]))
 
-    def returning_clause(self, columns: tuple[str, ...]) -> str:
-        return " RETURNING " + ", ".join(self.quote(c) for c in columns) if columns else ""
+    def cursor_statements(self, sql: str, batch_size: int) -> tuple[str, str] | None:
+        """(open, fetch) statements that stream `sql` from a server-side cursor inside a
+        transaction, the fetch run until it gives no rows; None where the driver's own cursor
+        streams the statement."""
+        return None
 
     def render_call(self, procedure: TableRef, params: Sequence[tuple[str, str]]) -> CallPlan:
         """How to call a procedure with (name, direction) params; ODBC's escape by default."""
@@ -193,27 +111,6 @@ class Dialect:
         bound = tuple(n for n, d in params if d != "out")
         outs = any(d != "in" for _, d in params)
         return CallPlan(((f"{{CALL {self.table(procedure)}({marks})}}", bound),), outs)
-
-    def render_update(self, update: Update) -> Rendered:
-        out = Rendered("", [self.bind(v) for v in update.values])
-        sets = ", ".join(f"{self.quote(c)} = ?" for c in update.columns)
-        where = self.condition(update.where, out.params)
-        out.sql = f"UPDATE {self.table(update.table)} SET {sets} WHERE {where}"
-        return out
-
-    def render_delete(self, delete: Delete) -> Rendered:
-        out = Rendered("")
-        where = self.condition(delete.where, out.params)
-        out.sql = f"DELETE FROM {self.table(delete.table)} WHERE {where}"
-        return out
-
-    def beyond_sql(self, sql: str, offset: int) -> str | None:
-        """A statement giving one row if `sql` gives more than `offset` rows; None where the
-        DBMS cannot skip rows."""
-        if not self.offsets:
-            return None
-        order = f" ORDER BY {self.unordered}" if self.unordered else ""
-        return f"SELECT 1 FROM ({sql}) bh_rows{order}{self.limit_suffix(1, offset)}"
 
     def param_mark(self, param_type: str) -> str:
         """A named query's placeholder for a parameter of that type (`string`, `date`, ...)."""
@@ -237,56 +134,7 @@ class Dialect:
         None where the DBMS has no such way (the driver's values are then served as they are)."""
         return None
 
-    def limit_suffix(self, limit: int | None, offset: int = 0) -> str:
-        if limit is None:
-            return ""
-        return f" LIMIT {int(limit)}" + (f" OFFSET {int(offset)}" if offset else "")
-
-    def null_rank(self, quoted: str) -> str:
-        """An expression that is 1 for NULL and 0 otherwise, for portable NULL ordering."""
-        return f"CASE WHEN {quoted} IS NULL THEN 1 ELSE 0 END"
-
-    def order_term(self, order: OrderBy, quoted: str) -> str:
-        direction = " DESC" if order.descending else " ASC"
-        if not order.nullable:
-            return quoted + direction
-        return f"{self.null_rank(quoted)}{direction}, {quoted}{direction}"
-
-    def operand(self, column: str, as_text: bool) -> str:
-        quoted = self.quote(column)
-        return self.text_cast(quoted) if as_text else quoted
-
-    def condition(self, cond: Condition, params: list[Any]) -> str:
-        match cond:
-            case Compare(column, op, value, as_text):
-                params.append(self.bind(value))
-                escape = f" ESCAPE '{LIKE_ESCAPE}'" if op is Op.LIKE else ""
-                return f"{self.operand(column, as_text)} {op.value} ?{escape}"
-            case In(column, values, as_text):
-                params.extend(self.bind(v) for v in values)
-                return f"{self.operand(column, as_text)} IN ({', '.join('?' * len(values))})"
-            case IsNull(column):
-                return f"{self.quote(column)} IS NULL"
-            case Not(IsNull(column)):
-                return f"{self.quote(column)} IS NOT NULL"
-            case Not(operand):
-                return f"NOT ({self.condition(operand, params)})"
-            case And(operands) | Or(operands):
-                joiner = " AND " if isinstance(cond, And) else " OR "
-                return "(" + joiner.join(self.condition(c, params) for c in operands) + ")"
-        raise TypeError(f"not a condition: {cond!r}")
-
     # -- values ------------------------------------------------------------------------------
-
-    def bind(self, value: Any) -> Any:
-        """A canonical Python value, ready for the driver's `?` placeholder."""
-        if isinstance(value, dt.datetime):
-            return utc_naive(value)
-        if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, dt.time):
-            return value.isoformat()  # ODBC's TIME struct has no fractional seconds
-        return value
 
     def column_type(
         self,
@@ -397,3 +245,8 @@ class CallPlan:
     """Statements to run in order on one connection, each with the parameters for its `?`s."""
     outputs_in_last_set: bool
     """The output parameters are the last result set's row (a CALL's own, or a SELECT's)."""
+
+
+def _joined(pieces: Sequence[str], marks: Sequence[str]) -> str:
+    """A statement's text with `marks[i]` between `pieces[i]` and `pieces[i + 1]`."""
+    return pieces[0] + "".join(m + p for m, p in zip(marks, pieces[1:], strict=True))

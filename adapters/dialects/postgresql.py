@@ -57,7 +57,6 @@ class PostgreSQLDialect(Dialect):
     session_setup = ("SET TIME ZONE 'UTC'",)
     odbc_options = "BoolsAsChar=0"  # booleans as SQL_BIT (Python bool), not the text '1'/'0'
     snapshot_sql = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-    server_cursor = True  # psqlODBC would otherwise hold a whole result in client memory
     value_rules = ValueRules(keeps_nul=False)  # text types cannot hold U+0000
     name_kinds: ClassVar[dict[str, Kind]] = {
         "timetz": Kind.STRING,
@@ -151,6 +150,12 @@ class PostgreSQLDialect(Dialect):
 
     def typed_null(self, param_type: str) -> str:
         return f"CAST(NULL AS {_PARAM_TYPES[param_type]})"
+
+    def cursor_statements(self, sql: str, batch_size: int) -> tuple[str, str] | None:
+        # psqlODBC would otherwise hold a whole result in client memory; the cursor ends
+        # with the transaction it was declared in.
+        declare = f"DECLARE bh_stream NO SCROLL CURSOR FOR {sql}"
+        return declare, f"FETCH {int(batch_size)} FROM bh_stream"
 
     def describe_query(self, sql: str) -> tuple[str, ...] | None:
         return (

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -35,9 +34,8 @@ from bridgehead.agent.api.reads import (
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import NotAcceptable
 from bridgehead.agent.values import json_default, text
+from bridgehead.common.problem import JSON, NDJSON
 
-JSON = "application/json"
-NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 SERVED = (JSON, NDJSON, CSV)
 CHUNK_ROWS = 5000
@@ -108,7 +106,7 @@ def ndjson_lines(items: Items, names: Sequence[str], naive_utc: bool = False) ->
 def utc_shortcut(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
     """Columns whose naive-UTC datetimes NDJSON can write as UTC directly, skipping a decode
     per value; empty unless every naive datetime among `columns` means UTC."""
-    naive_utc = resource.adapter.dialect.naive_utc
+    naive_utc = resource.adapter.naive_utc_kinds
     zoned = frozenset(c.name for c in columns if c.type.kind in naive_utc)
     naive = any(c.type.kind is Kind.TIMESTAMP for c in columns)
     return frozenset() if naive else zoned
@@ -276,20 +274,14 @@ class _ChunkReader:
 
     async def _fetch(self, conditions: list[Any], limit: int) -> tuple[list[Row], list[Column]]:
         select, fetch = page_select(self.resource, self.plan, conditions, limit)
-        rendered = self.resource.adapter.dialect.render_select(select)
-        return await self.tx.fetch(rendered.sql, rendered.params, limit), fetch
+        return await self.tx.select(select), fetch
 
     async def _beyond_cap(self) -> bool:
         """Whether a row exists past the first max_rows (the database skips them, sending one
         row at most); where the DBMS cannot skip rows, the cut is assumed."""
-        dialect = self.resource.adapter.dialect
-        if not dialect.offsets:
-            return True
         select, _ = page_select(self.resource, self.plan, self.start, 1)
-        skip = self.resource.config.max_rows
-        probe = replace(select, columns=select.columns[:1], as_text=frozenset(), offset=skip)
-        rendered = dialect.render_select(probe)
-        return bool(await self.tx.fetch(rendered.sql, rendered.params, 1))
+        found = await self.tx.has_rows_beyond(select, self.resource.config.max_rows)
+        return True if found is None else found
 
     def next_after(self, rows: list[Row], fetch: list[Column]) -> asyncio.Task[Chunk] | None:
         order = self.plan.order

@@ -1,4 +1,4 @@
-"""Turns a list request's query string into a statement plan (SPEC §3), or a 400 saying why not.
+"""Turns a list request's query string into a statement plan, or a 400 saying why not.
 
 `?col=op.value` filters (ops eq neq gt gte lt lte like in is, each optionally `not.`),
 `order=a.asc,b.desc`, `select=a,b`, `limit=N`, `cursor=C`. Column names are looked up in the

@@ -2,10 +2,10 @@
 values are served by the same mapping as a resource's (timestamptz with its offset, SQLite
 NUMERIC as an exact decimal, MariaDB's BOOLEAN as a boolean).
 
-A query is described once, on first use, by the dialect's statements (a temporary view or
-table made from the query with its parameters as typed NULLs, read back and dropped). A query
-the database cannot describe so (it writes, or the session may not create temporary objects)
-is served as the driver returns its values, as before, and the reason is logged once.
+A query is described once, on first use, by its adapter (through a temporary view or table
+made from the query with its parameters as typed NULLs, read back and dropped). A query the
+database cannot describe so (it writes, or the session may not create temporary objects) is
+served as the driver returns its values, as before, and the reason is logged once.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
+from bridgehead.adapters.sql import Query
 from bridgehead.adapters.types import ColumnType
 from bridgehead.agent.config.model import QueryConfig
 from bridgehead.agent.metrics import FALLBACK_VALUES
-from bridgehead.agent.named_sql import marked
+from bridgehead.agent.named_sql import pieces, positional
 from bridgehead.agent.values import Encoder, encoder
 
 log = logging.getLogger("bridgehead.queries")
@@ -33,15 +35,23 @@ class QueryShape:
     columns: tuple[tuple[str, ColumnType], ...] = ()
     encoders: Encoders = field(default_factory=dict)
 
-    def fetched(self, sql: str, adapter: Adapter) -> str:
-        """The statement to run: the query itself, or the query wrapped so that columns the
-        driver would convert wrongly come as text (the dialect's rule for resources too)."""
-        if not self.columns:
-            return sql
-        return adapter.dialect.wrap_query(sql, self.columns) or sql
-
 
 UNDESCRIBED = QueryShape()
+
+
+def as_query(
+    query: QueryConfig, values: Mapping[str, Any] | None = None, shape: QueryShape = UNDESCRIBED
+) -> Query:
+    """A named query as its adapter takes it: its SQL split where its parameters go, each
+    parameter's type and value, and its described columns (so that the adapter fetches those
+    its driver would convert wrongly as text, as it does for resources)."""
+    names = positional(query.sql).names
+    return Query(
+        pieces=pieces(query.sql),
+        types=tuple(query.params[n] for n in names),
+        values=tuple(values[n] for n in names) if values is not None else (),
+        columns=shape.columns,
+    )
 
 
 class QueryTypes:
@@ -63,16 +73,11 @@ class QueryTypes:
 
 
 async def _describe(name: str, query: QueryConfig, adapter: Adapter) -> QueryShape:
-    dialect = adapter.dialect
-    sql = marked(query.sql, lambda param: dialect.typed_null(query.params[param]))
-    steps = dialect.describe_query(sql)
-    if steps is None:
+    columns = await adapter.describe_query(as_query(query))
+    if columns is None:
         return UNDESCRIBED
-    sets = await adapter.call([(step, ()) for step in steps], 10_000)
-    described = sets[-1].rows if sets else []
-    columns = tuple((str(row[0]), dialect.column_type(str(row[1] or ""))) for row in described)
     encoders: dict[str, Encoder | None] = {}
     for column, column_type in columns:
         counter = FALLBACK_VALUES.labels(f"queries/{name}", column).inc
-        encoders[column] = encoder(column_type.kind, dialect.decoder(column_type), counter)
+        encoders[column] = encoder(column_type.kind, adapter.decoder(column_type), counter)
     return QueryShape(columns, encoders)

@@ -53,8 +53,7 @@ async def list_rows(
     if not more:
         return _page([], None)
     select, fetch = page_select(resource, plan, conditions, plan.limit + 1)
-    rendered = resource.adapter.dialect.render_select(select)
-    rows = await resource.adapter.fetch(rendered.sql, rendered.params, plan.limit + 1)
+    rows = await resource.adapter.select(select)
     next_cursor = None
     if len(rows) > plan.limit:
         rows = rows[: plan.limit]
@@ -106,7 +105,7 @@ def position(fetch: Sequence[Column], plan: ListPlan, row: Row) -> list[Any]:
 
 
 def text_columns(resource: Resource, columns: Sequence[Column]) -> frozenset[str]:
-    as_text = resource.adapter.dialect.fetch_as_text
+    as_text = resource.adapter.fetches_as_text
     return frozenset(c.name for c in columns if as_text(c.type))
 
 
@@ -207,8 +206,7 @@ async def get_row(
         limit=2,
         as_text=text_columns(resource, resource.columns),
     )
-    rendered = resource.adapter.dialect.render_select(select)
-    rows = await resource.adapter.fetch(rendered.sql, rendered.params, 2)
+    rows = await resource.adapter.select(select)
     if not rows:
         raise NotFound(f"no {resource.name} row with key {raw_key!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]

@@ -1,7 +1,8 @@
-"""Named queries and procedures (SPEC §2, §3): the only way to run SQL the owner wrote.
+"""Named queries and procedures: the only way to run SQL the owner wrote.
 
 Parameters are checked against their declared types before anything reaches the database:
-a missing, unknown or ill-typed parameter is a 400 naming it. Values are always bound.
+a missing, unknown or ill-typed parameter is a 400 naming it. The adapter writes the
+placeholders and binds the values; nothing here makes SQL text.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from bridgehead.adapters.base import Adapter, ResultSet
+from bridgehead.adapters.sql import Call, Query
 from bridgehead.adapters.types import ColumnType, Kind, TableRef, ValueRules
 from bridgehead.agent.api import export
 from bridgehead.agent.api.message import ApiResponse
-from bridgehead.agent.api.query_types import Encoders, QueryTypes
+from bridgehead.agent.api.query_types import Encoders, QueryTypes, as_query
 from bridgehead.agent.api.writes import parse_body
 from bridgehead.agent.config.model import ProcedureConfig, QueryConfig
-from bridgehead.agent.named_sql import marked, positional
 from bridgehead.agent.values import dumps, from_json
 from bridgehead.common.errors import BadRequest
 
@@ -59,21 +60,12 @@ def _items(result: ResultSet, limit: int, encoders: Encoders | None = None) -> l
     return items
 
 
-def _statement(
-    query: QueryConfig, adapter: Adapter, body: bytes, what: str
-) -> tuple[str, list[Any]]:
-    """The query's SQL with the dialect's typed placeholders, and its bound parameters."""
-    values = bind_params(what, query.params, body, adapter.value_rules)
-    sql = marked(query.sql, lambda name: adapter.dialect.param_mark(query.params[name]))
-    return sql, [adapter.dialect.bind(values[n]) for n in positional(query.sql).names]
-
-
 async def run_query(
     name: str, query: QueryConfig, adapter: Adapter, body: bytes, types: QueryTypes
 ) -> ApiResponse:
-    sql, params = _statement(query, adapter, body, f"queries/{name}")
+    values = bind_params(f"queries/{name}", query.params, body, adapter.value_rules)
     shape = await types.shape(name, query, adapter)
-    result = await adapter.run(shape.fetched(sql, adapter), params, query.max_rows + 1)
+    result = await adapter.run_query(as_query(query, values, shape), query.max_rows + 1)
     items = _items(result, query.max_rows, shape.encoders)
     headers = {"Content-Type": JSON}
     if len(result.rows) > query.max_rows:
@@ -94,7 +86,7 @@ def stream_query(
 
     On PostgreSQL through a server-side cursor; elsewhere through the driver's own cursor
     (MariaDB's Connector/ODBC holds a whole result: see the README)."""
-    sql, params = _statement(query, adapter, body, f"queries/{name}")
+    values = bind_params(f"queries/{name}", query.params, body, adapter.value_rules)
     response = ApiResponse(200, {"Content-Type": export.CONTENT_TYPES[media]})
     encode = export.encoder_for(media, query.csv_formulas)
 
@@ -102,11 +94,12 @@ def stream_query(
         first = True
         shape = await types.shape(name, query, adapter)
         encoders = shape.encoders
-        async for result in _batches(adapter, shape.fetched(sql, adapter), params):
+        statement = as_query(query, values, shape)
+        async for result in adapter.stream_query(statement, export.CHUNK_ROWS):
             header = b""
             if first:
                 header = export.csv_header(result.columns) if media == export.CSV else b""
-                if await _cut(adapter, sql, params, result, query.max_rows):
+                if await _cut(adapter, statement, result, query.max_rows):
                     response.headers["X-Truncated"] = export.truncated_note(query.max_rows)
                 first = False
             rows = result.rows[: query.max_rows - response.rows]
@@ -120,9 +113,7 @@ def stream_query(
     return response
 
 
-async def _cut(
-    adapter: Adapter, sql: str, params: list[Any], first: ResultSet, max_rows: int
-) -> bool:
+async def _cut(adapter: Adapter, query: Query, first: ResultSet, max_rows: int) -> bool:
     """Whether max_rows cuts a streamed query's rows, known before its first byte: from the
     first batch when it holds the cap or the whole result, else by asking the database for a
     row past max_rows (the statement runs once more; where the DBMS cannot skip rows, a cut
@@ -131,24 +122,8 @@ async def _cut(
         return True
     if len(first.rows) < export.CHUNK_ROWS:
         return False
-    probe = adapter.dialect.beyond_sql(sql, max_rows)
-    return probe is None or bool(await adapter.fetch(probe, params, 1))
-
-
-async def _batches(adapter: Adapter, sql: str, params: list[Any]) -> AsyncIterator[ResultSet]:
-    """A statement's rows in batches, from a server-side cursor where the DBMS has one."""
-    if not adapter.dialect.server_cursor:
-        async with adapter.stream(sql, params, export.CHUNK_ROWS) as result:
-            async for batch in result.batches:
-                yield ResultSet(result.columns, batch)
-        return
-    async with adapter.transaction(snapshot=True) as tx:
-        await tx.execute(f"DECLARE bh_stream NO SCROLL CURSOR FOR {sql}", params)
-        while True:
-            fetched = await tx.execute(f"FETCH {export.CHUNK_ROWS} FROM bh_stream", ())
-            if not fetched.rows:
-                return
-            yield ResultSet(fetched.columns, fetched.rows)
+    found = await adapter.query_has_rows_beyond(query, max_rows)
+    return True if found is None else found
 
 
 async def call_procedure(
@@ -156,16 +131,12 @@ async def call_procedure(
 ) -> ApiResponse:
     inputs = {n: p.type for n, p in procedure.params.items() if p.direction != "out"}
     values = bind_params(f"procedures/{name}", inputs, body, adapter.value_rules)
-    params = [(n, p.direction) for n, p in procedure.params.items()]
-    plan = adapter.dialect.render_call(TableRef.parse(procedure.name), params)
-    bind = adapter.dialect.bind
-    steps = [(sql, [bind(values[n]) for n in bound]) for sql, bound in plan.steps]
-    sets = await adapter.call(steps, MAX_PROCEDURE_ROWS)
-    output: dict[str, Any] = {}
-    if plan.outputs_in_last_set and sets:
-        last = sets.pop()
-        output = _items(last, 1)[0] if last.rows else {}
-    result_sets = [_items(s, MAX_PROCEDURE_ROWS) for s in sets]
+    params = tuple((n, p.direction) for n, p in procedure.params.items())
+    call = Call(TableRef.parse(procedure.name), params, values)
+    called = await adapter.call_procedure(call, MAX_PROCEDURE_ROWS)
+    last = called.output
+    output = _items(last, 1)[0] if last is not None and last.rows else {}
+    result_sets = [_items(s, MAX_PROCEDURE_ROWS) for s in called.result_sets]
     rows = sum(len(s) for s in result_sets)
     data = {"result_sets": result_sets, "output": output}
     return ApiResponse(200, {"Content-Type": JSON}, dumps(data), rows=rows)

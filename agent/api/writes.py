@@ -1,4 +1,4 @@
-"""The write operations (SPEC §3): insert, partial update and delete, each in one transaction.
+"""The write operations: insert, partial update and delete, each in one transaction.
 
 Rules:
 - A body names only served columns; values are parsed by column kind before any SQL runs.
@@ -123,8 +123,7 @@ async def read_back(tx: Transaction, resource: Resource, where: Condition, lock:
         as_text=text_columns(resource, resource.columns),
         lock=lock,
     )
-    rendered = resource.adapter.dialect.render_select(select)
-    rows = await tx.fetch(rendered.sql, rendered.params, 2)
+    rows = await tx.select(select)
     return encode_rows(resource, resource.columns, rows[:1])[0] if rows else None
 
 
@@ -150,19 +149,16 @@ async def insert(
 
 
 async def _insert_one(tx: Transaction, resource: Resource, row: dict[str, Any], n: int) -> Any:
-    dialect = resource.adapter.dialect
     key_names = tuple(c.name for c in resource.key)
     statement = Insert(resource.table.ref, tuple(row), tuple(row.values()), returning=key_names)
-    rendered = dialect.render_insert(statement)
-    outcome = await tx.execute(rendered.sql, rendered.params)
+    outcome = await tx.insert(statement)
     _check_inserted(outcome, n)
     if all(k in row for k in key_names):
         key = {k: row[k] for k in key_names}
     elif outcome.rows:
         key = dict(zip(key_names, outcome.rows[0], strict=True))
-    elif len(key_names) == 1 and dialect.generated_key_sql:
-        generated = await tx.fetch(dialect.generated_key_sql, (), 1)
-        key = {key_names[0]: generated[0][0]}
+    elif len(key_names) == 1 and (generated := await tx.generated_key()) is not None:
+        key = {key_names[0]: generated[0]}
     else:
         raise BadRequest(f"row {n}: this database cannot return generated keys; send the key")
     stored = await read_back(tx, resource, key_condition(resource, key), lock=False)
@@ -221,9 +217,7 @@ async def update(
     async with resource.adapter.transaction() as tx:
         hooks.reached()
         await _current(tx, resource, where, raw_key, tags)
-        statement = Update(resource.table.ref, tuple(values), tuple(values.values()), where)
-        rendered = resource.adapter.dialect.render_update(statement)
-        await tx.execute(rendered.sql, rendered.params)
+        await tx.update(Update(resource.table.ref, tuple(values), tuple(values.values()), where))
         stored = await read_back(tx, resource, where, lock=False)
         etag = etag_of(resource, stored)
         response = _json(200, stored, {"ETag": etag})
@@ -241,8 +235,7 @@ async def delete(
     async with resource.adapter.transaction() as tx:
         hooks.reached()
         current = await _current(tx, resource, where, raw_key, tags)
-        rendered = resource.adapter.dialect.render_delete(Delete(resource.table.ref, where))
-        await tx.execute(rendered.sql, rendered.params)
+        await tx.delete(Delete(resource.table.ref, where))
         response = ApiResponse(204, {}, rows=1)
         await hooks.before_commit(response, {"op": "delete", "key": _key_of(resource, current)})
     return response

@@ -25,6 +25,7 @@ def with_section(text: str, file: Path, section: str, values: Mapping[str, Any])
     its other keys stay). ValueError if the text is not a YAML mapping."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
+    yaml.representer.add_representer(type(None), _null)
     try:
         document = yaml.load(text)
     except YAMLError as exc:
@@ -40,6 +41,11 @@ def with_section(text: str, file: Path, section: str, values: Mapping[str, Any])
     out = io.StringIO()
     yaml.dump(document, out)
     return out.getvalue()
+
+
+def _null(representer: Any, _: None) -> Any:
+    """`key: null` stays written as `null`, not as an empty value."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def replace_config(file: Path, text: str) -> None:

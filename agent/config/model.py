@@ -166,7 +166,7 @@ class LimitsConfig(Frozen):
     max_write_rows: int = Field(1000, ge=1, le=100_000)
     requests_per_second: float = Field(100.0, gt=0)
     burst: int = Field(200, ge=1)
-    # The local listener's defences against slow and hostile clients (issue 10, item 10):
+    # The local listener's defences against slow and hostile clients:
     header_timeout: Duration = Field(10.0, gt=0)
     """A request's line and headers must arrive within this, from its first byte (or, for a
     connection's first request, from the connection)."""

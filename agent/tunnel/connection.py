@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import h2.exceptions
@@ -171,11 +171,13 @@ class TunnelConnection:
         else:
             headers = event.headers
             own = control.is_control(headers.get(":path", ""))
-            self._streams[event.stream_id] = _Stream(headers, self._intake(headers), control=own)
+            intake = self._intake(headers, event.fields)
+            self._streams[event.stream_id] = _Stream(headers, intake, control=own)
 
-    def _intake(self, headers: dict[str, str]) -> Intake:
-        """The request as the local listener takes one in too (agent.api.intake)."""
-        fields = [(k, v) for k, v in headers.items() if not k.startswith(":")]
+    def _intake(self, headers: dict[str, str], received: Sequence[tuple[str, str]]) -> Intake:
+        """The request as the local listener takes one in too (agent.api.intake): every
+        header as received, so repeats are joined or refused exactly as there."""
+        fields = [(k, v) for k, v in received if not k.startswith(":")]
         method, target = headers.get(":method", "GET"), headers.get(":path", "/")
         return Intake(method, target, fields, Peer("relay"), self.max_body)
 

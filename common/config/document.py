@@ -76,10 +76,7 @@ def parse_document(
 ) -> Model:
     """Any Bridgehead config file (the agent's or the relay's) into its frozen model."""
     base_dir = file.resolve().parent
-    try:
-        data, lines = parse(text)
-    except YamlProblem as exc:
-        raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
+    data, lines = _yaml(text, file)
     if not isinstance(data, dict):
         message = "the config must be a YAML mapping of keys to values (sources:, resources:, ...)"
         raise ConfigError(file, [Problem("", lines.get((), 1), message)])
@@ -126,10 +123,7 @@ def state_path_of(text: str, file: Path, model: type[Document]) -> Path:
     that only need the folder, such as encrypting a secret for a config still being written).
     ConfigError if the file is not YAML or its state_dir cannot be substituted."""
     base_dir = file.resolve().parent
-    try:
-        data, lines = parse(text)
-    except YamlProblem as exc:
-        raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
+    data, lines = _yaml(text, file)
     if not isinstance(data, dict):
         return model.state_path_in({}, base_dir)
     result = substitute({"state_dir": data.get("state_dir")}, base_dir)
@@ -139,6 +133,14 @@ def state_path_of(text: str, file: Path, model: type[Document]) -> Path:
         ]
         raise ConfigError(file, problems)
     return model.state_path_in(result.data, base_dir)
+
+
+def _yaml(text: str, file: Path) -> tuple[Any, dict[Path_, int]]:
+    """The YAML document and its line map, or ConfigError with the one problem."""
+    try:
+        return parse(text)
+    except YamlProblem as exc:
+        raise ConfigError(file, [Problem(dotted(exc.path), exc.line, exc.message)]) from None
 
 
 def _problem(error: Any, lines: Mapping[Path_, int], secret_paths: set[Path_]) -> Problem:

@@ -47,6 +47,9 @@ __all__ = [
 class RequestReceived:
     stream_id: int
     headers: dict[str, str]
+    """By name (a repeated name keeps its last value): for the pseudo-headers."""
+    fields: tuple[tuple[str, str], ...] = ()
+    """Every header as received, repeats included, in order."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class ServerSession(Session):
         if problem is not None:
             self._h2.reset_stream(sid, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return RequestRejected(sid, problem)
-        return RequestReceived(sid, dict(fields))
+        return RequestReceived(sid, dict(fields), tuple(fields))
 
     def respond(self, stream_id: int, status: int, headers: dict[str, str], end: bool) -> None:
         fields = [(":status", str(status)), *((k.lower(), v) for k, v in headers.items())]

@@ -1,4 +1,4 @@
-# CSV exports and spreadsheet formula injection (issue 10, item 6): text a writer stored such
+# CSV exports and spreadsheet formula injection: text a writer stored such
 # as `=HYPERLINK(...)` came back unchanged in text/csv, and a spreadsheet opening the export
 # ran it. CSV follows OWASP's guidance by default; numbers stay numbers, NDJSON stays exact,
 # and `csv_formulas: allow` serves fields as stored for programs.

@@ -1,4 +1,4 @@
-# The Idempotency-Key store under load (issue 10, item 5): every claim ran an unindexed
+# The Idempotency-Key store under load: every claim ran an unindexed
 # `DELETE ... WHERE created < ?` and refused requests were stored too, so each key made the
 # next one slower. Expiry is indexed and runs in bounded batches apart from claims, only
 # writes that reach the database are recorded, and a principal's live keys are capped (429).

@@ -1,4 +1,4 @@
-# Nothing secret reaches the agent's log (issue 10, item 2): a battery of malformed requests
+# Nothing secret reaches the agent's log: a battery of malformed requests
 # carrying the test config's API key and a JWT, failures whose messages quote the caller's
 # credentials, and a duplicate-key write whose driver message quotes the row's value; then
 # every line logged (text and JSON) is searched for each token, key, password and value.

@@ -1,4 +1,4 @@
-# Principals are namespaced by how they authenticated (issue 10, item 7): an API key named
+# Principals are namespaced by how they authenticated: an API key named
 # `tester` and a JWT whose `sub` is `tester` are two callers, for the idempotency store, the
 # rate limiter and the audit log alike.
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # The local listener refuses a request that repeats a header on common.headers.SINGLETONS
-# (issue 10, item 9), as the tunnel does: no layer may read the first value and another the
+# , as the tunnel does: no layer may read the first value and another the
 # last.
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-# The local listener's defences against slow and greedy clients (issue 10, item 10), with real
+# The local listener's defences against slow and greedy clients, with real
 # sockets on 127.0.0.1 and small configured limits: header timeout, body idle timeout, idle
 # keep-alive timeout, a connection cap, and failed authentications throttled per address.
 from __future__ import annotations

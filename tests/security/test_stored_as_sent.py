@@ -1,4 +1,4 @@
-# Values a database would store as something else (issue 10, item 11): PostgreSQL dropped
+# Values a database would store as something else: PostgreSQL dropped
 # everything from a NUL character on ("nul\u0000byte" stored as "nul", 201). Where the database
 # or its driver cannot store a value as sent, the request is a 400 naming the column; where
 # it can, the value round-trips exactly.

@@ -1,4 +1,4 @@
-# Extreme request values (issue 10, item 1): every parameter kind (filter, key, write body,
+# Extreme request values: every parameter kind (filter, key, write body,
 # named-query parameter) on every backend, sent directly and through the relay, is refused
 # with a prompt 400 naming the parameter, before any driver sees it, and the agent's memory
 # stays bounded (DECIMAL 1e999999999 once took it to gigabytes).
