@@ -2,7 +2,8 @@
 
 Start-up fails fast on what the operator must fix (a table or column that does not exist);
 a source that is merely unreachable is logged and retried on first use, so the agent comes
-up even while a database is down. Shutdown is bounded.
+up even while a database is down. An expired tunnel certificate is such a fix: it is
+refused at start with the commands that get a new one. Shutdown is bounded.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,10 +36,11 @@ from bridgehead.agent.api.replay import Replayer
 from bridgehead.agent.api.writes import WriteLimits
 from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
-from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig
+from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig, TunnelConfig
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.listener import GuardedSite, listener_guard
-from bridgehead.agent.tunnel.client import TunnelClient
+from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
+from bridgehead.agent.tunnel.renewal import read_certificate
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.runtime import StartupError
@@ -78,6 +80,23 @@ async def open_sources(adapters: Mapping[str, Adapter]) -> dict[str, SourceError
     return failed
 
 
+def expired_certificate(tunnel: TunnelConfig, now: datetime) -> str | None:
+    """The sentence for a tunnel certificate that has expired, or None (unreadable files
+    are left to the tunnel, which retries and logs them)."""
+    try:
+        certificate = read_certificate(tunnel.cert)
+    except (OSError, ValueError):
+        return None
+    if certificate.not_valid_after_utc > now:
+        return None
+    return (
+        f"the tunnel certificate {tunnel.cert} expired on "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, so the relay will refuse it; "
+        "enroll again with `bridgehead enroll TOKEN -c agent.yaml`, TOKEN from "
+        "`bridgehead-relay token create --agent ID` on the relay"
+    )
+
+
 class Agent:
     def __init__(
         self,
@@ -85,8 +104,13 @@ class Agent:
         *,
         config_file: Path | None = None,
         loaded_at: datetime | None = None,
+        wall_clock: Callable[[], datetime] = utc_now,
+        renew_check: float = RENEW_CHECK,
     ) -> None:
+        """`wall_clock` dates the tunnel certificate's expiry and renewal; `renew_check` is
+        how often (s) renewal is checked for being due."""
         self.config = config
+        self.wall_clock, self.renew_check = wall_clock, renew_check
         self.config_file = config_file
         self.loaded_at = loaded_at or datetime.now(UTC)
         self.metrics = AgentMetrics()
@@ -105,6 +129,9 @@ class Agent:
 
     async def start(self) -> None:
         problem = await asyncio.to_thread(exposed, _private_keys(self.config))
+        if problem is None and self.config.tunnel is not None:
+            now = self.wall_clock()
+            problem = await asyncio.to_thread(expired_certificate, self.config.tunnel, now)
         if problem is not None:
             raise StartupError(problem)
         try:
@@ -152,7 +179,10 @@ class Agent:
         if self.config.listen is not None:
             await self._listen(pipeline)
         if self.config.tunnel is not None:
-            self.tunnel = TunnelClient(self.config.tunnel, pipeline, max_body=limits.max_body_bytes)
+            self.tunnel = TunnelClient(
+                self.config.tunnel, pipeline, max_body=limits.max_body_bytes,
+                wall_clock=self.wall_clock, renew_check=self.renew_check,
+            )  # fmt: skip
             self._tunnel_task = asyncio.create_task(self.tunnel.run())
         if self.config.admin is not None:
             await self._serve_admin(self._store, self._audit)

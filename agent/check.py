@@ -2,22 +2,27 @@
 
 Reports each source's reachability and DBMS, each resource's table and columns, each named
 query's SQL (compiled, not run) and each procedure (looked up), and warns about columns
-served as text. Secrets never appear: connection strings are never printed, and driver
-messages have their passwords scrubbed.
+served as text, and how many days the tunnel certificate has left (an expired one fails the
+check, with the command that replaces it). Secrets never appear: connection strings are
+never printed, and driver messages have their passwords scrubbed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import TextIO
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError
-from bridgehead.agent.app import build_adapters, open_sources
+from bridgehead.agent.app import build_adapters, expired_certificate, open_sources
 from bridgehead.agent.catalog import Catalog, served_as_text
 from bridgehead.agent.check_routines import Finding, check_procedure, check_query
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.tunnel.renewal import read_certificate
+from bridgehead.certs.renewal import days_left
 
 
 async def run_check(config: AgentConfig, out: TextIO) -> bool:
@@ -32,10 +37,31 @@ async def run_check(config: AgentConfig, out: TextIO) -> bool:
         live = {n: a for n, a in adapters.items() if n not in failed}
         resources_ok = await _check_resources(config, live, out)
         routines_ok = await _check_routines(config, live, out)
+        tunnel_ok = await asyncio.to_thread(check_tunnel, config, out, datetime.now(UTC))
     finally:
         for adapter in adapters.values():
             await adapter.close()
-    return not failed and resources_ok and routines_ok
+    return not failed and resources_ok and routines_ok and tunnel_ok
+
+
+def check_tunnel(config: AgentConfig, out: TextIO, now: datetime) -> bool:
+    """Print the days left on the tunnel certificate; False if it is unreadable or expired."""
+    if config.tunnel is None:
+        return True
+    try:
+        certificate = read_certificate(config.tunnel.cert)
+    except (OSError, ValueError) as exc:
+        print(f"tunnel.cert: FAILED: cannot read {config.tunnel.cert}: {exc}", file=out)
+        return False
+    expired = expired_certificate(config.tunnel, now)
+    if expired is not None:
+        print(f"tunnel.cert: FAILED: {expired}", file=out)
+        return False
+    left = days_left(certificate, now)
+    until = f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    print(f"tunnel.cert: ok ({left:.1f} days left, until {until}; serial "
+          f"{certificate.serial_number:x})", file=out)  # fmt: skip
+    return True
 
 
 async def _check_resources(

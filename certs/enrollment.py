@@ -11,8 +11,8 @@ per line, each at most `MAX_LINE` bytes:
   relay → agent  {"ca": PEM}
   agent → relay  {"token": ID, "secret": S, "csr": PEM}
   relay → agent  {"certificate": PEM, "agent": ID, "group": G} or {"error": SENTENCE}
-Renewal is the same last two lines with {"renew": true, "csr": PEM} over a connection that
-presents the agent's current certificate.
+Renewal needs no token: it runs over the agent's tunnel connection (agent.tunnel.renewal,
+relay.renewal).
 """
 
 from __future__ import annotations

@@ -314,3 +314,25 @@ def _sign(builder: x509.CertificateBuilder, ca_cert_pem: bytes, ca_key_pem: byte
     if ca_cert.public_key() != ca_key.public_key():
         raise ValueError("the CA key does not belong to the CA certificate; check the ca paths")
     return _cert_pem(builder.sign(ca_key, hashes.SHA256()))
+
+
+def previous(path: Path) -> Path:
+    """Where a renewal keeps the pair it replaced until the new one has connected."""
+    return path.with_name(path.name + ".previous")
+
+
+def keep_previous(cert_path: Path, key_path: Path) -> None:
+    """Copy the pair in use to `NAME.previous` (unless a pair is kept there already: that
+    one is the last known to have connected)."""
+    if previous(cert_path).exists() and previous(key_path).exists():
+        return
+    write_private(previous(key_path), key_path.read_bytes())
+    write_public(previous(cert_path), cert_path.read_bytes())
+
+
+def drop_previous(cert_path: Path, key_path: Path) -> bool:
+    """Remove a kept previous pair; whether there was one."""
+    existed = previous(cert_path).exists() or previous(key_path).exists()
+    previous(cert_path).unlink(missing_ok=True)
+    previous(key_path).unlink(missing_ok=True)
+    return existed

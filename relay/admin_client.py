@@ -3,7 +3,8 @@
 `list` asks the running relay's admin port, with the admin token from `state_dir`; `revoke`
 records the revocation in `state_dir` (so it holds whether or not the relay is running),
 and a running relay drops the agent's connections when it next reads the file (within a
-second).
+second). `revoke ID --serial S` revokes one certificate of the agent (the hex serial the
+logs print), so a stolen copy is cut off without re-enrolling the agent's group.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bridgehead.common.commands import UsageError
 from bridgehead.common.config.base import is_loopback
 from bridgehead.relay.admin import ADMIN_TOKEN_FILE, read_admin_token
 from bridgehead.relay.config import RelayConfig
-from bridgehead.relay.revocations import Revocations
+from bridgehead.relay.revocations import Revocations, parse_serial
 
 COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")
 
@@ -75,13 +76,21 @@ def format_agents(agents: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def revoke(config: RelayConfig, agent_id: str) -> str:
-    """Record the revocation; what to tell the operator."""
+def revoke(config: RelayConfig, agent_id: str, serial: str | None = None) -> str:
+    """Record the revocation (of the agent, or of one of its certificates); what to tell
+    the operator."""
     try:
         check_name("agent id", agent_id)
+        number = None if serial is None else parse_serial(serial)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    Revocations(config.state_path).revoke(agent_id)
+    Revocations(config.state_path).revoke(agent_id, serial=number)
+    if number is not None:
+        return (
+            f"revoked certificate serial {number:x} of {agent_id}: it is refused at connect "
+            "and at renewal, and a running relay drops the connections presenting it within "
+            "a second; the agent's other certificates still work"
+        )
     return (
         f"revoked {agent_id}: its certificates issued until now are refused, and a running "
         "relay drops its connections within a second; enroll it again to let it back"

@@ -4,7 +4,8 @@ ALPN says which: the tunnel (`ALPN`) needs a client certificate from the relay's
 agent's identity comes only from it (URI SANs); enrollment (`ENROLL_ALPN`) needs a token
 instead, so a certificate is asked for but not required at the TLS level. A tunnel without a
 certificate, a revoked agent, any other ALPN, or a certificate naming another group than the
-agent id's live connections is closed at once with a logged reason.
+agent id's live connections is closed at once with a logged reason. An admitted link is
+handed to the renewal desk (relay.renewal), which long-polls it for its renewal.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bridgehead.relay.config import RelayConfig
 from bridgehead.relay.enrollment import Enrollment
 from bridgehead.relay.link import AgentLink
 from bridgehead.relay.registry import Registry
+from bridgehead.relay.renewal import RenewalDesk
 from bridgehead.relay.revocations import Revocations
 
 log = logging.getLogger("bridgehead.relay")
@@ -44,9 +46,10 @@ class AgentPort:
         registry: Registry,
         revocations: Revocations,
         enrollment: Enrollment,
+        renewal: RenewalDesk,
     ) -> None:
         self.config, self.registry, self.revocations = config, registry, revocations
-        self.enrollment = enrollment
+        self.enrollment, self.renewal = enrollment, renewal
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,8 +83,9 @@ class AgentPort:
             writer.close()
             return
         issued = certificate.not_valid_before_utc
-        if self.revocations.refuses(identity.agent_id, issued):
-            log.warning("agent %s is revoked; connection from %s refused", identity.agent_id, peer)
+        if self.revocations.refuses(identity.agent_id, issued, certificate.serial_number):
+            log.warning("agent %s is revoked (certificate serial %x); connection from %s refused",
+                        identity.agent_id, certificate.serial_number, peer)  # fmt: skip
             writer.close()
             return
         link = AgentLink(
@@ -99,9 +103,13 @@ class AgentPort:
             )  # fmt: skip
             writer.close()
             return
-        log.info("agent %s (group %s) connected from %s", identity.agent_id, identity.group, peer)
+        log.info("agent %s (group %s) connected from %s (certificate serial %x)",
+                 identity.agent_id, identity.group, peer, link.serial)  # fmt: skip
+        renewing = asyncio.create_task(self.renewal.serve(link))  # after run() starts the session
         try:
             await link.run()
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             self.registry.remove(link)
             log.info("agent %s disconnected (%s)", identity.agent_id, peer)

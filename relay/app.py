@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
+from datetime import datetime
 
 from aiohttp import web
 
@@ -21,8 +23,9 @@ from bridgehead.relay.config import RelayConfig
 from bridgehead.relay.enrollment import Enrollment
 from bridgehead.relay.guard import GuardedSite, port_guard
 from bridgehead.relay.registry import Registry
+from bridgehead.relay.renewal import RenewalDesk
 from bridgehead.relay.revocations import Revocations, watch
-from bridgehead.relay.tokens import TokenStore
+from bridgehead.relay.tokens import TokenStore, utc_now
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
@@ -47,13 +50,17 @@ def caller_context(config: RelayConfig) -> ssl.SSLContext:
 
 
 class Relay:
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelayConfig, clock: Callable[[], datetime] = utc_now) -> None:
+        """`clock`: the time agent certificates are dated by (enrollment and renewal)."""
         self.config = config
         self.registry = Registry()
         self.revocations = Revocations(config.state_path)
         self.tokens = TokenStore(config.state_path)
-        enrollment = Enrollment(config, self.tokens)
-        self.agent_port = AgentPort(config, self.registry, self.revocations, enrollment)
+        enrollment = Enrollment(config, self.tokens, clock)
+        self.renewal = RenewalDesk(config, self.revocations, clock)
+        self.agent_port = AgentPort(
+            config, self.registry, self.revocations, enrollment, self.renewal
+        )
         self._watcher: asyncio.Task[None] | None = None
         self.metrics = RelayMetrics(self.registry)
         self._server: asyncio.Server | None = None

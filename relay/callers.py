@@ -9,7 +9,9 @@ limits. No agent connected: 502; every stream the agent allows busy past `stream
 the caller's own cap reached: 429; no answer in `request_timeout`: 504; a caller that goes
 away resets its stream (the agent cancels the query). Failed authentications are throttled
 per source address (429). The request's id follows the agent's rule (common.requestid): the
-caller's if valid, a fresh one if none, a 400 if it breaks the rule.
+caller's if valid, a fresh one if none, a 400 if it breaks the rule. A forwarded path under
+`/.bridgehead/` (however encoded) is the relay's own control channel to the agent
+(common.tunnel.control): a caller asking for it gets a 404, and no stream is opened.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from bridgehead.common import requestid
 from bridgehead.common.auth import find_by_digest
 from bridgehead.common.errors import BadRequest
 from bridgehead.common.problem import PROBLEM_JSON, problem_body, slug_of
-from bridgehead.common.tunnel import wire
+from bridgehead.common.tunnel import control, wire
 from bridgehead.relay.admin import RelayMetrics, bearer_digest
 from bridgehead.relay.admission import CallerBusy, CallerSlots, FailureThrottle
 from bridgehead.relay.bodies import BodyRefused, bounded_body, declared_too_large
@@ -196,10 +198,14 @@ class Callers:
         if not route.permits(caller, links[0] if links else None):
             return problem(403, "Forbidden", f"{caller.name} may not reach {route.what}",
                            request_id)  # fmt: skip
-        if forwarded_path(request, route.name) is None:
+        path = forwarded_path(request, route.name)
+        if path is None:
             detail = ("write the /agents/ID or /groups/GROUP prefix without percent-encoding "
                       "or extra slashes")  # fmt: skip
             return problem(400, "Bad Request", detail, request_id)
+        if control.reserved(path):
+            detail = f"{control.PREFIX} is reserved for the relay; agents serve no such path"
+            return problem(404, "Not Found", detail, request_id)
         oversized = declared_too_large(request, self.limits)
         if oversized is not None:
             return _closing(problem(oversized.status, oversized.title, str(oversized), request_id))

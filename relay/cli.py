@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON, not a table")
     revoking = agents_sub.add_parser("revoke", help="refuse an agent's certificates from now on")
     revoking.add_argument("agent_id", metavar="ID")
+    revoking.add_argument(
+        "--serial", metavar="S", help="revoke only this certificate (hex serial, as logged)"
+    )
     revoking.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     return top
 
@@ -72,7 +75,7 @@ def ca_init(args: argparse.Namespace) -> int:
 def agents(args: argparse.Namespace) -> int:
     config = load(args.config)
     if args.agents_command == "revoke":
-        print(revoke(config, args.agent_id))
+        print(revoke(config, args.agent_id, args.serial))
         return 0
     connected = list_agents(config)
     print(json.dumps(connected, indent=2) if args.json else format_agents(connected))

@@ -13,6 +13,8 @@ Rules:
   A stream given up gives back what it had not acknowledged, and data for a stream no
   longer here is acknowledged at once, so the connection's window never shrinks.
 - A caller that goes away resets its stream; the agent then cancels the query.
+- The relay's own control streams (relay.renewal's long poll) are not counted in
+  `in_flight`, so they never make a link look busier than its callers' requests.
 - PINGs measure the round trip; a connection silent for `dead_after` is closed.
 - A response whose header block breaks HTTP/2's rules fails its own stream (BadExchange, a
   502 never retried), not the link; so does the agent's verdict that a request was malformed.
@@ -68,6 +70,8 @@ class _Pending:
     window: asyncio.Event = field(default_factory=asyncio.Event)
     unacknowledged: int = 0
     """Response bytes received but not yet acknowledged (given back to the windows)."""
+    control: bool = False
+    """The relay's own stream (not a caller's): not counted as in flight."""
 
 
 @dataclass
@@ -103,12 +107,18 @@ class AgentLink:
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.session = ClientSession(authority=identity.agent_id)
         self.outbox = Outbox(self.session.outgoing, writer)
-        self.streams: dict[int, _Pending] = {}
+        self._streams: dict[int, _Pending] = {}
+        """Every open stream, the relay's own control streams included."""
         self.since = time.time()
         self.closed = asyncio.Event()
         self.draining = False
         self.last_processed: int | None = None
         """From the agent's GOAWAY: streams above it were never processed (safe to retry)."""
+
+    @property
+    def streams(self) -> dict[int, _Pending]:
+        """The callers' streams open on this link (control streams left out)."""
+        return {sid: pending for sid, pending in self._streams.items() if not pending.control}
 
     @property
     def in_flight(self) -> int:
@@ -150,13 +160,16 @@ class AgentLink:
         path: str,
         headers: list[tuple[str, str]],
         body: AsyncIterator[bytes] | None,
+        *,
+        control: bool = False,
     ) -> tuple[int, Reply]:
-        """Open a stream, send the request, and wait for the response head."""
+        """Open a stream, send the request, and wait for the response head (`control`: the
+        relay's own request, not a caller's)."""
         if self.closed.is_set():
             raise LinkClosed("the agent's connection is closed")
         sid = self.session.open_stream(method, path, headers, end=body is None)
-        pending = _Pending(asyncio.get_running_loop().create_future())
-        self.streams[sid] = pending
+        pending = _Pending(asyncio.get_running_loop().create_future(), control=control)
+        self._streams[sid] = pending
         try:
             if body is not None:
                 async for chunk in body:
@@ -170,7 +183,7 @@ class AgentLink:
         return sid, Reply(status, response_headers, self._body(sid, pending))
 
     async def cancel(self, sid: int) -> None:
-        pending = self.streams.pop(sid, None)
+        pending = self._streams.pop(sid, None)
         if pending is None or self.closed.is_set():
             return
         self.session.reset(sid)
@@ -191,7 +204,7 @@ class AgentLink:
             self.session.acknowledge(sid, len(chunk))
             with contextlib.suppress(ConnectionError):
                 await self.outbox.flush()
-        self.streams.pop(sid, None)
+        self._streams.pop(sid, None)
 
     async def _send(self, sid: int, pending: _Pending, data: bytes) -> None:
         await send_windowed(
@@ -205,7 +218,7 @@ class AgentLink:
     def _on(self, event: ev.Event) -> None:
         match event:
             case ev.ResponseReceived(stream_id=sid, status=status, headers=headers):
-                pending = self.streams.get(sid)
+                pending = self._streams.get(sid)
                 if pending is not None and not pending.head.done():
                     pending.head.set_result((status, headers))
             case ev.ResponseRejected():
@@ -218,7 +231,7 @@ class AgentLink:
                 self._end(sid, _reset_failure(reason))
             case ev.WindowOpened(stream_ids=sids):
                 for sid in sids:
-                    if (pending := self.streams.get(sid)) is not None:
+                    if (pending := self._streams.get(sid)) is not None:
                         pending.window.set()
             case ev.Draining(last_processed=last):
                 self.draining = True  # the agent is going away: route new requests elsewhere
@@ -228,7 +241,7 @@ class AgentLink:
                 self.liveness.acknowledged(payload)
 
     def _on_body(self, sid: int, data: bytes) -> None:
-        pending = self.streams.get(sid)
+        pending = self._streams.get(sid)
         if pending is None:
             self.session.acknowledge(sid, len(data))  # for a stream already given up
         else:
@@ -237,7 +250,7 @@ class AgentLink:
 
     def _rejected(self, event: ev.ResponseRejected) -> None:
         """The agent's response head was malformed; the session has reset its stream."""
-        pending = self.streams.get(event.stream_id)
+        pending = self._streams.get(event.stream_id)
         if pending is None or pending.head.done():
             return
         log.warning("agent %s: bad response on stream %d: %s", self.identity.agent_id,
@@ -247,7 +260,7 @@ class AgentLink:
 
     def _end(self, sid: int, failure: Exception | None) -> None:
         """The stream ended: cleanly (None) or reset by the agent (why)."""
-        pending = self.streams.get(sid)
+        pending = self._streams.get(sid)
         if pending is None:
             return
         if not pending.head.done():
@@ -255,7 +268,7 @@ class AgentLink:
         pending.chunks.put_nowait(failure)
 
     def _fail_all(self) -> None:
-        for sid, pending in self.streams.items():
+        for sid, pending in self._streams.items():
             if not pending.head.done():
                 unprocessed = self.last_processed is not None and sid > self.last_processed
                 lost = LinkClosed("the agent's connection was lost")

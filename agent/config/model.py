@@ -198,6 +198,8 @@ class TunnelConfig(Frozen):
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
     backoff: BackoffConfig = BackoffConfig()
+    renew_at: float = Field(0.67, gt=0, lt=1)
+    """When the certificate is renewed over the tunnel, as a fraction of its lifetime."""
 
 
 class LimitsConfig(Frozen):

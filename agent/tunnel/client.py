@@ -3,6 +3,11 @@
 Never gives up (a relay that is down at start is retried, not fatal), spreads reconnects
 with full jitter, and re-reads the certificate files at every dial, so a renewed
 certificate is used by the next connection without touching the live ones.
+
+Renewal (agent.tunnel.renewal) runs over these connections: checked every `renew_check`
+seconds against the injected `wall_clock`; once a renewed pair is installed the connections
+rotate one at a time (each drained, its requests finishing, before the next), and
+`renewal_status` shows the certificate's expiry and any failing attempts.
 """
 
 from __future__ import annotations
@@ -14,13 +19,19 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import h2.exceptions
+from cryptography import x509
 
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import TunnelConfig
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.agent.tunnel.proxy import open_via_proxy
+from bridgehead.agent.tunnel.renewal import Renewer
 from bridgehead.agent.tunnel.slots import ConnectionSlot
 from bridgehead.certs.pki import finish_key_pair
+from bridgehead.certs.renewal import RenewalStatus
 from bridgehead.common.tunnel import ALPN
 from bridgehead.common.tunnel.backoff import Backoff
 
@@ -30,6 +41,12 @@ CERT_CHECK = 30.0
 """Seconds between checks of the certificate files for a renewal."""
 STABLE_AFTER = 30.0
 """A connection that lived this long resets the backoff: the next failure retries at once."""
+RENEW_CHECK = 10.0
+"""Seconds between checks whether the certificate's renewal is due."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _stamp(config: TunnelConfig) -> tuple[tuple[int, int], ...]:
@@ -54,6 +71,16 @@ def client_context(config: TunnelConfig) -> ssl.SSLContext:
     return context
 
 
+def _context_and_serial(config: TunnelConfig) -> tuple[ssl.SSLContext, int | None]:
+    """The client context, and the serial of the certificate it presents."""
+    context = client_context(config)
+    try:
+        serial = x509.load_pem_x509_certificate(config.cert.read_bytes()).serial_number
+    except (OSError, ValueError):
+        serial = None  # replaced meanwhile: the next dial knows
+    return context, serial
+
+
 @dataclass
 class TunnelStatus:
     connected: int = 0
@@ -71,9 +98,15 @@ class TunnelClient:
         max_body: int,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
+        renew_check: float = RENEW_CHECK,
     ) -> None:
         self.config, self.pipeline, self.max_body = config, pipeline, max_body
         self.sleep, self.clock = sleep, clock
+        self.renewer = Renewer(config, wall_clock)
+        self.renewer.on_renewed = self._renewed
+        self.renew_check = renew_check
+        self._rotation: asyncio.Task[bool] | None = None
         self.status = TunnelStatus()
         self.live: set[TunnelConnection] = set()
         self.stopping = False
@@ -85,7 +118,28 @@ class TunnelClient:
         keepers = [self._keep(n) for n in range(self.config.connections)]
         # return_exceptions: when cancelled, wait for every keeper (and its connection's
         # cleanup) rather than returning as soon as the first child is cancelled.
-        await asyncio.gather(*keepers, self._watch_certificates(), return_exceptions=True)
+        watchers = [self._watch_certificates(), self._watch_renewal()]
+        await asyncio.gather(*keepers, *watchers, return_exceptions=True)
+
+    def renewal_status(self) -> RenewalStatus:
+        """The certificate's expiry and the state of its renewal."""
+        return self.renewer.status()
+
+    async def _watch_renewal(self) -> None:
+        """Track the certificate in use; every `renew_check` s, wake the renewal if due."""
+        try:
+            await self.renewer.load()
+        except (OSError, ValueError) as exc:
+            log.warning("tunnel: cannot read the certificate %s (%s); not renewing it until "
+                        "it is replaced", self.config.cert, exc)  # fmt: skip
+        while self._dialing():
+            await self.renewer.tick()
+            await asyncio.sleep(self.renew_check)
+
+    def _renewed(self) -> None:
+        """A renewed pair was installed: rotate the connections onto it."""
+        if self._rotation is None or self._rotation.done():
+            self._rotation = asyncio.create_task(self.rotate_if_renewed())
 
     async def _watch_certificates(self) -> None:
         """Every CERT_CHECK s, rotate the connections if the certificate files changed. A file
@@ -118,6 +172,8 @@ class TunnelClient:
             return False
         self._stamp = stamp
         log.info("tunnel: certificate files changed; rotating connections")
+        with contextlib.suppress(OSError, ValueError):  # unreadable: the dial will say why
+            await self.renewer.load()
         for connection in list(self.live):
             self._connected.clear()
             await connection.drain()
@@ -129,6 +185,8 @@ class TunnelClient:
     async def drain(self, grace: float) -> None:
         """Stop dialing, ask every connection to finish its streams, wait up to `grace` s."""
         self.stopping = True
+        if self._rotation is not None:
+            self._rotation.cancel()
         await asyncio.gather(*(c.drain() for c in list(self.live)), return_exceptions=True)
         if self.live:
             with contextlib.suppress(TimeoutError):
@@ -141,7 +199,9 @@ class TunnelClient:
             started = self.clock()
             try:
                 await self._serve_one(number)
-            except (OSError, ssl.SSLError, TimeoutError, TunnelRefused) as exc:
+            except (
+                OSError, ssl.SSLError, TimeoutError, TunnelRefused, h2.exceptions.ProtocolError,
+            ) as exc:  # fmt: skip
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 self.status.slots[number].failed(self.status.last_error, self.clock())
                 log.warning("tunnel %d to %s: %s", number, self.config.relay, exc)
@@ -157,7 +217,7 @@ class TunnelClient:
         return not self.stopping
 
     async def _serve_one(self, number: int) -> None:
-        reader, writer = await self._dial()
+        reader, writer, serial = await self._dial()
         connection = TunnelConnection(
             reader,
             writer,
@@ -166,16 +226,20 @@ class TunnelClient:
             heartbeat=self.config.heartbeat,
             dead_after=self.config.dead_after,
             clock=self.clock,
+            renewer=self.renewer,
         )
         self.live.add(connection)
         self._none_live.clear()
         self._connected.set()
         self.status.connected += 1
         self.status.slots[number].connected(connection, self.clock())
-        log.info("tunnel %d: connected to %s", number, self.config.relay)
+        log.info("tunnel %d: connected to %s (certificate serial %x)", number,
+                 self.config.relay, serial or 0)  # fmt: skip
         try:
+            await self.renewer.connected(serial)
             await connection.run()
         finally:
+            self.renewer.lost(connection)
             self.live.discard(connection)
             if not self.live:
                 self._none_live.set()
@@ -183,8 +247,8 @@ class TunnelClient:
             self.status.slots[number].closed(self.clock())
         log.info("tunnel %d: connection closed", number)
 
-    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = await asyncio.to_thread(client_context, self.config)
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int | None]:
+        context, serial = await asyncio.to_thread(_context_and_serial, self.config)
         relay = self.config.relay
         reader, writer = await asyncio.wait_for(
             open_via_proxy(relay.host, relay.port, context, self.config.proxy), DIAL_TIMEOUT
@@ -196,4 +260,4 @@ class TunnelClient:
                 f"the relay does not speak {ALPN} (it chose {chosen!r}); "
                 "upgrade the agent or the relay so both speak the same tunnel version"
             )
-        return reader, writer
+        return reader, writer, serial

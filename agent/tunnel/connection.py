@@ -7,6 +7,8 @@ Rules:
   its task, and so its query (and the body is closed all the same).
 - Response bodies go out only as fast as the relay's HTTP/2 window allows (and the socket
   drains), so a slow caller never makes the agent buffer more than a window per stream.
+- Paths under `/.bridgehead/` are the relay's control streams (certificate renewal):
+  answered by agent.tunnel.control, never by the pipeline.
 - PING every `heartbeat` seconds; nothing heard for `dead_after` seconds closes the
   connection (a silently dead path), and the client dials a new one.
 """
@@ -24,6 +26,9 @@ import h2.exceptions
 
 from bridgehead.agent.api.intake import Intake, Peer
 from bridgehead.agent.api.pipeline import Pipeline, deliver
+from bridgehead.agent.tunnel import control as control_streams
+from bridgehead.agent.tunnel.renewal import Renewer
+from bridgehead.common.tunnel import control
 from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
@@ -39,6 +44,8 @@ class _Stream:
     headers: dict[str, str]
     intake: Intake
     task: asyncio.Task[None] | None = None
+    control: bool = False
+    """The relay's own stream (common.tunnel.control), not a caller's request."""
     window: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -53,14 +60,21 @@ class TunnelConnection:
         heartbeat: float,
         dead_after: float,
         clock: Callable[[], float] = time.monotonic,
+        renewer: Renewer | None = None,
     ) -> None:
         self.reader, self.writer, self.pipeline = reader, writer, pipeline
+        self.renewer = renewer
         self.max_body = max_body
         self.liveness = Liveness(clock, heartbeat, dead_after)
         self.session = ServerSession()
         self.outbox = Outbox(self.session.outgoing, writer)
-        self.streams: dict[int, _Stream] = {}
+        self._streams: dict[int, _Stream] = {}
+        """Every open stream, the relay's control streams included."""
         self.draining = False
+        self.drained = asyncio.Event()
+        """Set once the connection takes no new streams: long polls answer at once."""
+        self.relay_stopped = False
+        """The relay opens no new streams (it acknowledged the drain, or sent GOAWAY)."""
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         """Every request still being served, reset or not: waited for when the connection ends."""
@@ -85,13 +99,21 @@ class TunnelConnection:
                 await self.writer.wait_closed()
             self.closed.set()
 
+    @property
+    def streams(self) -> dict[int, _Stream]:
+        """The callers' requests in flight (the relay's control streams left out)."""
+        return {sid: stream for sid, stream in self._streams.items() if not stream.control}
+
     async def drain(self) -> None:
-        """Take no new requests; the connection closes once those in flight are answered."""
+        """Take no new requests; the connection closes once those in flight are answered
+        and the relay has acknowledged the drain (so no request crosses the GOAWAY)."""
         self.draining = True
+        self.drained.set()
         self.session.stop_new_streams()
         await self.outbox.flush()
-        if not self.streams:
-            await self._finish()
+
+    def _drained(self) -> bool:
+        return self.draining and self.relay_stopped and not self._streams
 
     async def _finish(self) -> None:
         """The drain is done: GOAWAY, then close."""
@@ -105,8 +127,8 @@ class TunnelConnection:
             for event in self.session.receive(data):
                 self._on(event)
             await self.outbox.flush()
-            if self.draining and not self.streams:
-                await self._finish()  # the last stream was reset, so no request task does it
+            if self._drained():
+                await self._finish()  # acknowledged, or the last stream reset: done here
                 return
 
     def _on(self, event: ev.Event) -> None:
@@ -118,30 +140,39 @@ class TunnelConnection:
             case ev.BodyReceived():
                 self._on_body(event)
             case ev.RequestComplete(stream_id=sid):
-                stream = self.streams.get(sid)
+                stream = self._streams.get(sid)
                 if stream is not None and stream.task is None:
                     stream.task = asyncio.create_task(self._serve(sid, stream))
                     self._tasks.add(stream.task)
                     stream.task.add_done_callback(self._tasks.discard)
             case ev.StreamCancelled(stream_id=sid):
-                stream = self.streams.pop(sid, None)
+                stream = self._streams.pop(sid, None)
                 if stream is not None and stream.task is not None:
                     stream.task.cancel()
             case ev.WindowOpened(stream_ids=sids):
                 for sid in sids:
-                    if (stream := self.streams.get(sid)) is not None:
+                    if (stream := self._streams.get(sid)) is not None:
                         stream.window.set()
             case ev.PingAcknowledged(payload=payload):
                 self.liveness.acknowledged(payload)
-            case ev.Draining():
-                self.draining = True
+            case ev.Draining() | ev.DrainAcknowledged():
+                self._on_drain(event)
+
+    def _on_drain(self, event: ev.Draining | ev.DrainAcknowledged) -> None:
+        """The relay sent GOAWAY (a drain of its own), or acknowledged ours."""
+        self.relay_stopped = True
+        if isinstance(event, ev.Draining):
+            self.draining = True
+            self.drained.set()
 
     def _on_request(self, event: ev.RequestReceived) -> None:
         if self.draining:
             self.session.refuse(event.stream_id)
         else:
-            intake = self._intake(event.headers, event.fields)
-            self.streams[event.stream_id] = _Stream(event.headers, intake)
+            headers = event.headers
+            own = control.is_control(headers.get(":path", ""))
+            intake = self._intake(headers, event.fields)
+            self._streams[event.stream_id] = _Stream(headers, intake, control=own)
 
     def _intake(self, headers: dict[str, str], received: Sequence[tuple[str, str]]) -> Intake:
         """The request as the local listener takes one in too (agent.api.intake): every
@@ -151,7 +182,7 @@ class TunnelConnection:
         return Intake(method, target, fields, Peer("relay"), self.max_body)
 
     def _on_body(self, event: ev.BodyReceived) -> None:
-        stream = self.streams.get(event.stream_id)
+        stream = self._streams.get(event.stream_id)
         if stream is None:
             return
         stream.intake.add(event.data)  # past max_body: dropped, answered 413 at the end
@@ -159,8 +190,11 @@ class TunnelConnection:
     async def _serve(self, sid: int, stream: _Stream) -> None:
         try:
             request, refusal = stream.intake.finish()
-            response = await self.pipeline.handle(request, refusal)
-            await deliver(response, _TunnelSink(self, sid, stream))
+            sink = _TunnelSink(self, sid, stream)
+            if stream.control:
+                await control_streams.answer(self, request, sink)
+            else:
+                await deliver(await self.pipeline.handle(request, refusal), sink)
         except (h2.exceptions.StreamClosedError, ConnectionError):
             pass  # the relay gave up on this stream, or the connection went away
         except Exception:
@@ -169,8 +203,8 @@ class TunnelConnection:
                 self.session.reset(sid)  # the relay must not wait for an end that never comes
                 await self.outbox.flush()
         finally:
-            self.streams.pop(sid, None)
-            if self.draining and not self.streams:
+            self._streams.pop(sid, None)
+            if self._drained():
                 await self._finish()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:

@@ -6,7 +6,8 @@ Flow control is HTTP/2's own: request bodies are acknowledged as they arrive (th
 bounds what it keeps itself); `sendable` says how much of a response body the relay's
 window allows now, and a `WindowOpened` event says which streams may send more. A request
 whose header block breaks HTTP/2's rules is reset on its own (`RequestRejected`); the
-connection lives on.
+connection lives on. A drain (`stop_new_streams`) is `DrainAcknowledged` once the relay has
+acknowledged it: from then on it opens no new stream, so GOAWAY may follow safely.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bridgehead.common.tunnel.session import (
 
 __all__ = [
     "BodyReceived",
+    "DrainAcknowledged",
     "Draining",
     "Event",
     "PingAcknowledged",
@@ -68,6 +70,11 @@ class StreamCancelled:
     stream_id: int
 
 
+@dataclass(frozen=True)
+class DrainAcknowledged:
+    """The relay acknowledged the drain's MAX_CONCURRENT_STREAMS of 0: no new streams come."""
+
+
 Event = (
     RequestReceived
     | RequestRejected
@@ -77,7 +84,11 @@ Event = (
     | WindowOpened
     | PingAcknowledged
     | Draining
+    | DrainAcknowledged
 )
+
+
+MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 
 
 class ServerSession(Session):
@@ -101,6 +112,10 @@ class ServerSession(Session):
                 yield StreamCancelled(sid)
             case h2.events.ConnectionTerminated():
                 yield Draining()
+            case h2.events.SettingsAcknowledged(changed_settings=changed) if (
+                MAX_STREAMS in changed and changed[MAX_STREAMS].new_value == 0
+            ):
+                yield DrainAcknowledged()
             case _:
                 yield from self._shared(raw)
 
@@ -125,7 +140,7 @@ class ServerSession(Session):
     def stop_new_streams(self) -> None:
         """Announce a drain without ending the connection: no new streams (the relay stops
         picking it), while the ones in flight keep sending. GOAWAY comes with `close`."""
-        self._h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        self._h2.update_settings({MAX_STREAMS: 0})
 
     def close(self) -> None:
         """GOAWAY: only once no stream is left, as h2 sends no more DATA after it."""
