@@ -53,6 +53,8 @@ class RenewalStatus:
     """When a failed renewal is tried again; None while none failed."""
     renewing: bool
     """An attempt is under way."""
+    failures: int = 0
+    """Failed attempts since the agent started (only ever grows: for a metric)."""
 
 
 class Renewal:
@@ -69,6 +71,7 @@ class Renewal:
         self.last_error: str | None = None
         self.retry_at: datetime | None = None
         self.in_flight = False
+        self.failures = 0
 
     def track(self, certificate: x509.Certificate) -> None:
         """The certificate now in use (read at start, renewed, or replaced on disk)."""
@@ -96,6 +99,7 @@ class Renewal:
         """The attempt failed because of `error`; seconds until the next one."""
         self.in_flight = False
         self.attempts += 1
+        self.failures += 1
         self.last_error = error
         delay = self.backoff.next_delay()
         self.retry_at = self.clock() + timedelta(seconds=delay)
@@ -123,6 +127,7 @@ class Renewal:
             last_error=self.last_error,
             next_attempt=self.retry_at,
             renewing=self.in_flight,
+            failures=self.failures,
         )
 
 

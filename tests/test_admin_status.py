@@ -21,6 +21,7 @@ from bridgehead.agent.admin.status import (
     Snapshot,
     SourceState,
     TunnelState,
+    certificate_dict,
     checks,
     overall,
     readiness,
@@ -234,3 +235,25 @@ def test_state_families_render_as_valid_prometheus_text() -> None:
     assert samples["bridgehead_audit_records_written_total", ()] == 7
     assert samples["bridgehead_idempotency_keys", ()] == 3
     assert samples["bridgehead_certificate_expiry_seconds", ()] == 25 * 86400
+
+
+def test_status_json_shows_the_renewal_state() -> None:
+    """A certificate whose renewal keeps failing shows when it fell due, how many attempts
+    failed, why, and when the next one runs, beside its days to expiry."""
+    cert = CertificateState(
+        "CN=plant-7", "plant-7", NOW + timedelta(days=5),
+        renewal_due=NOW - timedelta(days=5), renewal_attempts=3,
+        renewal_error="the relay refused: plant-7 is revoked",
+        next_renewal=NOW + timedelta(minutes=8),
+    )  # fmt: skip
+
+    shown = certificate_dict(cert, NOW)
+
+    assert shown is not None
+    assert shown["days_to_expiry"] == 5.0
+    assert shown["renewal"] == {
+        "due": (NOW - timedelta(days=5)).isoformat(timespec="seconds"),
+        "failed_attempts": 3,
+        "last_error": "the relay refused: plant-7 is revoked",
+        "next_attempt": (NOW + timedelta(minutes=8)).isoformat(timespec="seconds"),
+    }

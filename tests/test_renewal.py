@@ -216,6 +216,7 @@ async def test_a_revoked_certificate_is_not_renewed(
     assert await asyncio.to_thread(serial_of, cert) == old
     assert not await asyncio.to_thread(previous(cert).exists)
     assert link_serials(relay) == [old, old]
+    assert client.renewal_status().failures == 2  # what the renewal-failures metric counts
     failures = [r.getMessage() for r in caplog.records if "renewal failed" in r.getMessage()]
     assert len(failures) == 2
     assert "(attempt 1)" in failures[0]

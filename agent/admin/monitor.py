@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,7 +85,8 @@ class Monitor:
             await asyncio.gather(self._taking, return_exceptions=True)
 
     def counts(self) -> Counts:
-        return Counts(self.audit.written, self.audit.failures, self.store.size)
+        renewals = self.tunnel.renewal_status().failures if self.tunnel is not None else 0
+        return Counts(self.audit.written, self.audit.failures, self.store.size, renewals)
 
     async def _take(self) -> Snapshot:
         sources = asyncio.gather(*(self._source(n, a) for n, a in self.adapters.items()))
@@ -133,7 +135,17 @@ class Monitor:
     async def _certificate(self) -> CertificateState | None:
         if self.config.tunnel is None:
             return None
-        return await asyncio.to_thread(read_certificate, self.config.tunnel.cert)
+        state = await asyncio.to_thread(read_certificate, self.config.tunnel.cert)
+        if self.tunnel is None:
+            return state
+        renewal = self.tunnel.renewal_status()
+        return replace(
+            state,
+            renewal_due=renewal.due_at,
+            renewal_attempts=renewal.attempts,
+            renewal_error=renewal.last_error,
+            next_renewal=renewal.next_attempt,
+        )
 
     def _tunnel(self) -> TunnelState | None:
         if self.tunnel is None or self.config.tunnel is None:

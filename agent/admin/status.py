@@ -71,6 +71,12 @@ class CertificateState:
     not_after: datetime | None
     error: str | None = None
     """Why the certificate could not be read."""
+    renewal_due: datetime | None = None
+    renewal_attempts: int = 0
+    """Failed renewals since the certificate was last renewed."""
+    renewal_error: str | None = None
+    next_renewal: datetime | None = None
+    """When a failed renewal is tried again."""
 
     def days_left(self, now: datetime) -> float | None:
         if self.not_after is None:
@@ -237,6 +243,12 @@ def certificate_dict(cert: CertificateState | None, now: datetime) -> dict[str, 
         "not_after": _iso(cert.not_after),
         "days_to_expiry": None if days is None else round(days, 2),
         "error": cert.error,
+        "renewal": {
+            "due": _iso(cert.renewal_due),
+            "failed_attempts": cert.renewal_attempts,
+            "last_error": cert.renewal_error,
+            "next_attempt": _iso(cert.next_renewal),
+        },
     }
 
 
