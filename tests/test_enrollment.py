@@ -240,3 +240,28 @@ async def test_the_command_line_says_one_sentence(relay: Relay, agent_yaml: Path
     assert again.stderr.startswith("bridgehead: the relay refused to enroll this agent:")
     assert again.stderr.count("\n") == 1
     assert "Traceback" not in again.stderr
+
+
+async def test_an_existing_tunnel_section_is_updated_in_place(
+    relay: Relay, agent_yaml: Path
+) -> None:
+    """Enrolling again, or over a tunnel section the operator wrote, changes only the relay
+    and the certificate paths: its other keys and its comments stay, and there is one
+    `tunnel:` in the file."""
+    written = (
+        "tunnel:\n  relay: old-relay.example.com:8443   # the old relay\n"
+        "  connections: 3\n  ca: old/ca.pem\n  cert: old/agent.pem\n  key: old/agent.key\n"
+    )
+    await asyncio.to_thread(agent_yaml.write_text, await text_of(agent_yaml) + written)
+
+    await enroll(await token_for(relay), agent_yaml)
+
+    text = await text_of(agent_yaml)
+    assert text.count("tunnel:") == 1
+    assert "connections: 3" in text
+    config = await asyncio.to_thread(load_config, agent_yaml)
+    assert config.tunnel is not None
+    assert config.tunnel.connections == 3
+    assert relay.agents_address is not None
+    assert config.tunnel.relay.port == relay.agents_address[1]
+    assert config.tunnel.key == agent_yaml.parent / "certs" / "agent.key"
