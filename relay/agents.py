@@ -65,31 +65,44 @@ class AgentPort:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         tls: ssl.SSLObject = writer.get_extra_info("ssl_object")
-        protocol = tls.selected_alpn_protocol()
-        if protocol == ENROLL_ALPN:
+        if tls.selected_alpn_protocol() == ENROLL_ALPN:
             await self.enrollment.serve(reader, writer, peer)
             return
-        der = tls.getpeercert(binary_form=True)
-        if protocol != ALPN or not der:
-            why = f"it does not speak {ALPN}" if protocol != ALPN else "it sent no certificate"
-            log.warning("agent connection from %s refused: %s", peer, why)
+        link = self._admit(tls, reader, writer, peer)
+        if link is None:
             writer.close()
             return
+        log.info("agent %s (group %s) connected from %s (certificate serial %x)",
+                 link.identity.agent_id, link.identity.group, peer, link.serial)  # fmt: skip
+        renewing = asyncio.create_task(self.renewal.serve(link))  # after run() starts the session
         try:
-            certificate = x509.load_der_x509_certificate(der)
-            identity = Identity.from_certificate(certificate)
-        except ValueError as exc:
-            log.warning("agent connection from %s refused: %s", peer, exc)
-            writer.close()
-            return
+            await link.run()
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            self.registry.remove(link)
+            log.info("agent %s disconnected (%s)", link.identity.agent_id, peer)
+
+    def _admit(
+        self,
+        tls: ssl.SSLObject,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: object,
+    ) -> AgentLink | None:
+        """The link for a tunnel connection the relay accepts, registered; None (the reason
+        logged) for one it refuses."""
+        certificate = self._certificate(tls, peer)
+        if certificate is None:
+            return None
+        identity, serial = Identity.from_certificate(certificate), certificate.serial_number
         issued = certificate.not_valid_before_utc
-        if self.revocations.refuses(identity.agent_id, issued, certificate.serial_number):
+        if self.revocations.refuses(identity.agent_id, issued, serial):
             log.warning("agent %s is revoked (certificate serial %x); connection from %s refused",
-                        identity.agent_id, certificate.serial_number, peer)  # fmt: skip
-            writer.close()
-            return
+                        identity.agent_id, serial, peer)  # fmt: skip
+            return None
         link = AgentLink(
-            identity, reader, writer, issued=issued, serial=certificate.serial_number,
+            identity, reader, writer, issued=issued, serial=serial,
             heartbeat=self.config.heartbeat, dead_after=self.config.dead_after,
         )  # fmt: skip
         clash = self.registry.admit(link)
@@ -98,18 +111,22 @@ class AgentPort:
                 "agent %s connection from %s refused: its certificate (serial %x) names group "
                 "%s, but the agent's live connections (certificate serial %x) are in group %s; "
                 "revoke the certificate that should not exist",
-                identity.agent_id, peer, link.serial, identity.group, clash.serial,
-                clash.identity.group,
+                identity.agent_id, peer, serial, identity.group, clash.serial, clash.identity.group,
             )  # fmt: skip
-            writer.close()
-            return
-        log.info("agent %s (group %s) connected from %s (certificate serial %x)",
-                 identity.agent_id, identity.group, peer, link.serial)  # fmt: skip
-        renewing = asyncio.create_task(self.renewal.serve(link))  # after run() starts the session
+            return None
+        return link
+
+    def _certificate(self, tls: ssl.SSLObject, peer: object) -> x509.Certificate | None:
+        """The tunnel connection's verified agent certificate, or None (logged) without one."""
+        protocol, der = tls.selected_alpn_protocol(), tls.getpeercert(binary_form=True)
+        if protocol != ALPN or not der:
+            why = f"it does not speak {ALPN}" if protocol != ALPN else "it sent no certificate"
+            log.warning("agent connection from %s refused: %s", peer, why)
+            return None
         try:
-            await link.run()
-        finally:
-            renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
-            self.registry.remove(link)
-            log.info("agent %s disconnected (%s)", identity.agent_id, peer)
+            certificate = x509.load_der_x509_certificate(der)
+            Identity.from_certificate(certificate)
+        except ValueError as exc:
+            log.warning("agent connection from %s refused: %s", peer, exc)
+            return None
+        return certificate
