@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from bridgehead.common.config.base import Document
-from bridgehead.common.config.substitute import decrypt_values, substitute
+from bridgehead.common.config.substitute import Substituted, decrypt_values, substitute
 from bridgehead.common.config.yamltree import Path_, YamlProblem, parse
 
 
@@ -89,24 +89,31 @@ def parse_document(
     if result.encrypted:
         state = model.state_path_in(result.data, base_dir)
         decrypt_values(result, decrypter(state) if decrypter else None)
-    failed = {f.path for f in result.problems}
     problems += [
         Problem(dotted(f.path), line_of(f.path, lines), f.message) for f in result.problems
     ]
-    found = references(result.data)
-    problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in found]
-    try:
-        config = model.model_validate(
-            {**result.data, "base_dir": base_dir}, context={"base_dir": base_dir}
-        )
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            if not any(loc[: len(p)] == p for p in failed):
-                problems.append(_problem(error, lines, result.secret_paths))
-    if problems:
+    problems += [Problem(dotted(p), line_of(p, lines), m) for p, m in references(result.data)]
+    config, invalid = _validated(model, result, base_dir, lines)
+    problems += invalid
+    if problems or config is None:
         raise ConfigError(file, problems)
     return config
+
+
+def _validated(
+    model: type[Model], result: Substituted, base_dir: Path, lines: Mapping[Path_, int]
+) -> tuple[Model | None, list[Problem]]:
+    """The model, or the validation problems not already reported where substitution failed."""
+    try:
+        data = {**result.data, "base_dir": base_dir}
+        return model.model_validate(data, context={"base_dir": base_dir}), []
+    except ValidationError as exc:
+        failed = {f.path for f in result.problems}
+        return None, [
+            _problem(error, lines, result.secret_paths)
+            for error in exc.errors()
+            if not any(tuple(error["loc"])[: len(p)] == p for p in failed)
+        ]
 
 
 _SHAPES = {
