@@ -1,7 +1,9 @@
 """Runs services in the foreground until SIGINT or SIGTERM: started in order, stopped in reverse.
 
 A service that fails to start stops the ones already started, so start-up never leaves a
-half-running process behind.
+half-running process behind. Under systemd (`Type=notify`) the unit hears READY=1 once every
+service has started, WATCHDOG=1 from the event loop while it runs, and STOPPING=1 when the
+drain begins (`common.sdnotify`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import asyncio
 import signal
 from collections.abc import Callable, Sequence
 from typing import Protocol
+
+from bridgehead.common.sdnotify import Notifier
 
 
 class StartupError(Exception):
@@ -28,23 +32,34 @@ class Service(Protocol):
 
 
 def run_until_signalled(
-    services: Sequence[Service], on_started: Callable[[], None] | None = None
+    services: Sequence[Service],
+    on_started: Callable[[], None] | None = None,
+    notifier: Notifier | None = None,
 ) -> None:
+    notify = notifier or Notifier()
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         started: list[Service] = []
+        watchdog: asyncio.Task[None] | None = None
         try:
             for service in services:
                 await service.start()
                 started.append(service)
             if on_started is not None:
                 on_started()
+            notify.ready("serving")
+            watchdog = asyncio.create_task(notify.keep_alive())
             await stop.wait()
         finally:
+            if started:
+                notify.stopping("draining: finishing requests in flight")
             for service in reversed(started):
                 await service.stop()
+            if watchdog is not None:
+                watchdog.cancel()
 
     asyncio.run(main())
