@@ -17,7 +17,14 @@ from typing import Any, Protocol
 from bridgehead.adapters.dialects import Dialect
 from bridgehead.adapters.dialects.decoders import Decoder
 from bridgehead.adapters.sql import Call, Delete, Insert, Query, Select, Update
-from bridgehead.adapters.types import ColumnType, Kind, TableInfo, TableRef, ValueRules
+from bridgehead.adapters.types import (
+    ColumnType,
+    Kind,
+    TableEntry,
+    TableInfo,
+    TableRef,
+    ValueRules,
+)
 
 Row = tuple[Any, ...]
 
@@ -128,6 +135,12 @@ class Adapter(Protocol):
 
     async def open(self) -> None:
         """Connect once to learn the DBMS (and fail early if it is unreachable)."""
+
+    async def tables(self) -> list[TableEntry]:
+        """Every table and view the source's user can see, system catalogs left out."""
+
+    async def unique_keys(self, table: TableRef) -> list[tuple[str, ...]]:
+        """The columns of each unique index on `table`, in index order."""
 
     async def describe(self, table: TableRef) -> TableInfo | None:
         """The table's columns, types and primary key; None if it does not exist."""

@@ -17,7 +17,7 @@ from bridgehead.adapters import errors
 from bridgehead.adapters.base import SourceSettings
 from bridgehead.adapters.jobs import Job
 from bridgehead.adapters.pooled import PooledAdapter
-from bridgehead.adapters.types import Column, TableInfo, TableRef, ValueRules
+from bridgehead.adapters.types import Column, TableEntry, TableInfo, TableRef, ValueRules
 
 _SECRET_KEYS = re.compile(
     r"(?i)\b(PWD|PASSWORD|AUTHENTICATION|SECRET|TOKEN)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)"
@@ -148,12 +148,45 @@ class ODBCAdapter(PooledAdapter):
         finally:
             job.conn.autocommit = True
 
+    def _tables(self, job: Job) -> list[TableEntry]:
+        cursor = job.cursor = job.conn.cursor()
+        try:
+            rows = cursor.tables(tableType="TABLE,VIEW").fetchall()
+        finally:
+            job.cursor = None
+            cursor.close()
+        found = []
+        for row in rows:
+            qualifier = row.table_cat if self.dialect.qualifier_is_catalog else row.table_schem
+            if (qualifier or "").lower() in self.dialect.system_qualifiers:
+                continue
+            view = (row.table_type or "").upper() == "VIEW"
+            found.append(TableEntry(TableRef(row.table_name, qualifier or None), view=view))
+        return sorted(found, key=lambda e: (e.ref.schema or "", e.ref.name))
+
+    def _unique_keys(self, job: Job, table: TableRef) -> list[tuple[str, ...]]:
+        cursor = job.cursor = job.conn.cursor()
+        try:
+            rows = cursor.statistics(table.name, unique=True, **self._where(table)).fetchall()
+        finally:
+            job.cursor = None
+            cursor.close()
+        indexes: dict[str, list[tuple[int, str]]] = {}
+        for row in rows:
+            if row.index_name and row.column_name and not row.non_unique:
+                indexes.setdefault(row.index_name, []).append(
+                    (row.ordinal_position, row.column_name)
+                )
+        return [tuple(name for _, name in sorted(columns)) for columns in indexes.values()]
+
+    def _where(self, table: TableRef) -> dict[str, str | None]:
+        """The catalog and schema arguments of ODBC's catalog functions for `table`."""
+        if self.dialect.qualifier_is_catalog:
+            return {"catalog": table.schema, "schema": None}
+        return {"catalog": None, "schema": table.schema}
+
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
-        where = (
-            {"catalog": table.schema, "schema": None}
-            if self.dialect.qualifier_is_catalog
-            else {"catalog": None, "schema": table.schema}
-        )
+        where = self._where(table)
         cursor = job.cursor = job.conn.cursor()
         try:
             found = [

@@ -46,7 +46,7 @@ from bridgehead.adapters.jobs import (
     run_statement,
 )
 from bridgehead.adapters.statements import SourceStatements, TransactionStatements
-from bridgehead.adapters.types import TableInfo, TableRef, ValueRules, with_rules
+from bridgehead.adapters.types import TableEntry, TableInfo, TableRef, ValueRules, with_rules
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -113,6 +113,14 @@ class PooledAdapter(SourceStatements, ABC):
         """Introspect a table's columns, types and primary key."""
 
     @abstractmethod
+    def _tables(self, job: Job) -> list[TableEntry]:
+        """The catalog's tables and views, system ones left out."""
+
+    @abstractmethod
+    def _unique_keys(self, job: Job, table: TableRef) -> list[tuple[str, ...]]:
+        """Each unique index's columns, in index order."""
+
+    @abstractmethod
     def _begin(self, job: Job, snapshot: bool) -> None:
         """Start a transaction: a write lock at once, or a consistent snapshot for reading."""
 
@@ -149,6 +157,12 @@ class PooledAdapter(SourceStatements, ABC):
     @property
     def value_rules(self) -> ValueRules:
         return self.dialect.value_rules
+
+    async def tables(self) -> list[TableEntry]:
+        return await self._read(self._tables)
+
+    async def unique_keys(self, table: TableRef) -> list[tuple[str, ...]]:
+        return await self._read(self._unique_keys, table)
 
     async def describe(self, table: TableRef) -> TableInfo | None:
         info = await self._read(self._describe, table)

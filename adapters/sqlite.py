@@ -13,7 +13,7 @@ from typing import Any
 from bridgehead.adapters import errors
 from bridgehead.adapters.jobs import Job
 from bridgehead.adapters.pooled import PooledAdapter
-from bridgehead.adapters.types import Column, TableInfo, TableRef
+from bridgehead.adapters.types import Column, TableEntry, TableInfo, TableRef
 
 BUSY_TIMEOUT = 5.0
 
@@ -69,6 +69,26 @@ class SQLiteAdapter(PooledAdapter):
     def _end(self, job: Job, commit: bool) -> None:
         if job.conn.in_transaction:
             job.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _tables(self, job: Job) -> list[TableEntry]:
+        rows = job.conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        ).fetchall()
+        return [TableEntry(TableRef(name), view=kind == "view") for name, kind in rows]
+
+    def _unique_keys(self, job: Job, table: TableRef) -> list[tuple[str, ...]]:
+        schema = table.schema or "main"
+        indexes = job.conn.execute(
+            'SELECT name FROM pragma_index_list(?, ?) WHERE "unique" = 1 ORDER BY seq',
+            (table.name, schema),
+        ).fetchall()
+        return [
+            tuple(column for (column,) in job.conn.execute(
+                "SELECT name FROM pragma_index_info(?, ?) ORDER BY seqno", (index, schema)
+            ).fetchall())
+            for (index,) in indexes
+        ]  # fmt: skip
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         cursor = job.conn.execute(

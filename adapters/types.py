@@ -91,6 +91,14 @@ class TableRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TableEntry:
+    """A table or view the source's user can see, as a catalog lists it."""
+
+    ref: TableRef
+    view: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TableInfo:
     ref: TableRef
     columns: tuple[Column, ...]

@@ -15,6 +15,7 @@ from pathlib import Path
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
 from bridgehead.agent.secret_cli import encrypt_command
+from bridgehead.agent.starter_cli import init_command
 from bridgehead.common.commands import Failure, UsageError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
@@ -35,6 +36,25 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
     )
+    init = sub.add_parser("init", help="write a starter config from a live database")
+    where = init.add_mutually_exclusive_group(required=True)
+    where.add_argument("--odbc", metavar="CONN", help="an ODBC connection string")
+    where.add_argument("--sqlite", type=Path, metavar="FILE", help="a SQLite database file")
+    init.add_argument("-o", "--output", type=Path, default=Path("agent.yaml"), help="agent.yaml")
+    init.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only tables matching (schema.name or name; * and ?), repeatable",
+    )
+    init.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out tables matching, repeatable",
+    )
     enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
     enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
     enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
@@ -53,6 +73,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
     "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
+    "init": lambda args: init_command(
+        args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
+    ),
     "enroll": lambda args: commands.enroll(args.token, args.config),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),

@@ -65,6 +65,12 @@ class Dialect(Rendering):
     more than the driver's type names."""
     qualifier_is_catalog: ClassVar[bool] = False
     """Whether `a.b` in a table name means database a (the ODBC catalog), not schema a."""
+    system_qualifiers: ClassVar[frozenset[str]] = frozenset({
+        "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys",
+        "system", "sysibm", "syscat", "sysstat", "sysibmadm", "sysproc", "systools", "xdb",
+        "ctxsys", "mdsys", "olapsys", "outln", "wmsys", "dbsnmp", "appqossys", "audsys",
+    })  # fmt: skip
+    """Schemas (or databases) of the DBMS's own catalog, lower-case: left out of listings."""
     value_rules: ClassVar[ValueRules] = ValueRules()
     """What the database stores as sent (U+0000 in text, non-finite floats)."""
     odbc_value_rules: ClassVar[ValueRules | None] = None
