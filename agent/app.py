@@ -9,6 +9,7 @@ refused at start with the commands that get a new one. Shutdown is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -204,7 +205,10 @@ class Agent:
         app = make_app(pipeline, limits.max_body_bytes, limits.body_idle_timeout)
         # handler_cancellation: a caller that disconnects cancels its handler, and so its query.
         # The guard's handlers take the keep-alive timeout and log no access lines.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True,
+            shutdown_timeout=self.config.shutdown_grace,
+        )  # fmt: skip
         await self._runner.setup()
         try:
             tls = server_ssl(self.config.listen)
@@ -247,6 +251,21 @@ class Agent:
         host = f"[{address.host}]" if ":" in address.host else address.host
         return f"{'https' if tls else 'http'}://{host}:{port}"
 
+    async def _drain_tunnel(self) -> None:
+        """GOAWAY on every tunnel connection; requests in flight get `shutdown_grace`."""
+        if self._tunnel_task is not None and self.tunnel is not None:
+            await self.tunnel.drain(self.config.shutdown_grace)
+            self._tunnel_task.cancel()
+            await asyncio.gather(self._tunnel_task, return_exceptions=True)
+            self._tunnel_task = None
+
+    async def _drain_listener(self) -> None:
+        """Stop accepting; requests and streams in flight get `shutdown_grace`, then are cut."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            with contextlib.suppress(TimeoutError):  # aiohttp cuts them at shutdown_grace
+                await asyncio.wait_for(runner.cleanup(), self.config.shutdown_grace + 5)
+
     async def stop(self) -> None:
         logging.getLogger("bridgehead").removeHandler(self.observer.reasons)
         if self._admin_runner is not None:
@@ -255,14 +274,7 @@ class Agent:
         if self._monitor is not None:
             await self._monitor.close()
             self._monitor = None
-        if self._tunnel_task is not None and self.tunnel is not None:
-            await self.tunnel.drain(SHUTDOWN_GRACE)
-            self._tunnel_task.cancel()
-            await asyncio.gather(self._tunnel_task, return_exceptions=True)
-            self._tunnel_task = None
-        if self._runner is not None:
-            await asyncio.wait_for(self._runner.cleanup(), SHUTDOWN_GRACE)
-            self._runner = None
+        await asyncio.gather(self._drain_tunnel(), self._drain_listener())
         await asyncio.gather(*(a.close() for a in self.adapters.values()))
         if self._audit is not None:
             audit, self._audit = self._audit, None

@@ -240,3 +240,5 @@ class AgentConfig(Document):
     tunnel: TunnelConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
+    shutdown_grace: Duration = 30.0
+    """On SIGTERM, how long requests and streams in flight may take to finish (then cut)."""
