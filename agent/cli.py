@@ -15,6 +15,7 @@ from pathlib import Path
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
 from bridgehead.agent.secret_cli import encrypt_command
+from bridgehead.agent.service_cli import service_command
 from bridgehead.agent.starter_cli import init_command
 from bridgehead.common.commands import Failure, UsageError
 
@@ -58,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
     enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
     enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
     enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
+    service = sub.add_parser("service", help="run the agent as a system service (systemd)")
+    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument("-c", "--config", type=Path, help="agent.yaml (/etc/bridgehead/...)")
+    service.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    service.add_argument("--purge", action="store_true", help="uninstall: remove config, state")
     secret = sub.add_parser("secret", help="encrypt a secret for the config")
     secret_sub = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
     encrypt = secret_sub.add_parser("encrypt", help="read a secret on stdin, print its enc: value")
@@ -77,6 +83,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
     ),
     "enroll": lambda args: commands.enroll(args.token, args.config),
+    "service": lambda args: service_command(
+        args.action, args.config, args.dry_run, args.purge, sys.stdout
+    ),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
 }

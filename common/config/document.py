@@ -8,6 +8,7 @@ Messages never include values: a value may be a secret.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ def parse_document(
         line = lines.get(("base_dir",))
         problems.append(Problem("base_dir", line, "base_dir is set by the program; remove it"))
         del data["base_dir"]
+    _state_from_systemd(data, environ)
     result = substitute(data, base_dir, environ)
     if result.encrypted:
         state = model.state_path_in(result.data, base_dir)
@@ -98,6 +100,15 @@ def parse_document(
     if problems or config is None:
         raise ConfigError(file, problems)
     return config
+
+
+def _state_from_systemd(data: dict[str, Any], environ: Mapping[str, str] | None) -> None:
+    """Under a systemd unit with `StateDirectory=`, a config without `state_dir` keeps its
+    state where systemd made room for it (`$STATE_DIRECTORY`), not beside the config file
+    (read-only there under `ProtectSystem=strict`)."""
+    given = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
+    if "state_dir" not in data and given:
+        data["state_dir"] = given.split(":")[0]
 
 
 def _validated(
@@ -132,7 +143,8 @@ def state_path_of(text: str, file: Path, model: type[Document]) -> Path:
     base_dir = file.resolve().parent
     data, lines = _yaml(text, file)
     if not isinstance(data, dict):
-        return model.state_path_in({}, base_dir)
+        data = {}
+    _state_from_systemd(data, None)
     result = substitute({"state_dir": data.get("state_dir")}, base_dir)
     if result.problems:
         problems = [
