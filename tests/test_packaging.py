@@ -37,6 +37,7 @@ def test_the_wheel_holds_no_top_level_package_but_bridgehead(tmp_path: Path) -> 
     for folder in ("agent", "adapters", "certs", "relay"):
         assert f"bridgehead/{folder}/__init__.py" in names
         assert f"bridgehead/{folder}/py.typed" in names
+    assert "bridgehead/packaging/linux/bridgehead.service" in names  # service install writes it
     assert "bridgehead = bridgehead.agent.cli:main" in scripts
     assert "bridgehead-relay = bridgehead.relay.cli:main" in scripts
 
