@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -37,13 +38,16 @@ from bridgehead.agent.api.replay import Replayer
 from bridgehead.agent.api.writes import WriteLimits
 from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
+from bridgehead.agent.config import load_config
 from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig, TunnelConfig
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.listener import GuardedSite, listener_guard
+from bridgehead.agent.reload import needs_restart
 from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
 from bridgehead.agent.tunnel.renewal import read_certificate
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.common.config.base import HostPort
+from bridgehead.common.config.document import ConfigError
 from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
@@ -127,14 +131,37 @@ class Agent:
         self.tunnel: TunnelClient | None = None
         self._tunnel_task: asyncio.Task[None] | None = None
         self.listen_url: str | None = None
+        self.pipeline: Pipeline | None = None
 
     async def start(self) -> None:
+        await self._refuse_unsafe_files()
+        state, cursors = await self._open_state()
+        self.adapters = build_adapters(self.config)
+        for name, error in (await open_sources(self.adapters)).items():
+            log.warning("source %s is not reachable yet (%s); will retry", name, error.internal)
+        catalog = await self._catalog(self.config)
+        store, audit = await self._open_stores(state)
+        try:
+            reloadable = await _reloadable(self.config)
+        except ValueError as exc:
+            await self.stop()
+            raise StartupError(str(exc)) from None
+        self.pipeline = Pipeline(
+            catalog=catalog, cursors=cursors, replayer=Replayer(store),
+            audit=ObservedAudit(audit, self.observer), config=self.config, **reloadable,
+        )  # fmt: skip
+        logging.getLogger("bridgehead").addHandler(self.observer.reasons)
+        await self._serve(self.pipeline, store, audit)
+
+    async def _refuse_unsafe_files(self) -> None:
         problem = await asyncio.to_thread(exposed, _private_keys(self.config))
         if problem is None and self.config.tunnel is not None:
             now = self.wall_clock()
             problem = await asyncio.to_thread(expired_certificate, self.config.tunnel, now)
         if problem is not None:
             raise StartupError(problem)
+
+    async def _open_state(self) -> tuple[Path, CursorCodec]:
         try:
             state = await asyncio.to_thread(ensure_private_dir, self.config.state_path)
             key = await asyncio.to_thread(load_or_create_secret, state / "cursor.key")
@@ -143,60 +170,65 @@ class Agent:
                 f"state_dir {self.config.state_path}: {exc.strerror or exc}; make it a folder "
                 "this user can write, or name another with state_dir: in the config"
             ) from None
-        cursors = CursorCodec(key)
-        self.adapters = build_adapters(self.config)
-        for name, error in (await open_sources(self.adapters)).items():
-            log.warning("source %s is not reachable yet (%s); will retry", name, error.internal)
-        catalog = Catalog(self.config.resources, self.adapters)
+        return state, CursorCodec(key)
+
+    async def _catalog(self, config: AgentConfig) -> Catalog:
+        catalog = Catalog(config.resources, self.adapters)
         problems = await catalog.load()
         if problems:
             await self.stop()
             raise StartupError(_describe(problems))
+        return catalog
+
+    async def _open_stores(self, state: Path) -> tuple[IdempotencyStore, AuditLog]:
         settings = self.config.idempotency
-        self._store = IdempotencyStore(
+        store = self._store = IdempotencyStore(
             state / "idempotency.db", settings.ttl, max_keys=settings.max_keys_per_principal
         )
-        await self._store.open()
-        self._expiry_task = asyncio.create_task(self._store.run_expiry())
-        self._audit = AuditLog(state / "audit.log")
+        await store.open()
+        self._expiry_task = asyncio.create_task(store.run_expiry())
+        audit = self._audit = AuditLog(state / "audit.log")
         try:
-            await self._audit.start()
+            await audit.start()
         except AuditError as exc:
             await self.stop()
             raise StartupError(str(exc)) from None
-        limits = self.config.limits
-        pipeline = Pipeline(
-            catalog=catalog,
-            authenticator=await self._authenticator(),
-            cursors=cursors,
-            replayer=Replayer(self._store),
-            limiter=RateLimiter(limits.requests_per_second, limits.burst),
-            auth_failures=RateLimiter(limits.failed_auth_per_second, limits.failed_auth_burst),
-            write_limits=WriteLimits(max_rows=limits.max_write_rows),
-            audit=ObservedAudit(self._audit, self.observer),
-            config=self.config,
-        )
-        logging.getLogger("bridgehead").addHandler(self.observer.reasons)
+        return store, audit
+
+    async def _serve(self, pipeline: Pipeline, store: IdempotencyStore, audit: AuditLog) -> None:
         if self.config.listen is not None:
             await self._listen(pipeline)
         if self.config.tunnel is not None:
             self.tunnel = TunnelClient(
-                self.config.tunnel, pipeline, max_body=limits.max_body_bytes,
+                self.config.tunnel, pipeline, max_body=self.config.limits.max_body_bytes,
                 wall_clock=self.wall_clock, renew_check=self.renew_check,
             )  # fmt: skip
             self._tunnel_task = asyncio.create_task(self.tunnel.run())
         if self.config.admin is not None:
-            await self._serve_admin(self._store, self._audit)
+            await self._serve_admin(store, audit)
 
-    async def _authenticator(self) -> Authenticator:
-        jwt = None
-        if self.config.auth.jwt is not None:
-            try:
-                jwt = await asyncio.to_thread(JwtVerifier.from_file, self.config.auth.jwt)
-            except ValueError as exc:
-                await self.stop()
-                raise StartupError(f"auth.jwt: {exc}") from None
-        return Authenticator(ApiKeys(self.config.auth.api_keys), jwt)
+    async def reload(self) -> bool:
+        """SIGHUP: read the config file again and serve the next request by it; if it does
+        not load, or changes what needs a restart, log every reason and keep the old one."""
+        if self.config_file is None or self.pipeline is None:
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, self.config_file)
+            refused = needs_restart(self.config, new)
+            if refused:
+                raise ValueError(f"{', '.join(refused)} changed, which needs a restart")
+            catalog = Catalog(new.resources, self.adapters)
+            problems = await catalog.load()
+            if problems:
+                raise ValueError(_describe(problems))
+            reloadable = await _reloadable(new)
+        except (ConfigError, ValueError) as exc:
+            log.error("reload of %s refused; the running config stays: %s", self.config_file, exc)
+            return False
+        self.pipeline.reconfigure(config=new, catalog=catalog, **reloadable)
+        self.config = new
+        log.info("reload: %s applied", self.config_file)
+        return True
 
     async def _listen(self, pipeline: Pipeline) -> None:
         assert self.config.listen is not None
@@ -322,3 +354,21 @@ def _private_keys(config: AgentConfig) -> list[Path]:
     if config.tunnel is not None:
         keys.append(config.tunnel.key)
     return keys
+
+
+async def _reloadable(config: AgentConfig) -> dict[str, Any]:
+    """The pipeline's parts a reload replaces: authentication and the request limits.
+    ValueError (one sentence) if the JWT settings cannot be used."""
+    jwt = None
+    if config.auth.jwt is not None:
+        try:
+            jwt = await asyncio.to_thread(JwtVerifier.from_file, config.auth.jwt)
+        except ValueError as exc:
+            raise ValueError(f"auth.jwt: {exc}") from None
+    limits = config.limits
+    return {
+        "authenticator": Authenticator(ApiKeys(config.auth.api_keys), jwt),
+        "limiter": RateLimiter(limits.requests_per_second, limits.burst),
+        "auth_failures": RateLimiter(limits.failed_auth_per_second, limits.failed_auth_burst),
+        "write_limits": WriteLimits(max_rows=limits.max_write_rows),
+    }

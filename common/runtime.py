@@ -1,7 +1,8 @@
 """Runs services in the foreground until SIGINT or SIGTERM: started in order, stopped in reverse.
 
 A service that fails to start stops the ones already started, so start-up never leaves a
-half-running process behind. Under systemd (`Type=notify`) the unit hears READY=1 once every
+half-running process behind. SIGHUP asks every service that can reload (a `reload()`
+coroutine) to read its config again. Under systemd (`Type=notify`) the unit hears READY=1 once every
 service has started, WATCHDOG=1 from the event loop while it runs, and STOPPING=1 when the
 drain begins (`common.sdnotify`).
 """
@@ -31,6 +32,16 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+def _reload(services: Sequence[Service], running: set[asyncio.Task[object]]) -> None:
+    """SIGHUP: start each service's reload; the tasks are kept until they finish."""
+    for service in services:
+        reload = getattr(service, "reload", None)
+        if reload is not None:
+            task = asyncio.ensure_future(reload())
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+
 def run_until_signalled(
     services: Sequence[Service],
     on_started: Callable[[], None] | None = None,
@@ -43,6 +54,8 @@ def run_until_signalled(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        reloads: set[asyncio.Task[object]] = set()
+        loop.add_signal_handler(signal.SIGHUP, _reload, services, reloads)
         started: list[Service] = []
         watchdog: asyncio.Task[None] | None = None
         try:

@@ -199,6 +199,21 @@ class Pipeline:
             response.body = _audited(response, response.body, done)
         return response
 
+    def reconfigure(
+        self,
+        *,
+        config: AgentConfig,
+        catalog: Catalog,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        auth_failures: RateLimiter,
+        write_limits: writes.WriteLimits,
+    ) -> None:
+        """Serve the next request by a reloaded config; all of it at once (no await here)."""
+        self.config, self.catalog, self.authenticator = config, catalog, authenticator
+        self.limiter, self.auth_failures, self.write_limits = limiter, auth_failures, write_limits
+        self.query_types = QueryTypes()
+
     def _audit_down(self) -> AuditUnavailable | None:
         """Every data access is audited: while the log cannot write, none is made."""
         failure = self.audit.failure
