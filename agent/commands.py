@@ -24,7 +24,7 @@ def load(path: Path) -> AgentConfig:
 
 def run(path: Path) -> int:
     config = load(path)
-    logs.configure()
+    logs.apply(config.logging)
     serve([Agent(config, config_file=path.resolve())])
     return 0
 

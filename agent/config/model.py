@@ -23,6 +23,7 @@ from bridgehead.common.config.base import (
     Duration,
     Frozen,
     HostPort,
+    LoggingConfig,
     Sha256Hex,
     TlsFiles,
     is_loopback,
@@ -240,3 +241,4 @@ class AgentConfig(Document):
     tunnel: TunnelConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
+    logging: LoggingConfig = LoggingConfig()
