@@ -35,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
     )
+    diag = sub.add_parser("diag", help="write a support bundle (zip) with no secrets in it")
+    diag.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
+    diag.add_argument(
+        "-o", "--output", type=Path, help="the zip (default: bridgehead-diag-TIMESTAMP.zip here)"
+    )
     enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
     enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
     enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
@@ -53,6 +58,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
     "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
+    "diag": lambda args: commands.diag(args.config, args.output),
     "enroll": lambda args: commands.enroll(args.token, args.config),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
