@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from agentproc import free_port
+from connectproxy import ConnectProxy
 from tunnelkit import Pki, make_pki, running_relay, tunnel_section
 
 from bridgehead.agent.config.model import TunnelConfig
@@ -63,6 +64,37 @@ async def test_a_ca_that_did_not_sign_the_relay_fails_at_tls(pki: Pki, tmp_path:
         steps = await check_tunnel(tunnel_config(section))
     assert failed_at(steps) == "tls"
     assert "not trusted by tunnel.ca" in steps[-1].detail
+
+
+async def test_the_tunnel_steps_go_through_a_connect_proxy(pki: Pki) -> None:
+    """With tunnel.proxy the proxy is resolved and connected to, CONNECT is asked for the
+    relay and TLS runs inside it; a wrong proxy password fails at the proxy step, saying
+    the proxy's status and never the password."""
+    cert, key = await asyncio.to_thread(pki.agent, "agent", "plant-7")
+    proxy = ConnectProxy(user="gw", password="proxy-pass-9")
+    await proxy.start()
+    proxy_port = proxy.port
+    try:
+        async with running_relay(pki, TOKEN) as relay:
+            assert relay.agents_address is not None
+            port = relay.agents_address[1]
+            through = proxy.url.replace("http://", "http://gw:proxy-pass-9@")
+            steps = await check_tunnel(
+                tunnel_config(tunnel_section(pki, port, cert, key, proxy=through))
+            )
+            wrong = through.replace("proxy-pass-9", "not-the-pass")
+            refused = await check_tunnel(
+                tunnel_config(tunnel_section(pki, port, cert, key, proxy=wrong))
+            )
+    finally:
+        await proxy.stop()
+    assert [s.name for s in steps] == ["dns", "tcp", "proxy", "tls", "certificate", "alpn"]
+    assert failed_at(steps) is None
+    assert steps[0].detail.startswith(f"proxy 127.0.0.1:{proxy_port}")
+    assert proxy.targets[0] == f"127.0.0.1:{port}"
+    assert failed_at(refused) == "proxy"
+    assert "407" in refused[-1].detail
+    assert "not-the-pass" not in str(refused)
 
 
 def test_the_config_is_shown_with_every_secret_replaced(tmp_path: Path) -> None:
