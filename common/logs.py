@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from bridgehead.common.commands import UsageError
 from bridgehead.common.config.base import LoggingConfig
 from bridgehead.common.redact import redact
 from bridgehead.common.requestid import CURRENT
@@ -123,12 +124,18 @@ atexit.register(close)
 
 
 def apply(settings: LoggingConfig) -> None:
-    """Logging as a config's `logging:` section says."""
+    """Logging as a config's `logging:` section says; UsageError if its file cannot be opened."""
     json = {"auto": None, "json": True, "console": False}[settings.format]
-    configure(
-        settings.level,
-        json,
-        file=settings.file,
-        max_bytes=settings.max_bytes,
-        backups=settings.backups,
-    )
+    try:
+        configure(
+            settings.level,
+            json,
+            file=settings.file,
+            max_bytes=settings.max_bytes,
+            backups=settings.backups,
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"logging.file {settings.file}: {exc.strerror or exc}; make its folder writable "
+            "by this user, or name another file (or none, for stderr) in the config"
+        ) from None

@@ -13,6 +13,7 @@ import yaml
 
 from bridgehead.agent.config import load_config
 from bridgehead.common import logs
+from bridgehead.common.commands import UsageError
 from bridgehead.common.config.base import LoggingConfig
 from bridgehead.common.config.document import ConfigError
 from bridgehead.common.requestid import bound
@@ -115,3 +116,12 @@ def test_logging_sections_are_validated_in_both_configs(tmp_path: Path) -> None:
     relay["logging"] = {"file": "relay.log", "backups": 0}
     relay_config = load_relay_config(write(tmp_path / "relay.yaml", relay))
     assert relay_config.logging.file == tmp_path / "relay.log"
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_log_file_that_cannot_be_opened_is_one_sentence(tmp_path: Path) -> None:
+    """`logging.file` under a path that is a file: a usage error naming the setting."""
+    (tmp_path / "not-a-folder").write_text("")
+    with pytest.raises(UsageError) as refused:
+        logs.apply(LoggingConfig(file=tmp_path / "not-a-folder" / "agent.log"))
+    assert str(refused.value).startswith("logging.file ")
