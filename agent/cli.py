@@ -56,6 +56,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="leave out tables matching, repeatable",
     )
+    diag = sub.add_parser("diag", help="write a support bundle (zip) with no secrets in it")
+    diag.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
+    diag.add_argument(
+        "-o", "--output", type=Path, help="the zip (default: bridgehead-diag-TIMESTAMP.zip here)"
+    )
     enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
     enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
     enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
@@ -82,6 +87,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": lambda args: init_command(
         args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
     ),
+    "diag": lambda args: commands.diag(args.config, args.output),
     "enroll": lambda args: commands.enroll(args.token, args.config),
     "service": lambda args: service_command(
         args.action, args.config, args.dry_run, args.purge, sys.stdout

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bridgehead.agent.app import Agent
 from bridgehead.agent.check import run_check
 from bridgehead.agent.config import AgentConfig, load_config
+from bridgehead.agent.diag import bundle
 from bridgehead.agent.enroll import EnrollRefused, enroll_command
 from bridgehead.common import logs
 from bridgehead.common.commands import UsageError, load_config_or_refuse, serve
+from bridgehead.common.config.document import ConfigError
 
 
 def load(path: Path) -> AgentConfig:
@@ -24,7 +27,7 @@ def load(path: Path) -> AgentConfig:
 
 def run(path: Path) -> int:
     config = load(path)
-    logs.configure()
+    logs.apply(config.logging)
     serve([Agent(config, config_file=path.resolve())])
     return 0
 
@@ -34,6 +37,19 @@ def check(path: Path) -> int:
     ok = asyncio.run(run_check(config, sys.stdout))
     if not ok:
         raise UsageError(f"{path}: the sources do not match the config (see above)")
+    return 0
+
+
+def diag(path: Path, output: Path | None) -> int:
+    """Write the support bundle; its path on stdout."""
+    try:
+        out = output or bundle.default_name(datetime.now(UTC))
+        print(asyncio.run(bundle.build(path, out)).resolve())
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"cannot write the bundle: {exc.strerror or exc}{where}") from None
     return 0
 
 

@@ -19,6 +19,7 @@ from bridgehead.agent.api.intake import Intake, Peer
 from bridgehead.agent.api.pipeline import Pipeline, deliver
 from bridgehead.agent.config.model import ListenConfig
 from bridgehead.agent.errors import PayloadTooLarge, RequestTimeout
+from bridgehead.common.requestid import bound
 
 MAX_BODY = 1024 * 1024
 BODY_IDLE = 30.0
@@ -44,15 +45,16 @@ async def _answer(
     if request.body_exists:
         await read_body(request, intake, body_idle)
     api_request, refusal = intake.finish()
-    response = await pipeline.handle(api_request, refusal)
-    if isinstance(refusal, PayloadTooLarge | RequestTimeout):
-        response.headers["Connection"] = "close"  # the rest is drained a while, then cut
-    sink = LocalSink(request)
-    await deliver(response, sink)
-    if isinstance(refusal, RequestTimeout):
-        await sink.finish()
-        if request.transport is not None:
-            request.transport.close()  # not waiting any longer for a body that stalled
+    with bound(api_request.request_id):  # every line logged for it names it
+        response = await pipeline.handle(api_request, refusal)
+        if isinstance(refusal, PayloadTooLarge | RequestTimeout):
+            response.headers["Connection"] = "close"  # the rest is drained a while, then cut
+        sink = LocalSink(request)
+        await deliver(response, sink)
+        if isinstance(refusal, RequestTimeout):
+            await sink.finish()
+            if request.transport is not None:
+                request.transport.close()  # not waiting any longer for a body that stalled
     return sink.response
 
 

@@ -5,16 +5,34 @@ Rules: a caller's id is kept when it is 1 to MAX_LENGTH printable ASCII characte
 sent: a fresh one (24 hex digits) is made. One sent that breaks the rule: a fresh one is
 made and the request is refused with a 400 problem carrying the fresh id, so the caller
 learns its id was not used (never silently replaced). No I/O here.
+
+`bound(id)` makes an id the current request's for the code it wraps (a contextvar, so each
+task and the threads it hands work to see their own); `common.logs` adds it to every line.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from bridgehead.common.errors import BadRequest
 
 MAX_LENGTH = 128
 HEADER = "x-request-id"
+CURRENT: ContextVar[str | None] = ContextVar("bridgehead_request_id", default=None)
+"""The id of the request the running code serves, None outside a request."""
+
+
+@contextmanager
+def bound(request_id: str) -> Iterator[str]:
+    """`request_id` is the current request's until the block ends."""
+    token = CURRENT.set(request_id)
+    try:
+        yield request_id
+    finally:
+        CURRENT.reset(token)
 
 
 def new_request_id() -> str:

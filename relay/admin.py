@@ -1,5 +1,8 @@
 """The relay's admin port: /healthz, /readyz, /metrics (Prometheus) and the agents list.
 
+/readyz is 503 with the reasons (relay.readiness) while the agents' CA file or the state
+folder cannot be read.
+
 The agents list needs a bearer token: a caller's shows the agents that caller may reach
 (not a caller bound to a client certificate: this port is plain HTTP and sees none); the
 admin token (made at first start in `state_dir/admin.token`, 0600, and read by
@@ -11,6 +14,7 @@ figures.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -89,9 +93,12 @@ def admin_app(
     identify: Callable[[web.Request], CallerConfig | None],
     token: str,
     where: RelayAdmin,
+    *,
+    unready: Callable[[], list[str]] = list,
 ) -> web.Application:
     """`identify` authenticates callers' bearer tokens; `token` is the admin's, and so is
-    `where.token_sha256` when set. Off loopback, every path needs an admin token."""
+    `where.token_sha256` when set. Off loopback, every path needs an admin token.
+    `unready` (blocking: run in a thread) says why the relay is not ready; none: ready."""
     digests = [hashlib.sha256(token.encode()).digest()]
     if where.token_sha256 is not None:
         digests.append(bytes.fromhex(where.token_sha256))
@@ -99,6 +106,12 @@ def admin_app(
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        reasons = await asyncio.to_thread(unready)
+        if reasons:
+            return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready"})
 
     async def prometheus(request: web.Request) -> web.Response:
         body = generate_latest(metrics.prometheus)
@@ -136,7 +149,7 @@ def admin_app(
 
     app = web.Application(middlewares=[] if where.loopback else [admin_only])
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/agents", agents)
     return app

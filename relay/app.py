@@ -9,13 +9,14 @@ import logging
 import ssl
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from aiohttp import web
 
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.runtime import StartupError
-from bridgehead.relay import redact
+from bridgehead.relay import readiness, redact
 from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
 from bridgehead.relay.agents import AgentPort, agent_port_context
 from bridgehead.relay.callers import Callers
@@ -96,8 +97,9 @@ class Relay:
         callers = Callers(self.config, self.registry, self.metrics)
         self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
         if self.config.admin is not None:
+            unready = partial(readiness.problems, self.config.ca.cert, self.config.state_path)
             admin = admin_app(self.registry, self.metrics, callers.identify, token,
-                              self.config.admin)  # fmt: skip
+                              self.config.admin, unready=unready)  # fmt: skip
             self.admin_url = await self._serve(admin, self.config.admin, None)
         self._watcher = asyncio.create_task(watch(self.revocations, self.registry))
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)

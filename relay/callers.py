@@ -105,6 +105,14 @@ class Callers:
 
     async def _route(self, request: web.Request, route: Route) -> web.StreamResponse:
         request_id, bad_id = caller_request_id(request)
+        with requestid.bound(request_id):  # every line logged for it names it
+            response = await self._routed(request, route, request_id, bad_id)
+            log.debug("%s to %s: %d", request.method, route.what, response.status)
+            return response
+
+    async def _routed(
+        self, request: web.Request, route: Route, request_id: str, bad_id: BadRequest | None
+    ) -> web.StreamResponse:
         if bad_id is not None:
             return problem(bad_id.status, bad_id.title, bad_id.detail, request_id)
         caller = self._caller(request, request_id)

@@ -52,7 +52,7 @@ def load(path: Path) -> RelayConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
-    logs.configure()
+    logs.apply(config.logging)
     serve([Relay(config)])
     return 0
 

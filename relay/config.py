@@ -21,6 +21,7 @@ from bridgehead.common.config.base import (
     Duration,
     Frozen,
     HostPort,
+    LoggingConfig,
     Sha256Hex,
     TlsFiles,
     is_loopback,
@@ -133,6 +134,7 @@ class RelayConfig(Document):
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
     enrollment: EnrollmentSettings = EnrollmentSettings()
+    logging: LoggingConfig = LoggingConfig()
 
 
 def check_relay_references(data: Mapping[str, Any]) -> list[tuple[Path_, str]]:

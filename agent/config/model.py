@@ -23,6 +23,7 @@ from bridgehead.common.config.base import (
     Duration,
     Frozen,
     HostPort,
+    LoggingConfig,
     Sha256Hex,
     TlsFiles,
     is_loopback,
@@ -242,3 +243,4 @@ class AgentConfig(Document):
     idempotency: IdempotencyConfig = IdempotencyConfig()
     shutdown_grace: Duration = 30.0
     """On SIGTERM, how long requests and streams in flight may take to finish (then cut)."""
+    logging: LoggingConfig = LoggingConfig()

@@ -28,6 +28,7 @@ from bridgehead.agent.api.intake import Intake, Peer
 from bridgehead.agent.api.pipeline import Pipeline, deliver
 from bridgehead.agent.tunnel import control as control_streams
 from bridgehead.agent.tunnel.renewal import Renewer
+from bridgehead.common.requestid import bound
 from bridgehead.common.tunnel import control
 from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
@@ -194,7 +195,8 @@ class TunnelConnection:
             if stream.control:
                 await control_streams.answer(self, request, sink)
             else:
-                await deliver(await self.pipeline.handle(request, refusal), sink)
+                with bound(request.request_id):  # every line logged for it names it
+                    await deliver(await self.pipeline.handle(request, refusal), sink)
         except (h2.exceptions.StreamClosedError, ConnectionError):
             pass  # the relay gave up on this stream, or the connection went away
         except Exception:

@@ -46,7 +46,7 @@ async def open_via_proxy(
     target = urlsplit(chosen)
     reader, writer = await asyncio.open_connection(target.hostname, target.port or 3128)
     try:
-        await _connect(reader, writer, f"{host}:{port}", target.username, target.password)
+        await request_tunnel(reader, writer, f"{host}:{port}", target.username, target.password)
         await writer.start_tls(context, server_hostname=host)
     except BaseException:
         writer.close()
@@ -54,13 +54,14 @@ async def open_via_proxy(
     return reader, writer
 
 
-async def _connect(
+async def request_tunnel(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     authority: str,
     user: str | None,
     password: str | None,
 ) -> None:
+    """Ask the proxy on `reader`/`writer` for a tunnel to `authority`; ProxyRefused if not."""
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
     if user is not None:
         token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode()

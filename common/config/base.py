@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -114,3 +115,23 @@ class HostPort(Frozen):
 class TlsFiles(Frozen):
     cert: ConfigPath
     key: ConfigPath
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class LoggingConfig(Frozen):
+    """`logging:` in agent.yaml and relay.yaml: the level, and where lines go (stderr, or a
+    file rotated at `max_bytes` keeping `backups` old files). `format: auto` writes JSON
+    lines unless the destination is a terminal, where lines are readable text."""
+
+    level: LogLevel = "INFO"
+    file: ConfigPath | None = None
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    backups: int = Field(5, ge=0, le=1000)
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
