@@ -30,11 +30,15 @@
     if (!iso) return "–";
     const then = Date.parse(iso);
     const now = lastTime ? Date.parse(lastTime) : Date.now();
-    const s = Math.max(0, Math.round((now - then) / 1000));
-    if (s < 90) return s + " s ago";
-    if (s < 5400) return Math.round(s / 60) + " min ago";
-    if (s < 172800) return Math.round(s / 3600) + " h ago";
-    return Math.round(s / 86400) + " days ago";
+    const s = Math.round((now - then) / 1000);
+    return s < 0 ? "in " + span(-s) : span(s) + " ago";
+  }
+
+  function span(s) {
+    if (s < 90) return s + " s";
+    if (s < 5400) return Math.round(s / 60) + " min";
+    if (s < 172800) return Math.round(s / 3600) + " h";
+    return Math.round(s / 86400) + " days";
   }
 
   function when(iso) {
@@ -337,6 +341,16 @@
 
   // The whole page ---------------------------------------------------------------------------
 
+  // Each cell names its column (data-label), for the stacked layout of narrow screens.
+  function labelCells(table) {
+    const names = Array.from(table.tHead.rows[0].cells, (th) => th.textContent);
+    for (const tr of table.tBodies[0].rows) {
+      Array.from(tr.cells).forEach((cell, i) => {
+        if (cell.dataset.label !== names[i]) cell.dataset.label = names[i];
+      });
+    }
+  }
+
   function render(doc) {
     lastTime = doc.time;
     const overall = byId("overall");
@@ -352,6 +366,7 @@
     renderCertificate(doc.certificate);
     renderAbout(doc);
     renderErrors(doc.errors);
+    for (const id of ["sources", "tunnel", "requests", "errors"]) labelCells(byId(id));
     byId("updated").textContent = "Updated " + new Date(doc.time).toLocaleTimeString();
   }
 
