@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from browser import Page, chromium_paths, headless_chromium
 from dbservers import PostgresServer
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from tunnelkit import Pki, running_relay, tunnel_section
 
 from bridgehead.agent.admin.page import PAGE_CSP
@@ -22,6 +24,7 @@ ADMIN_TOKEN = "admin-token-0123456789abcdef"
 TOKEN = "cloud-token-0123456789"
 REFRESH = 3.0
 """The page's refresh period (REFRESH_MS in page.js)."""
+FOCUSED = "return document.activeElement === document.querySelector(arguments[0])"
 
 
 @pytest.fixture
@@ -78,8 +81,9 @@ async def test_the_page_shows_a_postgresql_source_going_down_within_one_refresh(
     """The page loads with no console error and shows the state, both sources up and the
     requests with their sparkline; once the PostgreSQL server stops, its row says down
     within one refresh (plus its probe) and the state is degraded naming it; "Test
-    connection" shows the failure there and the answer of the other source; a screenshot
-    is saved in the test's folder."""
+    connection" shows the failure there and, reached with Tab and pressed with Enter, the
+    answer of the other source, whose button keeps the focus across refreshes; a
+    screenshot is saved in the test's folder."""
     odbc = own_postgres.odbc_connection_string("page_probe")
     pg = {"pg": {"odbc": odbc, "query_timeout": "5s"}}
     api = await sqlite_agent(run_agent, tmp_path, "127.0.0.1:0", sources=pg)
@@ -108,8 +112,12 @@ async def test_the_page_shows_a_postgresql_source_going_down_within_one_refresh(
     await asyncio.to_thread(page.click, '#sources tr[data-key="pg"] button')
     failed = await asyncio.to_thread(page.wait_text, '#sources tr[data-key="pg"] output', "Failed")
     assert failed.startswith("Failed: ")
-    await asyncio.to_thread(page.click, '#sources tr[data-key="db"] button')
+    db_button = '#sources tr[data-key="db"] button'
+    await asyncio.to_thread(tab_to, page, db_button)
+    await asyncio.to_thread(page.find(db_button).send_keys, Keys.ENTER)
     await asyncio.to_thread(page.wait_text, '#sources tr[data-key="db"] output', "Answered in")
+    await asyncio.sleep(REFRESH + 0.5)  # a refresh updates the row in place: focus stays
+    assert await asyncio.to_thread(page.driver.execute_script, FOCUSED, db_button)
     shot = await asyncio.to_thread(page.screenshot, tmp_path / "health-page.png")
     assert (await asyncio.to_thread(shot.read_bytes))[:8] == b"\x89PNG\r\n\x1a\n"
     assert await asyncio.to_thread(page.console_errors) == []
@@ -160,6 +168,16 @@ async def test_with_a_token_the_page_signs_in_and_its_actions_need_the_csrf_toke
         assert "X-CSRF-Token" in body["detail"]
         assert (await post(url + "/actions/tunnel/reconnect"))[0] == 401
         assert [connections[n].reconnects for n in (0, 1)] == [2, 1]
+
+
+def tab_to(page: Page, css: str, presses: int = 20) -> None:
+    """Press Tab from the top of the page until `css` has the focus."""
+    page.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    for _ in range(presses):
+        ActionChains(page.driver).send_keys(Keys.TAB).perform()
+        if page.driver.execute_script(FOCUSED, css):
+            return
+    raise AssertionError(f"{css} not reached with {presses} Tab presses")
 
 
 def sign_in(page: Page, url: str) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 LIFETIME = 12 * 3600.0
 """Seconds a session lasts after it was opened."""
-MAX_SESSIONS = 64
+MAX_SESSIONS = 1000
 """Sessions kept at once; opening one more forgets the oldest."""
 CSRF_HEADER = "X-CSRF-Token"
 

@@ -132,9 +132,22 @@
     showResult(td[7].querySelector("output"), testResults.get(s.name));
   }
 
+  // A busy button stays focusable (a disabled one would drop the keyboard's focus).
+  function busy(button, text) {
+    if (button.getAttribute("aria-disabled") === "true") return false;
+    button.setAttribute("aria-disabled", "true");
+    button.dataset.idle = button.textContent;
+    button.textContent = text;
+    return true;
+  }
+
+  function done(button) {
+    button.removeAttribute("aria-disabled");
+    button.textContent = button.dataset.idle;
+  }
+
   async function testSource(name, button) {
-    button.disabled = true;
-    button.textContent = "Testing…";
+    if (!busy(button, "Testing…")) return;
     try {
       const { status, doc } = await post("/actions/sources/" + encodeURIComponent(name) + "/test");
       if (status === 200 && doc) {
@@ -147,8 +160,7 @@
     } catch (e) {
       testResults.set(name, { ok: false, text: "Cannot reach the agent" });
     } finally {
-      button.disabled = false;
-      button.textContent = "Test connection";
+      done(button);
       showResult(button.parentNode.querySelector("output"), testResults.get(name));
     }
   }
@@ -189,10 +201,7 @@
 
   async function reconnect(number, button) {
     const all = number === null;
-    const label = button.textContent;
-    const key = all ? "all" : number;
-    button.disabled = true;
-    button.textContent = "Reconnecting…";
+    if (!busy(button, "Reconnecting…")) return;
     let result;
     try {
       const { status, doc } = await post("/actions/tunnel/reconnect",
@@ -203,11 +212,10 @@
     } catch (e) {
       result = { ok: false, text: "Cannot reach the agent" };
     } finally {
-      button.disabled = false;
-      button.textContent = label;
+      done(button);
     }
     if (all) showResult(byId("tunnel-result"), result);
-    else reconnectResults.set(key, result);
+    else reconnectResults.set(number, result);
     refreshNow();
   }
 
