@@ -38,7 +38,7 @@ def test_the_wheel_holds_no_top_level_package_but_bridgehead(tmp_path: Path) -> 
     for folder in ("agent", "adapters", "certs", "relay"):
         assert f"bridgehead/{folder}/__init__.py" in names
         assert f"bridgehead/{folder}/py.typed" in names
-    for page_file in ("index.html", "login.html", "page.js", "page.css"):
+    for page_file in ("index.html", "login.html", "page.js", "dom.js", "page.css"):
         assert f"bridgehead/agent/admin/static/{page_file}" in names
     assert "bridgehead = bridgehead.agent.cli:main" in scripts
     assert "bridgehead-relay = bridgehead.relay.cli:main" in scripts

@@ -1,6 +1,6 @@
 """The health page on the admin listener: `GET /` (the page, or its login form when the
 listener has a token and the browser no session), `POST /login`, `POST /logout`, the
-page's own script and style sheet, and its two actions, `POST /actions/sources/NAME/test`
+page's own scripts and style sheet, and its two actions, `POST /actions/sources/NAME/test`
 (probe that source now) and `POST /actions/tunnel/reconnect` (drop and redial the tunnel
 connections one at a time, or the one numbered in `{"connection": N}`).
 
@@ -40,9 +40,11 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-PUBLIC_PATHS = frozenset({"/", "/login", "/page.js", "/page.css"})
+ASSETS = {"page.js": "text/javascript", "dom.js": "text/javascript", "page.css": "text/css"}
+"""The page's script modules and style sheet, by file name, with their media types."""
+PUBLIC_PATHS = frozenset({"/", "/login", *(f"/{name}" for name in ASSETS)})
 """Answered without the token: the page decides between itself and its login form; the
-script and style sheet are the package's own files and carry no data."""
+scripts and style sheet are the package's own files and carry no data."""
 RECONNECT_TIMEOUT = 20.0
 """Seconds the reconnect action waits for the connections to be replaced before it answers
 that they are still being replaced."""
@@ -52,8 +54,8 @@ that they are still being replaced."""
 class PageFiles:
     index: str
     login: str
-    script: bytes
-    style: bytes
+    assets: dict[str, bytes]
+    """The files of `ASSETS`, by name."""
 
     @classmethod
     def load(cls) -> PageFiles:
@@ -62,8 +64,7 @@ class PageFiles:
         return cls(
             (folder / "index.html").read_text("utf-8"),
             (folder / "login.html").read_text("utf-8"),
-            (folder / "page.js").read_bytes(),
-            (folder / "page.css").read_bytes(),
+            {name: (folder / name).read_bytes() for name in ASSETS},
         )
 
 
@@ -101,8 +102,8 @@ class HealthPage:
         app.router.add_get("/", self.index)
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
-        app.router.add_get("/page.js", self.script)
-        app.router.add_get("/page.css", self.style)
+        for name in ASSETS:
+            app.router.add_get(f"/{name}", self.asset)
         app.router.add_post("/actions/sources/{name}/test", self.test_source)
         app.router.add_post("/actions/tunnel/reconnect", self.reconnect)
 
@@ -141,11 +142,9 @@ class HealthPage:
         response.del_cookie(cookie_name(request.url.port), path="/")
         return response
 
-    async def script(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.files.script, content_type="text/javascript")
-
-    async def style(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.files.style, content_type="text/css")
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.path.removeprefix("/")
+        return web.Response(body=self.files.assets[name], content_type=ASSETS[name])
 
     async def test_source(self, request: web.Request) -> web.Response:
         refused = _refusal(request, self.session_of(request))

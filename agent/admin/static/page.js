@@ -1,92 +1,19 @@
 // The Bridgehead agent's health page: reads /status.json every few seconds and updates the
 // page in place (rows are kept, so a focused button keeps its focus); the two actions POST
 // with the session's CSRF token. Text goes in with textContent only, never as HTML.
-"use strict";
+import {
+  ago, cells, el, facts, labelCells, ms, pill, setCell, setServerTime, showResult, sparkline,
+  syncRows, when,
+} from "/dom.js";
 
 (function () {
   const REFRESH_MS = 3000;
-  const SVG = "http://www.w3.org/2000/svg";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const byId = (id) => document.getElementById(id);
   const testResults = new Map(); // source name -> {ok, text}
   const reconnectResults = new Map(); // connection number -> {ok, text}
   let paused = false;
   let timer = null;
-  let lastTime = null;
-
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
-
-  function ms(value) {
-    if (value === null || value === undefined) return "–";
-    return value < 10 ? value.toFixed(2) + " ms" : Math.round(value) + " ms";
-  }
-
-  function ago(iso) {
-    if (!iso) return "–";
-    const then = Date.parse(iso);
-    const now = lastTime ? Date.parse(lastTime) : Date.now();
-    const s = Math.round((now - then) / 1000);
-    return s < 0 ? "in " + span(-s) : span(s) + " ago";
-  }
-
-  function span(s) {
-    if (s < 90) return s + " s";
-    if (s < 5400) return Math.round(s / 60) + " min";
-    if (s < 172800) return Math.round(s / 3600) + " h";
-    return Math.round(s / 86400) + " days";
-  }
-
-  function when(iso) {
-    if (!iso) return "–";
-    return new Date(iso).toLocaleString() + " (" + ago(iso) + ")";
-  }
-
-  // Keep one <tr> per key: create the missing, drop the gone, update the rest in place.
-  function syncRows(tbody, items, key, make, update) {
-    const rows = new Map();
-    for (const tr of tbody.rows) rows.set(tr.dataset.key, tr);
-    const wanted = new Set();
-    items.forEach((item, index) => {
-      const k = String(key(item));
-      wanted.add(k);
-      let tr = rows.get(k);
-      if (!tr) {
-        tr = make(item);
-        tr.dataset.key = k;
-      }
-      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
-      update(tr, item);
-    });
-    for (const [k, tr] of rows) if (!wanted.has(k)) tr.remove();
-  }
-
-  function cells(tr, count) {
-    for (let i = 0; i < count; i++) tr.appendChild(el("td"));
-    return tr.cells;
-  }
-
-  function setCell(td, text, className) {
-    const value = text === null || text === undefined || text === "" ? "–" : String(text);
-    if (td.textContent !== value) td.textContent = value;
-    td.className = className || "";
-  }
-
-  function pill(td, text, kind) {
-    let span = td.firstElementChild;
-    if (!span) span = td.appendChild(el("span"));
-    span.textContent = text;
-    span.className = "pill " + kind;
-  }
-
-  function showResult(output, result) {
-    output.textContent = result ? result.text : "";
-    output.className = result ? (result.ok ? "ok" : "failed") : "";
-  }
 
   async function post(path, body) {
     const response = await fetch(path, {
@@ -234,36 +161,6 @@
 
   // Requests ---------------------------------------------------------------------------------
 
-  function sparkline(counts, errors) {
-    const width = 120, height = 26, top = Math.max(1, ...counts);
-    const svg = document.createElementNS(SVG, "svg");
-    svg.setAttribute("class", "spark");
-    svg.setAttribute("width", width);
-    svg.setAttribute("height", height);
-    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
-    svg.setAttribute("role", "img");
-    const total = counts.reduce((a, b) => a + b, 0);
-    const failed = errors.reduce((a, b) => a + b, 0);
-    svg.setAttribute("aria-label", total + " requests and " + failed +
-      " errors in the last 30 minutes, at most " + Math.max(...counts, 0) + " a minute");
-    const step = width / Math.max(1, counts.length - 1);
-    const points = (values) => values.map((v, i) =>
-      (i * step).toFixed(1) + "," + (height - 1 - (v / top) * (height - 3)).toFixed(1)).join(" ");
-    const base = document.createElementNS(SVG, "line");
-    base.setAttribute("class", "base");
-    base.setAttribute("x1", 0); base.setAttribute("x2", width);
-    base.setAttribute("y1", height - 0.5); base.setAttribute("y2", height - 0.5);
-    svg.appendChild(base);
-    for (const [values, name] of [[counts, "count"], [errors, "errors"]]) {
-      if (name === "errors" && failed === 0) continue;
-      const line = document.createElementNS(SVG, "polyline");
-      line.setAttribute("class", name);
-      line.setAttribute("points", points(values));
-      svg.appendChild(line);
-    }
-    return svg;
-  }
-
   function renderRequests(requests) {
     const tbody = byId("requests").tBodies[0];
     tbody.replaceChildren(...requests.map((r) => {
@@ -286,14 +183,6 @@
   }
 
   // Certificate, agent, errors ---------------------------------------------------------------
-
-  function facts(dl, pairs) {
-    dl.replaceChildren();
-    for (const [name, value, className] of pairs) {
-      dl.appendChild(el("dt", name));
-      dl.appendChild(el("dd", value === null || value === undefined ? "–" : value, className));
-    }
-  }
 
   function renderCertificate(cert) {
     const dl = byId("certificate");
@@ -349,18 +238,8 @@
 
   // The whole page ---------------------------------------------------------------------------
 
-  // Each cell names its column (data-label), for the stacked layout of narrow screens.
-  function labelCells(table) {
-    const names = Array.from(table.tHead.rows[0].cells, (th) => th.textContent);
-    for (const tr of table.tBodies[0].rows) {
-      Array.from(tr.cells).forEach((cell, i) => {
-        if (cell.dataset.label !== names[i]) cell.dataset.label = names[i];
-      });
-    }
-  }
-
   function render(doc) {
-    lastTime = doc.time;
+    setServerTime(doc.time);
     const overall = byId("overall");
     overall.className = "overall state-" + doc.state;
     const stateText = { ok: "OK", degraded: "Degraded", down: "Down" }[doc.state] || doc.state;
