@@ -196,8 +196,9 @@ async def test_the_page_is_served_with_its_strict_csp_and_a_session(
     run_agent: Any, tmp_path: Path
 ) -> None:
     """Without a token, GET / is the page with its CSP (own script and style only), a
-    session cookie and the CSRF token in a meta element; its script and style sheet come
-    from the package; an action with that cookie and token answers, without the token 403."""
+    session cookie and the CSRF token in a meta element; its scripts and style sheet come
+    from the package; an action with that cookie and token answers, without the token 403;
+    a Host that is not loopback (a rebound DNS name) gets no session."""
     api = await sqlite_agent(run_agent, tmp_path, "127.0.0.1:0")
     url = admin_url(api)
     jar = aiohttp.CookieJar(unsafe=True)  # unsafe: keep cookies of an IP address
@@ -227,3 +228,7 @@ async def test_the_page_is_served_with_its_strict_csp_and_a_session(
         async with session.post(url + "/actions/tunnel/reconnect", headers=headers) as r:
             assert r.status == 409  # no tunnel configured
             assert "no tunnel" in (await r.json(content_type=None))["detail"]
+    rebound = {"Host": f"attacker.example:{url.rsplit(':', 1)[1]}"}
+    async with aiohttp.ClientSession() as fresh, fresh.get(url + "/", headers=rebound) as r:
+        assert r.status == 403  # no session, so no CSRF token, for a DNS name pointed here
+        assert "Set-Cookie" not in r.headers

@@ -8,7 +8,8 @@ Rules: the page's files ship in the package (`static/`) and are read once at sta
 page refreshes itself from `/status.json` and holds no data of its own. Sessions and CSRF
 are `agent.admin.sessions` (why a login form and a cookie is said there); an action without
 its session's CSRF token, or started by another site (`Sec-Fetch-Site: cross-site`), is a
-403 problem. The page's CSP lets it load only its own script, style and data URLs.
+403 problem. Without a token, sessions are opened only for a loopback Host, so a rebound DNS
+name cannot get a CSRF token. The page's CSP lets it load only its own script, style and data URLs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -111,6 +113,12 @@ class HealthPage:
         if not self.authorised(request):
             return self._login_form("", 200)
         known = self.session_of(request)
+        if known is None and self.digest is None and not _loopback_host(request):
+            return problem(
+                403, "Forbidden",
+                "without an admin token the page opens only at a loopback address, such as "
+                f"http://127.0.0.1:{request.url.port}/ (another name may be a rebound DNS name)",
+            )  # fmt: skip
         session = known or self.sessions.open()
         page = self.files.index.replace("__CSRF__", html.escape(session.csrf))
         page = page.replace("__LOGIN__", "yes" if self.digest is not None else "no")
@@ -194,6 +202,18 @@ def _page(text: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
+
+
+def _loopback_host(request: web.Request) -> bool:
+    """Whether the Host the browser sent is loopback: a page of another site that got its
+    DNS name pointed at 127.0.0.1 (DNS rebinding) sends its own name instead."""
+    host = request.url.host or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _cross_site(request: web.Request) -> bool:
