@@ -25,6 +25,7 @@ from bridgehead.adapters.errors import SourceError
 from bridgehead.agent.admin.metrics import AgentMetrics
 from bridgehead.agent.admin.monitor import Monitor
 from bridgehead.agent.admin.observer import ObservedAudit, ReasonCatcher, RequestObserver
+from bridgehead.agent.admin.page import PageFiles
 from bridgehead.agent.admin.server import admin_app
 from bridgehead.agent.admin.status import About
 from bridgehead.agent.admin.window import RequestWindow
@@ -258,7 +259,9 @@ class Agent:
         started = datetime.now(UTC)
         file = None if self.config_file is None else str(self.config_file)
         about = About(VERSION, file, self.loaded_at, started)
-        app = admin_app(monitor, self.metrics, self.observer, about, self.config.admin.digest)
+        files = await asyncio.to_thread(PageFiles.load)
+        digest = self.config.admin.digest
+        app = admin_app(monitor, self.metrics, self.observer, about, digest, files=files)
         self._admin_runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._admin_runner.setup()
         self.admin_url = await self._bind(self._admin_runner, self.config.admin.address, "admin")

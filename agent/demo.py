@@ -195,7 +195,8 @@ class DemoSetup:
             "certs/)",
             f"  API:     {agent.listen_url}/v1/customers   (also /v1/orders, /v1/order_lines)",
             f"  relay:   {through}/v1/...   (the agent dialed out to it over mutual TLS)",
-            f"  admin:   {agent.admin_url}/status.json   (also /healthz, /readyz, /metrics)",
+            f"  admin:   {agent.admin_url}/   (the health page; also /status.json, /readyz, "
+            "/metrics)",
             "Try, directly and through the relay:",
             f"  curl -s {auth} '{agent.listen_url}{query}'",
             f"  curl -s --cacert {self.folder}/pki/ca.pem {auth} '{through}{query}'",

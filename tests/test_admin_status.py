@@ -202,7 +202,31 @@ def test_window_counts_errors_and_percentiles_over_five_minutes() -> None:
     (stats,) = window.stats()
     assert (stats.requests, stats.errors) == (50, 0)
     clock.now += 300
+    (stats,) = window.stats()  # still listed: its requests are in the 30-minute series
+    assert (stats.requests, stats.errors, stats.p50) == (0, 0, None)
+    clock.now += 30 * 60
     assert window.stats() == []
+
+
+def test_window_keeps_thirty_minutes_of_per_minute_counts() -> None:
+    """Each route carries its requests and errors per minute for the last 30 minutes,
+    oldest first and this minute last, with zeros for quiet minutes."""
+    clock = Clock()
+    clock.now = 60 * 1000  # the start of a minute
+    window = RequestWindow(clock=clock)
+    for minute in range(40):
+        for i in range(minute % 4):
+            window.add("t", "read", 503 if i == 2 else 200, 0.001)
+        clock.now += 60
+    clock.now -= 60  # still in the minute of the last requests
+    (stats,) = window.stats()
+    assert len(stats.per_minute) == 30
+    assert list(stats.per_minute) == [m % 4 for m in range(10, 40)]
+    assert list(stats.errors_per_minute) == [int(m % 4 == 3) for m in range(10, 40)]
+    assert stats.as_dict()["per_minute"] == list(stats.per_minute)
+    clock.now += 5 * 60
+    (stats,) = window.stats()
+    assert list(stats.per_minute) == [m % 4 for m in range(15, 40)] + [0] * 5
 
 
 def test_percentile_of_nothing_is_none() -> None:

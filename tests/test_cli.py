@@ -284,13 +284,18 @@ def test_start_up_failures_are_one_sentence(
 def test_demo_prints_its_admin_page_and_it_becomes_ready(
     demo: tuple[subprocess.Popen[str], list[str]],
 ) -> None:
-    """The demo turns the admin listener on and prints its URL; /readyz there answers 200
-    once the agent's tunnel to the demo relay is up."""
+    """The demo turns the admin listener on and prints its health page's URL, which serves
+    the page; /readyz there answers 200 once the agent's tunnel to the demo relay is up."""
     _, lines = demo
     admin = next((line.split()[1] for line in lines if line.strip().startswith("admin:")), None)
     assert admin is not None, lines
     assert admin.startswith("http://127.0.0.1:")
-    ready = admin.removesuffix("/status.json") + "/readyz"
+    assert admin.endswith("/")
+    page = subprocess.run(
+        ["curl", "-s", admin], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "<title>Bridgehead agent health</title>" in page.stdout
+    ready = admin + "readyz"
     deadline = time.monotonic() + 20
     while True:
         result = subprocess.run(

@@ -26,7 +26,8 @@ def python_in(folder: Path, python: str, code: str) -> subprocess.CompletedProce
 
 def test_the_wheel_holds_no_top_level_package_but_bridgehead(tmp_path: Path) -> None:
     """Every file of the wheel lies under `bridgehead/` (or its metadata), each folder is
-    there with its py.typed marker, and the console scripts name the new modules."""
+    there with its py.typed marker, the health page's files are there, and the console
+    scripts name the new modules."""
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -38,6 +39,8 @@ def test_the_wheel_holds_no_top_level_package_but_bridgehead(tmp_path: Path) -> 
         assert f"bridgehead/{folder}/__init__.py" in names
         assert f"bridgehead/{folder}/py.typed" in names
     assert "bridgehead/packaging/linux/bridgehead.service" in names  # service install writes it
+    for page_file in ("index.html", "login.html", "page.js", "dom.js", "page.css"):
+        assert f"bridgehead/agent/admin/static/{page_file}" in names
     assert "bridgehead = bridgehead.agent.cli:main" in scripts
     assert "bridgehead-relay = bridgehead.relay.cli:main" in scripts
 

@@ -104,6 +104,10 @@ class Monitor:
         self.last, self._taken_at = snapshot, self.clock()
         return snapshot
 
+    async def probe_now(self, name: str) -> SourceState:
+        """Probe one source at once, outside the shared rounds (the page's test button)."""
+        return await self._source(name, self.adapters[name])
+
     async def _source(self, name: str, adapter: Adapter) -> SourceState:
         result = await probe(adapter, self.probe_timeout)
         if result.error is not None:

@@ -1,10 +1,12 @@
-"""The admin listener's aiohttp application: /healthz, /readyz, /status.json, /metrics.
+"""The admin listener's aiohttp application: /healthz, /readyz, /status.json, /metrics,
+and the health page (`agent.admin.page`) at /.
 
 Rules: handlers only ask the `Monitor` for a snapshot and hand it to the pure functions of
 `agent.admin.status`; with a token configured every request needs `Authorization: Bearer
-TOKEN` (its SHA-256 compared in constant time, 401 otherwise); every answer, refusals
+TOKEN` (its SHA-256 compared in constant time) or the page's session cookie, 401 otherwise
+(the page's own paths, `PUBLIC_PATHS`, answer a login form instead); every answer, refusals
 included, carries no-store caching, nosniff, frame denial and a Content-Security-Policy that
-allows nothing (the endpoints are JSON and text).
+allows nothing, except the page's HTML, whose CSP allows only its own files.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bridgehead.agent.admin.metrics import AgentMetrics
 from bridgehead.agent.admin.monitor import Monitor
 from bridgehead.agent.admin.observer import RequestObserver
+from bridgehead.agent.admin.page import PUBLIC_PATHS, HealthPage, PageFiles
 from bridgehead.agent.admin.status import About, readiness, status_document
 from bridgehead.common.auth import bearer_token, find_by_digest
 from bridgehead.common.errors import Unauthorized
@@ -53,10 +56,10 @@ def token_check(digest: bytes | None) -> Callable[[web.Request], bool]:
     return allowed
 
 
-def _middleware(allowed: Callable[[web.Request], bool]) -> Middleware:
+def _middleware(page: HealthPage) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if allowed(request):
+        if page.authorised(request) or request.path in PUBLIC_PATHS:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:  # 404, 405: answered with the same headers
@@ -67,7 +70,8 @@ def _middleware(allowed: Callable[[web.Request], bool]) -> Middleware:
                 401,
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="bridgehead-admin"'
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)  # the page sets its own CSP
         return response
 
     return guard
@@ -79,7 +83,12 @@ def admin_app(
     observer: RequestObserver,
     about: About,
     digest: bytes | None,
+    *,
+    files: PageFiles,
 ) -> web.Application:
+    """The admin endpoints and the health page; `files` from `PageFiles.load`."""
+    page = HealthPage(files, monitor, digest, token_check(digest))
+
     async def healthz(request: web.Request) -> web.Response:
         return _json({"status": "alive"})  # answered by the event loop itself
 
@@ -98,7 +107,8 @@ def admin_app(
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application(middlewares=[_middleware(token_check(digest))])
+    app = web.Application(middlewares=[_middleware(page)])
+    page.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status.json", status)

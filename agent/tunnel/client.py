@@ -174,13 +174,27 @@ class TunnelClient:
         log.info("tunnel: certificate files changed; rotating connections")
         with contextlib.suppress(OSError, ValueError):  # unreadable: the dial will say why
             await self.renewer.load()
-        for connection in list(self.live):
+        await self._replace(list(self.live))
+        return True
+
+    async def reconnect(self, number: int | None = None) -> int:
+        """Drop and redial connection `number` (every live one when None) one at a time, as
+        a rotation does (the admin page's action); how many were dropped."""
+        slots = sorted(self.status.slots.items())
+        chosen = [s.connection for n, s in slots if number is None or n == number]
+        live = [c for c in chosen if c is not None]
+        log.info("tunnel: reconnecting %d connection(s) on request", len(live))
+        await self._replace(live)
+        return len(live)
+
+    async def _replace(self, connections: list[TunnelConnection]) -> None:
+        """Drain each connection, then wait for a replacement, before the next."""
+        for connection in connections:
             self._connected.clear()
             await connection.drain()
             await connection.closed.wait()
             with contextlib.suppress(TimeoutError):  # the replacement, before the next drain
                 await asyncio.wait_for(self._connected.wait(), DIAL_TIMEOUT)
-        return True
 
     async def drain(self, grace: float) -> None:
         """Stop dialing, ask every connection to finish its streams, wait up to `grace` s."""
