@@ -133,6 +133,9 @@ class Adapter(Protocol):
     def decoder(self, column_type: ColumnType) -> Decoder | None:
         """Turns what the driver returns for this type into the canonical value."""
 
+    server_version: str | None
+    """The DBMS's version as its driver reports it, once connected (None if it says none)."""
+
     async def open(self) -> None:
         """Connect once to learn the DBMS (and fail early if it is unreachable)."""
 

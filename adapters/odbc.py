@@ -95,6 +95,12 @@ class ODBCAdapter(PooledAdapter):
     def _dbms_name(self, conn: Any) -> str:
         return str(conn.getinfo(self._odbc.SQL_DBMS_NAME))
 
+    def _dbms_version(self, conn: Any) -> str | None:
+        try:
+            return str(conn.getinfo(self._odbc.SQL_DBMS_VER)).strip() or None
+        except self._odbc.Error:
+            return None
+
     def _interrupt(self, job: Job) -> None:
         cursor = job.cursor
         if cursor is not None:

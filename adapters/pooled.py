@@ -84,6 +84,8 @@ class PooledAdapter(SourceStatements, ABC):
         self._slots = asyncio.Semaphore(settings.pool_size)
         self._idle: list[Any] = []
         self._dialect: Dialect | None = None
+        self.server_version: str | None = None
+        """The DBMS's version, learned with the dialect on the first connection."""
         self._closed = False
         self._running: set[asyncio.Future[Any]] = set()
         """Statements on the pool's threads, abandoned ones included: close() waits for them."""
@@ -99,6 +101,11 @@ class PooledAdapter(SourceStatements, ABC):
     @abstractmethod
     def _dbms_name(self, conn: Any) -> str:
         """The DBMS's name as the driver reports it (ODBC `SQL_DBMS_NAME`)."""
+
+    def _dbms_version(self, conn: Any) -> str | None:
+        """The DBMS's version as the driver reports it (ODBC `SQL_DBMS_VER`), if it does."""
+        del conn
+        return None
 
     @abstractmethod
     def _interrupt(self, job: Job) -> None:
@@ -310,6 +317,7 @@ class PooledAdapter(SourceStatements, ABC):
             conn = self._connect()
             if self._dialect is None:
                 self._dialect = for_dbms(self._dbms_name(conn))
+                self.server_version = self._dbms_version(conn)
                 conn = self._reconnect_for_dialect(conn)
             cursor = conn.cursor()
             for statement in self._dialect.session_setup:

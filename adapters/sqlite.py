@@ -39,6 +39,9 @@ class SQLiteAdapter(PooledAdapter):
     def _dbms_name(self, conn: Any) -> str:
         return "SQLite"
 
+    def _dbms_version(self, conn: Any) -> str | None:
+        return str(conn.execute("SELECT sqlite_version()").fetchone()[0])
+
     def _interrupt(self, job: Job) -> None:
         job.conn.interrupt()
 

@@ -90,6 +90,7 @@ async def test_endpoints_answer_with_strict_headers(run_agent: Any, tmp_path: Pa
     _, _, doc = await admin_get(base + "/status.json")
     assert (doc["state"], doc["ready"], doc["tunnel"]) == ("ok", True, None)
     assert doc["sources"][0]["dbms"] == "sqlite"
+    assert doc["sources"][0]["dbms_version"] == sqlite3.sqlite_version
     assert doc["sources"][0]["pool"]["size"] == 4
     (reads,) = [r for r in doc["requests"] if r["target"] == "t"]
     assert (reads["operation"], reads["requests"], reads["errors"]) == ("read", 3, 0)
@@ -217,6 +218,7 @@ async def test_readyz_follows_a_postgresql_source(
     await poll_until(url + "/readyz", 200)
     _, _, doc = await admin_get(url + "/status.json", None)
     assert (doc["state"], doc["sources"][0]["dbms"]) == ("ok", "postgresql")
+    assert doc["sources"][0]["dbms_version"].startswith("15.")  # psqlODBC's SQL_DBMS_VER
     assert doc["sources"][0]["last_error"] == failed["reason"]
 
 

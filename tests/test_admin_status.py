@@ -165,7 +165,7 @@ def test_status_document_lists_every_part() -> None:
     assert doc["state"] == "degraded"
     assert doc["ready"] is False
     assert doc["sources"][1] == {
-        "name": "s1", "driver": "odbc", "dbms": "postgresql", "up": False,
+        "name": "s1", "driver": "odbc", "dbms": "postgresql", "dbms_version": None, "up": False,
         "probe_latency_ms": 2.0, "pool": {"in_use": 1, "size": 4, "waiting": 0},
         "error": "connection refused", "last_error": "connection refused",
     }  # fmt: skip

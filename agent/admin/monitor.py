@@ -124,6 +124,7 @@ class Monitor:
             latency=result.latency,
             pool=pool_stats(adapter),
             last_error=self._source_errors.get(name),
+            version=adapter.server_version,
         )
 
     async def _store_failure(self) -> str | None:

@@ -34,6 +34,8 @@ class SourceState:
     pool: PoolStats | None
     last_error: str | None = None
     """The last probe failure seen, kept after the source recovers."""
+    version: str | None = None
+    """The DBMS's version as its driver reports it."""
 
     @property
     def up(self) -> bool:
@@ -200,6 +202,7 @@ def source_dict(source: SourceState) -> dict[str, Any]:
         "name": source.name,
         "driver": source.driver,
         "dbms": source.dbms,
+        "dbms_version": source.version,
         "up": source.up,
         "probe_latency_ms": None if source.latency is None else round(source.latency * 1000, 3),
         "pool": None if pool is None else {

@@ -49,7 +49,8 @@ import {
   function updateSourceRow(tr, s) {
     const td = tr.cells;
     pill(td[1], s.up ? "up" : "down", s.up ? "up" : "down");
-    setCell(td[2], s.dbms || "not connected yet");
+    setCell(td[2], s.dbms ? s.dbms + (s.dbms_version ? " " + s.dbms_version : "") :
+      "not connected yet");
     setCell(td[3], s.driver);
     setCell(td[4], ms(s.probe_latency_ms), "num");
     const pool = s.pool;
