@@ -12,7 +12,7 @@ from bridgehead.adapters import errors
 from bridgehead.adapters.base import SourceSettings
 from bridgehead.adapters.jobs import Job
 from bridgehead.adapters.pooled import PooledAdapter
-from bridgehead.adapters.types import TableInfo, TableRef
+from bridgehead.adapters.types import TableEntry, TableInfo, TableRef
 
 Answer = tuple[list[str], list[tuple[Any, ...]]]
 """A statement's result: its column names and rows ([] and [] for a statement with none)."""
@@ -89,6 +89,12 @@ class RecordingAdapter(PooledAdapter):
 
     def _describe(self, job: Job, table: TableRef) -> TableInfo | None:
         return None
+
+    def _tables(self, job: Job) -> list[TableEntry]:
+        return []
+
+    def _unique_keys(self, job: Job, table: TableRef) -> list[tuple[str, ...]]:
+        return []
 
     def _begin(self, job: Job, snapshot: bool) -> None:
         self.driver.sent.append(("-- begin snapshot" if snapshot else "-- begin", []))

@@ -29,7 +29,7 @@ SCHEMA = [
     "CREATE UNIQUE INDEX codes_code ON codes (code)",
     "CREATE TABLE notes (body VARCHAR(100))",
     "CREATE VIEW named_customers AS SELECT id, name FROM customers",
-    "INSERT INTO customers VALUES (1, 'Zoë'), (2, 'Øyvind')",
+    "INSERT INTO customers VALUES (1, 'Zoe'), (2, 'Oyvind')",
     "INSERT INTO order_lines VALUES (7, 1, 3), (7, 2, 5)",
 ]
 
@@ -104,7 +104,7 @@ async def test_init_writes_a_config_that_checks_and_serves(
                 line = await response.json()
     finally:
         await served.stop()
-    assert [r["name"] for r in rows] == ["Zoë", "Øyvind"]
+    assert [r["name"] for r in rows] == ["Zoe", "Oyvind"]
     assert line["qty"] == 5
 
 
