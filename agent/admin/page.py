@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -35,6 +34,7 @@ from bridgehead.agent.admin.sessions import (
     csrf_matches,
 )
 from bridgehead.common.auth import find_by_digest
+from bridgehead.common.config.base import is_loopback
 from bridgehead.common.problem import JSON, PROBLEM_JSON, problem_body, slug_of
 from bridgehead.common.requestid import new_request_id
 
@@ -207,13 +207,7 @@ def _page(text: str, status: int = 200) -> web.Response:
 def _loopback_host(request: web.Request) -> bool:
     """Whether the Host the browser sent is loopback: a page of another site that got its
     DNS name pointed at 127.0.0.1 (DNS rebinding) sends its own name instead."""
-    host = request.url.host or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(request.url.host or "")
 
 
 def _cross_site(request: web.Request) -> bool:
