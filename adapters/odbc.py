@@ -155,9 +155,16 @@ class ODBCAdapter(PooledAdapter):
             job.conn.autocommit = True
 
     def _tables(self, job: Job) -> list[TableEntry]:
+        # Where the qualifier is the database (MySQL, MariaDB), only the connection's own:
+        # ODBC would list every database the user can see.
+        own = (
+            {"catalog": str(job.conn.getinfo(self._odbc.SQL_DATABASE_NAME))}
+            if self.dialect.qualifier_is_catalog
+            else {}
+        )
         cursor = job.cursor = job.conn.cursor()
         try:
-            rows = cursor.tables(tableType="TABLE,VIEW").fetchall()
+            rows = cursor.tables(tableType="TABLE,VIEW", **own).fetchall()
         finally:
             job.cursor = None
             cursor.close()

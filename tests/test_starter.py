@@ -43,6 +43,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     b = make_backend(request.param, request, tmp_path, "starter")
     b.run(SCHEMA)
+    if b.server is not None:  # another database on the same server: not to be listed
+        other = make_backend(request.param, request, tmp_path, "starter_elsewhere")
+        other.run(["CREATE TABLE elsewhere (id INTEGER PRIMARY KEY)"])
     return b
 
 
