@@ -1,0 +1,342 @@
+"""`bridgehead service` on Windows, run here against a fake service control manager: install
+registers `Bridgehead` with delayed auto-start, restart-on-failure recovery and the chosen
+account (the password from stdin, never printed); uninstall drains and removes it and keeps
+config and state unless --purge; status names the state; --dry-run prints every step. The
+service's own logic (`ServiceHost`) runs a real agent: a service stop drains like SIGTERM
+(a stream in flight finishes) and STOPPED is reported; a start that fails reports a non-zero
+exit code so the recovery actions apply."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import logging
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridgehead.agent.service import windows
+from bridgehead.agent.service.host import MARGIN_MS, ServiceHost
+from bridgehead.agent.service_cli import service_command
+from bridgehead.common import logs
+from bridgehead.common.commands import UsageError
+
+BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
+KEY = "windows-service-key-0123456789"
+ROWS = 20_000
+
+
+class FakeServiceManager:
+    """Records every call and keeps each service's state as the SCM would."""
+
+    def __init__(self, states: dict[str, str] | None = None) -> None:
+        self.states = dict(states or {})
+        self.calls: list[tuple[object, ...]] = []
+        self.specs: dict[str, windows.ServiceSpec] = {}
+        self.passwords: list[str | None] = []
+        self.commands: list[tuple[str, ...]] = []
+
+    def create(self, spec: windows.ServiceSpec, password: str | None) -> None:
+        self.calls.append(("create", spec.name))
+        self.specs[spec.name], self.states[spec.name] = spec, "STOPPED"
+        self.passwords.append(password)
+
+    def configure_recovery(self, name: str, delays: Sequence[int], reset_after: int) -> None:
+        self.calls.append(("configure_recovery", name, tuple(delays), reset_after))
+
+    def start(self, name: str) -> None:
+        self.calls.append(("start", name))
+        self.states[name] = "RUNNING"
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+        self.states[name] = "STOPPED"
+
+    def delete(self, name: str) -> None:
+        self.calls.append(("delete", name))
+        del self.states[name]
+
+    def query(self, name: str) -> str | None:
+        return self.states.get(name)
+
+    def run_command(self, argv: Sequence[str]) -> None:
+        self.commands.append(tuple(argv))
+
+
+@pytest.fixture
+def program_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch %ProgramData% holding a SQLite config in Bridgehead\\agent.yaml."""
+    root = tmp_path / "ProgramData"
+    folder = root / "Bridgehead"
+    folder.mkdir(parents=True)
+    with sqlite3.connect(folder / "t.db") as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    db.close()
+    (folder / "agent.yaml").write_text(
+        yaml.safe_dump({"sources": {"db": {"sqlite": "t.db"}}, "admin": None})
+    )
+    monkeypatch.setenv("ProgramData", str(root))
+    return root
+
+
+def windows_command(
+    action: str,
+    manager: FakeServiceManager,
+    *flags: str,
+    account: str | None = None,
+    stdin: io.StringIO | None = None,
+) -> str:
+    """What `bridgehead service ACTION --platform windows` prints, against `manager`."""
+    out = io.StringIO()
+    code = service_command(
+        action, None, "--dry-run" in flags, "--purge" in flags, out, platform="windows",
+        account=account, stdin=stdin or io.StringIO(""), manager=manager,
+    )  # fmt: skip
+    assert code == 0
+    return out.getvalue()
+
+
+def test_install_registers_a_delayed_service_that_restarts_on_failure(program_data: Path) -> None:
+    """The folders are made and locked down with icacls, then the service is created
+    (delayed auto-start, NT SERVICE\\Bridgehead, the config under %ProgramData%), given
+    restart-after-5/30/60 s recovery reset after a day, and started; no password is asked
+    for the virtual account."""
+    folder, manager = program_data / "Bridgehead", FakeServiceManager()
+
+    assert windows_command("install", manager) == "service install: done\n"
+
+    assert manager.calls == [
+        ("create", "Bridgehead"),
+        ("configure_recovery", "Bridgehead", (5, 30, 60), 86400),
+        ("start", "Bridgehead"),
+    ]
+    spec = manager.specs["Bridgehead"]
+    assert spec.delayed_start
+    assert spec.account == r"NT SERVICE\Bridgehead"
+    assert spec.config_file == folder / "agent.yaml"
+    assert manager.passwords == [None]
+    assert (folder / "state").is_dir()
+    assert (folder / "logs").is_dir()
+    ran = manager.commands
+    assert ran[0][:3] == ("icacls", str(folder), "/inheritance:r")
+    assert r"NT SERVICE\Bridgehead:(OI)(CI)RX" in ran[0]
+    assert ran[1] == ("icacls", str(folder / "state"), "/grant", r"NT SERVICE\Bridgehead:(OI)(CI)M")
+    assert manager.query("Bridgehead") == "RUNNING"
+
+
+@pytest.mark.usefixtures("program_data")
+def test_an_account_takes_its_password_from_stdin() -> None:
+    """--account runs the service as that account with the password read from stdin; an
+    account that needs one and gets none is refused before anything changes."""
+    manager = FakeServiceManager()
+    stdin = io.StringIO("s3cret-pass\n")
+
+    windows_command("install", manager, account=r"CORP\svc-bridgehead", stdin=stdin)
+
+    assert manager.specs["Bridgehead"].account == r"CORP\svc-bridgehead"
+    assert manager.passwords == ["s3cret-pass"]
+    empty = FakeServiceManager()
+    with pytest.raises(UsageError, match="needs its password on stdin"):
+        windows_command("install", empty, account=r"CORP\svc-bridgehead")
+    assert empty.calls == []
+
+
+def test_uninstall_drains_and_removes_and_keeps_the_config_unless_purged(
+    program_data: Path,
+) -> None:
+    """Uninstall stops a running service (the stop waits for the drain) and deletes it; the
+    config and state stay; --purge removes the folder too; a service already gone is fine."""
+    folder = program_data / "Bridgehead"
+    manager = FakeServiceManager({"Bridgehead": "RUNNING"})
+
+    windows_command("uninstall", manager)
+
+    assert manager.calls == [("stop", "Bridgehead"), ("delete", "Bridgehead")]
+    assert (folder / "agent.yaml").exists()
+    gone = FakeServiceManager()
+    windows_command("uninstall", gone, "--purge")
+    assert gone.calls == []
+    assert not folder.exists()
+
+
+def test_status_names_the_service_state(program_data: Path) -> None:
+    """Status prints the SCM's state of the service, or that it is not installed."""
+    out = windows_command("status", FakeServiceManager({"Bridgehead": "STOP_PENDING"}))
+    assert out.startswith("service Bridgehead: STOP_PENDING\n")
+    assert "readiness: unknown (admin: is off in the config)" in out
+    assert windows_command("status", FakeServiceManager()).startswith(
+        "service Bridgehead: not installed"
+    )
+
+
+def test_dry_run_prints_every_windows_step_and_changes_nothing(program_data: Path) -> None:
+    """`--platform windows --dry-run` lists the folders, the ACLs, the service with its
+    start type and account, recovery and start; uninstall --purge lists the removal."""
+    config = program_data / "Bridgehead" / "agent.yaml"
+    run = [*BRIDGEHEAD, "service", "install", "--platform", "windows", "--dry-run"]
+    result = subprocess.run([*run, "-c", str(config)], capture_output=True, text=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for expected in (
+        f"make folder {program_data / 'Bridgehead' / 'state'}",
+        f"run icacls {program_data / 'Bridgehead'} /inheritance:r",
+        r"create service Bridgehead ('Bridgehead gateway agent'), delayed auto-start, "
+        rf"account NT SERVICE\Bridgehead, config {config}",
+        "configure recovery of Bridgehead: restart on failure after 5 s, 30 s, 60 s; "
+        "reset the failure count after 86400 s",
+        "start service Bridgehead",
+    ):
+        assert expected in result.stdout, expected
+    purge = subprocess.run(
+        [*BRIDGEHEAD, "service", "uninstall", "--platform", "windows", "--dry-run", "--purge"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert purge.stdout.splitlines() == [
+        "stop service Bridgehead", "delete service Bridgehead",
+        f"remove {program_data / 'Bridgehead'}",
+    ]  # fmt: skip
+    assert not (program_data / "Bridgehead" / "state").exists()
+
+
+def test_other_platforms_are_refused_in_one_sentence() -> None:
+    """On a platform with neither systemd nor the SCM the command says what to do instead."""
+    with pytest.raises(UsageError, match=r"supports Linux \(systemd\) and Windows; this is darwin"):
+        service_command("install", None, False, False, io.StringIO(), platform="darwin")
+
+
+def test_the_service_class_needs_windows() -> None:
+    """The pywin32 service class is importable only where pywin32 is (Windows)."""
+    with pytest.raises(ImportError):
+        import bridgehead.agent.service.winservice  # noqa: F401, PLC0415
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Reports:
+    """The states the host reports, as the SCM would receive them."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, int]] = []
+
+    def __call__(self, state: str, wait_hint_ms: int = 0, exit_code: int = 0) -> None:
+        self.seen.append((state, wait_hint_ms, exit_code))
+
+    def wait_for(self, state: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not any(seen[0] == state for seen in self.seen):
+            assert time.monotonic() < deadline, self.seen
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    logs.close()
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.fixture
+def served_config(tmp_path: Path) -> tuple[Path, int]:
+    path, port = tmp_path / "t.db", free_port()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO t VALUES (?, ?)",
+                       ((i, f"row {i} " + "x" * 40) for i in range(1, ROWS + 1)))  # fmt: skip
+    db.close()
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump({
+        "sources": {"db": {"sqlite": str(path)}},
+        "resources": {"t": {"source": "db", "table": "t", "key": ["id"], "max_rows": ROWS}},
+        "auth": {"api_keys": [{"name": "k", "key_sha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                               "scopes": ["t:read"]}]},
+        "listen": f"127.0.0.1:{port}", "admin": None, "shutdown_grace": "20s",
+    }))  # fmt: skip
+    return config, port
+
+
+def refused_within(port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as late:
+            if late.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_service_stop_drains_like_sigterm(served_config: tuple[Path, int]) -> None:
+    """The host starts a real agent and reports RUNNING; SvcStop reports STOP_PENDING with a
+    wait hint covering shutdown_grace and sets the runtime's stop event: new connections are
+    refused, the stream in flight is delivered whole, then STOPPED (exit 0) is reported; the
+    log goes to logs\\agent.log beside the config and the lifecycle to the event log."""
+    config, port = served_config
+    reports, events = Reports(), RecordingHandler()
+    host = ServiceHost(config, reports, event_log=events)
+    runner = threading.Thread(target=host.run)
+    runner.start()
+    reports.wait_for("RUNNING")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/t",
+        headers={"Authorization": f"Bearer {KEY}", "Accept": "application/x-ndjson"},
+    )
+    response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=30)  # noqa: S310
+    rows, stopped = 0, False
+    while chunk := response.read(1 << 14):
+        rows += chunk.count(b"\n")
+        if not stopped and rows > 1000:
+            host.request_stop()  # what SvcStop does
+            stopped = True
+            assert refused_within(port, 10)
+        time.sleep(0.002)
+    runner.join(timeout=30)
+    assert rows == ROWS
+    assert not runner.is_alive()
+    hint = 20_000 + MARGIN_MS
+    assert [s for s in reports.seen if s[0] != "START_PENDING"] == [
+        ("RUNNING", 0, 0), ("STOP_PENDING", hint, 0), ("STOP_PENDING", hint, 0), ("STOPPED", 0, 0),
+    ]  # fmt: skip
+    assert (config.parent / "logs" / "agent.log").exists()
+    assert "Bridgehead service draining: finishing requests in flight" in events.lines
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_start_that_fails_reports_a_failure_exit_code(tmp_path: Path) -> None:
+    """A config that does not load ends the service with STOPPED and exit code 1 (so the
+    SCM's recovery restarts it), and the reason reaches the event log."""
+    config = tmp_path / "agent.yaml"
+    config.write_text("sources: {db: {sqlite: t.db}}\nlisten: nowhere\n")
+    reports, events = Reports(), RecordingHandler()
+
+    assert ServiceHost(config, reports, event_log=events).run() == 1
+
+    assert reports.seen[-1] == ("STOPPED", 0, 1)
+    assert any("Bridgehead service stopped:" in line for line in events.lines)
+
+
+class RecordingHandler(logging.Handler):
+    """Stands in for the Windows event log (NTEventLogHandler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
