@@ -44,6 +44,7 @@ class Win32ServiceManager:  # pragma: no cover - Windows only
              delayedstart=spec.delayed_start)  # fmt: skip
         _scm("recording the config path", win32serviceutil.SetServiceCustomOption,
              spec.name, "config", str(spec.config_file))  # fmt: skip
+        _scm("registering the event log source", _event_source, spec.name, True)
 
     def configure_recovery(self, name: str, delays: Sequence[int], reset_after: int) -> None:
         import win32service  # noqa: PLC0415
@@ -83,6 +84,7 @@ class Win32ServiceManager:  # pragma: no cover - Windows only
         import win32serviceutil  # noqa: PLC0415
 
         _scm("removing the service", win32serviceutil.RemoveService, name)
+        _scm("removing the event log source", _event_source, name, False)
 
     def query(self, name: str) -> str | None:
         import pywintypes  # noqa: PLC0415
@@ -98,3 +100,15 @@ class Win32ServiceManager:  # pragma: no cover - Windows only
 
     def run_command(self, argv: Sequence[str]) -> None:
         run_command(argv)
+
+
+def _event_source(name: str, add: bool) -> None:  # pragma: no cover - Windows only
+    """The Application log's source `name`, with the messages `NTEventLogHandler` uses."""
+    import win32evtlogutil  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: PLC0415
+    import win32service  # noqa: PLC0415
+
+    if not add:
+        win32evtlogutil.RemoveSourceFromRegistry(name)
+        return
+    messages = win32service.__file__  # win32service.pyd holds the message table
+    win32evtlogutil.AddSourceToRegistry(name, messages, "Application")

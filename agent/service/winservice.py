@@ -29,8 +29,7 @@ class BridgeheadService(win32serviceutil.ServiceFramework):  # type: ignore[misc
         super().__init__(args)
         default = str(windows.data_folder() / "agent.yaml")
         config = win32serviceutil.GetServiceCustomOption(windows.NAME, "config", default)
-        events = logging.handlers.NTEventLogHandler(windows.NAME)
-        self.host = ServiceHost(Path(config), self._report, event_log=events)
+        self.host = ServiceHost(Path(config), self._report, event_log=_event_log())
 
     def _report(self, state: str, wait_hint_ms: int = 0, exit_code: int = 0) -> None:
         self.ReportServiceStatus(
@@ -52,3 +51,12 @@ class BridgeheadService(win32serviceutil.ServiceFramework):  # type: ignore[misc
 
     def SvcShutdown(self) -> None:
         self.host.request_stop()
+
+
+def _event_log() -> logging.Handler | None:  # pragma: no cover - Windows only
+    """The Application log (source registered by `service install`); None if it cannot be
+    opened, so the service still runs, logging to its file."""
+    try:
+        return logging.handlers.NTEventLogHandler(windows.NAME)
+    except Exception:
+        return None
