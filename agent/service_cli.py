@@ -134,14 +134,19 @@ def _windows(
         print(f"service {windows.NAME}: {state or 'not installed'}", file=out)
         print(f"readiness: {_readiness(config_file)}", file=out)
         return 0
+    problem = None
     if request.action == "uninstall":
         steps = windows.uninstall_plan(folder, purge=request.purge)
     else:
         load_config_or_refuse(load_config, config_file)
         steps = windows.install_plan(folder, config_file.absolute(), request.account)
+        problem = windows.unreachable(config_file.absolute(), folder)
     if request.dry_run or scm is None:
-        print("\n".join(step.describe() for step in steps), file=out)
+        lines = [f"problem: {problem}"] if problem else []
+        print("\n".join(lines + [step.describe() for step in steps]), file=out)
         return 0
+    if problem:
+        raise UsageError(problem)
     password = None
     if request.action == "install" and windows.needs_password(request.account):
         password = read_password(request.account, stdin)

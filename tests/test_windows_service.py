@@ -8,6 +8,7 @@ exit code so the recovery actions apply."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import io
@@ -30,6 +31,7 @@ from bridgehead.agent.service.host import MARGIN_MS, ServiceHost
 from bridgehead.agent.service_cli import service_command
 from bridgehead.common import logs
 from bridgehead.common.commands import UsageError
+from bridgehead.common.runtime import StopEvent
 
 BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
 KEY = "windows-service-key-0123456789"
@@ -208,10 +210,71 @@ def test_dry_run_prints_every_windows_step_and_changes_nothing(program_data: Pat
     assert not (program_data / "Bridgehead" / "state").exists()
 
 
+def test_a_config_outside_the_data_folder_is_refused(program_data: Path, tmp_path: Path) -> None:
+    """A config outside %ProgramData%\\Bridgehead (whose ACL install sets) is refused before
+    anything changes; the dry run names the problem first."""
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text((program_data / "Bridgehead" / "agent.yaml").read_text())
+    manager = FakeServiceManager()
+    with pytest.raises(UsageError, match=r"is outside .*move the config and its certificates"):
+        service_command("install", elsewhere, False, False, io.StringIO(), platform="windows",
+                        manager=manager)  # fmt: skip
+    assert manager.calls == []
+    assert manager.commands == []
+    out = io.StringIO()
+    service_command("install", elsewhere, True, False, out, platform="windows", manager=manager)
+    assert out.getvalue().startswith(f"problem: {elsewhere} is outside")
+
+
 def test_other_platforms_are_refused_in_one_sentence() -> None:
-    """On a platform with neither systemd nor the SCM the command says what to do instead."""
+    """On a platform with neither systemd nor the SCM the command says what to do instead;
+    --account is refused on Linux, where the service user is fixed."""
     with pytest.raises(UsageError, match=r"supports Linux \(systemd\) and Windows; this is darwin"):
         service_command("install", None, False, False, io.StringIO(), platform="darwin")
+    with pytest.raises(UsageError, match="--account is for Windows"):
+        service_command("install", None, True, False, io.StringIO(), platform="linux",
+                        account="someone")  # fmt: skip
+
+
+def test_the_stop_event_wakes_a_loop_from_another_thread() -> None:
+    """The runtime's StopEvent set from a service-control thread wakes the loop waiting on
+    it; one set before the wait is not missed."""
+    stop = StopEvent()
+    threading.Timer(0.05, stop.set).start()
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(stop.wait(), timeout=10))
+    assert time.monotonic() - started < 5
+    asyncio.run(asyncio.wait_for(stop.wait(), timeout=1))  # already set: returns at once
+
+
+class Recorded:
+    """A service that records its start and stop."""
+
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    async def start(self) -> None:
+        self.seen.append("start")
+
+    async def stop(self) -> None:
+        self.seen.append("stop")
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_stop_while_starting_never_reports_running(served_config: tuple[Path, int]) -> None:
+    """SvcStop before the agent is up: the services start and are drained at once, and the
+    SCM hears START_PENDING, STOP_PENDING, STOPPED, never RUNNING after the stop."""
+    config, _ = served_config
+    reports, seen = Reports(), []
+    host = ServiceHost(config, reports, make_services=lambda _c, _f: [Recorded(seen)])
+    host.request_stop()
+
+    assert host.run() == 0
+
+    assert seen == ["start", "stop"]
+    assert [state for state, _, _ in reports.seen] == [
+        "STOP_PENDING", "START_PENDING", "STOP_PENDING", "STOPPED",
+    ]  # fmt: skip
 
 
 def test_the_service_class_needs_windows() -> None:

@@ -47,11 +47,12 @@ def agent_services(config: AgentConfig, config_file: Path) -> Sequence[Service]:
 class ScmLifecycle:
     """The runtime's `Lifecycle`, told to the SCM instead of systemd."""
 
-    def __init__(self, report: Reporter, stop_hint_ms: int) -> None:
-        self.report, self.stop_hint_ms = report, stop_hint_ms
+    def __init__(self, report: Reporter, stop_hint_ms: int, stop: StopEvent) -> None:
+        self.report, self.stop_hint_ms, self.stop = report, stop_hint_ms, stop
 
     def ready(self, status: str) -> None:
-        self.report("RUNNING")
+        if not self.stop.is_set():  # a stop asked for while starting: no RUNNING after it
+            self.report("RUNNING")
         log.info("Bridgehead service %s", status)
 
     def stopping(self, status: str) -> None:
@@ -87,7 +88,8 @@ class ServiceHost:
             self.stop_hint_ms = int(config.shutdown_grace * 1000) + MARGIN_MS
             self._logging(config)
             services = self.make_services(config, self.config_file)
-            run_services(services, self.stop, notifier=ScmLifecycle(self.report, self.stop_hint_ms))
+            lifecycle = ScmLifecycle(self.report, self.stop_hint_ms, self.stop)
+            run_services(services, self.stop, notifier=lifecycle)
         except Exception as exc:
             log.error("Bridgehead service stopped: %s", exc)
             self.report("STOPPED", exit_code=1)

@@ -51,6 +51,18 @@ def data_folder(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("ProgramData", r"C:\ProgramData")) / NAME
 
 
+def unreachable(config_file: Path, folder: Path) -> str | None:
+    """Why the service should not run with `config_file` where it is, or None: outside
+    `folder` its ACL is not the one install sets (the account may not read it, or others
+    may)."""
+    if config_file.is_relative_to(folder):
+        return None
+    return (
+        f"{config_file} is outside {folder}, whose ACL lets only the service account read "
+        f"the config; move the config and its certificates there"
+    )
+
+
 def needs_password(account: str) -> bool:
     """Virtual and built-in service accounts have no password; other accounts do."""
     return not account.upper().startswith(PASSWORDLESS) and account.lower() != "localsystem"
