@@ -127,20 +127,16 @@ def _windows(
     request: WindowsRequest, out: TextIO, stdin: TextIO, manager: windows.ServiceManager | None
 ) -> int:
     folder = windows.data_folder()
-    config_file = request.config or folder / "agent.yaml"
-    scm = manager or _win32_manager(request.dry_run)
+    config_file = (request.config or folder / "agent.yaml").absolute()
+    scm = manager or _win32_manager()
+    if scm is None and not request.dry_run:
+        raise UsageError("the Windows service is managed on Windows; --dry-run shows its plan")
     if request.action == "status":
         state = scm.query(windows.NAME) if scm is not None else "unknown (dry run)"
         print(f"service {windows.NAME}: {state or 'not installed'}", file=out)
         print(f"readiness: {_readiness(config_file)}", file=out)
         return 0
-    problem = None
-    if request.action == "uninstall":
-        steps = windows.uninstall_plan(folder, purge=request.purge)
-    else:
-        load_config_or_refuse(load_config, config_file)
-        steps = windows.install_plan(folder, config_file.absolute(), request.account)
-        problem = windows.unreachable(config_file.absolute(), folder)
+    steps, problem = _windows_plan(request, folder, config_file)
     if request.dry_run or scm is None:
         lines = [f"problem: {problem}"] if problem else []
         print("\n".join(lines + [step.describe() for step in steps]), file=out)
@@ -158,9 +154,21 @@ def _windows(
     return 0
 
 
-def _win32_manager(dry_run: bool) -> windows.ServiceManager | None:
-    if dry_run or os.name != "nt":
-        return None  # only a dry run reaches here off Windows: nothing is carried out
+def _windows_plan(
+    request: WindowsRequest, folder: Path, config_file: Path
+) -> tuple[list[windows.WindowsStep], str | None]:
+    """The steps, and why installing with this config would be wrong (or None)."""
+    if request.action == "uninstall":
+        return windows.uninstall_plan(folder, purge=request.purge), None
+    load_config_or_refuse(load_config, config_file)
+    steps = windows.install_plan(folder, config_file, request.account)
+    return steps, windows.unreachable(config_file, folder)
+
+
+def _win32_manager() -> windows.ServiceManager | None:
+    """pywin32's service control manager; None off Windows (a dry run needs none)."""
+    if os.name != "nt":
+        return None
     from bridgehead.agent.service.win32 import Win32ServiceManager  # noqa: PLC0415 - Windows
 
     return Win32ServiceManager()  # pragma: no cover - Windows only

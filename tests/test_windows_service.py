@@ -20,13 +20,13 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from fakescm import FakeServiceManager, RecordingHandler, Reports
 
-from bridgehead.agent.service import windows
 from bridgehead.agent.service.host import MARGIN_MS, ServiceHost
 from bridgehead.agent.service_cli import service_command
 from bridgehead.common import logs
@@ -36,43 +36,6 @@ from bridgehead.common.runtime import StopEvent
 BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
 KEY = "windows-service-key-0123456789"
 ROWS = 20_000
-
-
-class FakeServiceManager:
-    """Records every call and keeps each service's state as the SCM would."""
-
-    def __init__(self, states: dict[str, str] | None = None) -> None:
-        self.states = dict(states or {})
-        self.calls: list[tuple[object, ...]] = []
-        self.specs: dict[str, windows.ServiceSpec] = {}
-        self.passwords: list[str | None] = []
-        self.commands: list[tuple[str, ...]] = []
-
-    def create(self, spec: windows.ServiceSpec, password: str | None) -> None:
-        self.calls.append(("create", spec.name))
-        self.specs[spec.name], self.states[spec.name] = spec, "STOPPED"
-        self.passwords.append(password)
-
-    def configure_recovery(self, name: str, delays: Sequence[int], reset_after: int) -> None:
-        self.calls.append(("configure_recovery", name, tuple(delays), reset_after))
-
-    def start(self, name: str) -> None:
-        self.calls.append(("start", name))
-        self.states[name] = "RUNNING"
-
-    def stop(self, name: str) -> None:
-        self.calls.append(("stop", name))
-        self.states[name] = "STOPPED"
-
-    def delete(self, name: str) -> None:
-        self.calls.append(("delete", name))
-        del self.states[name]
-
-    def query(self, name: str) -> str | None:
-        return self.states.get(name)
-
-    def run_command(self, argv: Sequence[str]) -> None:
-        self.commands.append(tuple(argv))
 
 
 @pytest.fixture
@@ -231,6 +194,8 @@ def test_other_platforms_are_refused_in_one_sentence() -> None:
     --account is refused on Linux, where the service user is fixed."""
     with pytest.raises(UsageError, match=r"supports Linux \(systemd\) and Windows; this is darwin"):
         service_command("install", None, False, False, io.StringIO(), platform="darwin")
+    with pytest.raises(UsageError, match="managed on Windows; --dry-run shows its plan"):
+        service_command("install", None, False, False, io.StringIO(), platform="windows")
     with pytest.raises(UsageError, match="--account is for Windows"):
         service_command("install", None, True, False, io.StringIO(), platform="linux",
                         account="someone")  # fmt: skip
@@ -288,22 +253,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-class Reports:
-    """The states the host reports, as the SCM would receive them."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int, int]] = []
-
-    def __call__(self, state: str, wait_hint_ms: int = 0, exit_code: int = 0) -> None:
-        self.seen.append((state, wait_hint_ms, exit_code))
-
-    def wait_for(self, state: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while not any(seen[0] == state for seen in self.seen):
-            assert time.monotonic() < deadline, self.seen
-            time.sleep(0.02)
 
 
 @pytest.fixture
@@ -392,14 +341,3 @@ def test_a_start_that_fails_reports_a_failure_exit_code(tmp_path: Path) -> None:
 
     assert reports.seen[-1] == ("STOPPED", 0, 1)
     assert any("Bridgehead service stopped:" in line for line in events.lines)
-
-
-class RecordingHandler(logging.Handler):
-    """Stands in for the Windows event log (NTEventLogHandler)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
