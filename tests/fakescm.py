@@ -46,6 +46,7 @@ class FakeServiceManager:
 
     def run_command(self, argv: Sequence[str]) -> None:
         self.commands.append(tuple(argv))
+        self.calls.append(("run", *argv[:2]))
 
 
 class Reports:

@@ -72,8 +72,9 @@ def windows_command(
 
 
 def test_install_registers_a_delayed_service_that_restarts_on_failure(program_data: Path) -> None:
-    """The folders are made and locked down with icacls, then the service is created
-    (delayed auto-start, NT SERVICE\\Bridgehead, the config under %ProgramData%), given
+    """The folders are made, the service is created (delayed auto-start,
+    NT SERVICE\\Bridgehead, the config under %ProgramData%), the folders are locked down
+    with icacls (the virtual account exists once the service does), the service is given
     restart-after-5/30/60 s recovery reset after a day, and started; no password is asked
     for the virtual account."""
     folder, manager = program_data / "Bridgehead", FakeServiceManager()
@@ -82,6 +83,9 @@ def test_install_registers_a_delayed_service_that_restarts_on_failure(program_da
 
     assert manager.calls == [
         ("create", "Bridgehead"),
+        ("run", "icacls", str(folder)),
+        ("run", "icacls", str(folder / "state")),
+        ("run", "icacls", str(folder / "logs")),
         ("configure_recovery", "Bridgehead", (5, 30, 60), 86400),
         ("start", "Bridgehead"),
     ]

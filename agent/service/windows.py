@@ -1,10 +1,11 @@
 """`bridgehead service install | uninstall | status` on Windows: the plan, as steps.
 
-Install: `%ProgramData%\\Bridgehead` (agent.yaml, `state`, `logs`) readable only by SYSTEM,
-Administrators and the service account (its inherited "Users may read" entry removed,
-because the config holds secrets), writable by the service only in `state` and `logs`;
-then the `Bridgehead` service, started automatically after boot (delayed auto-start),
-restarted on failure after 5 s, 30 s and 60 s (the count reset after a day), and started.
+Install: `%ProgramData%\\Bridgehead` (agent.yaml, `state`, `logs`); the `Bridgehead` service,
+started automatically after boot (delayed auto-start); the folder made readable only by
+SYSTEM, Administrators and the service account (its inherited "Users may read" entry
+removed, because the config holds secrets) and writable by the service only in `state` and
+`logs`; recovery: restart on failure after 5 s, 30 s and 60 s (the count reset after a
+day); then the service started.
 
 The account defaults to the virtual account `NT SERVICE\\Bridgehead`: it needs no password,
 is made and managed by Windows, and has a SID of its own, so the folder's ACL can grant
@@ -144,11 +145,11 @@ def install_plan(folder: Path, config_file: Path, account: str) -> list[WindowsS
         MakeFolder(folder, 0o750),
         MakeFolder(state, 0o700),
         MakeFolder(logs, 0o750),
+        CreateService(spec),  # first: `NT SERVICE\Bridgehead` resolves once the service exists
         Run(("icacls", str(folder), "/inheritance:r", "/grant:r", f"{_SYSTEM}:(OI)(CI)F",
              f"{_ADMINS}:(OI)(CI)F", f"{account}:(OI)(CI)RX")),
         Run(("icacls", str(state), "/grant", f"{account}:(OI)(CI)M")),
         Run(("icacls", str(logs), "/grant", f"{account}:(OI)(CI)M")),
-        CreateService(spec),
         ConfigureRecovery(NAME, RESTART_DELAYS, RESET_AFTER),
         ControlService("start", NAME),
     ]  # fmt: skip
