@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -61,18 +60,17 @@ class Lifecycle(Protocol):
 
 class StopEvent:
     """Set once, from any thread (a signal handler, a service control thread); awaited by
-    the event loop that runs the services."""
+    the event loop that runs the services. No lock: the loop's side must never wait on one
+    (the event loop would block), so `wait` checks the flag again after registering; `set`
+    raises the flag before it wakes the registered waiters, so neither order loses a wake-up."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._set = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def set(self) -> None:
-        with self._lock:
-            self._set = True
-            waiters, self._waiters = self._waiters, []
-        for loop, event in waiters:
+        self._set = True
+        for loop, event in list(self._waiters):
             with contextlib.suppress(RuntimeError):  # that loop has closed already
                 loop.call_soon_threadsafe(event.set)
 
@@ -80,12 +78,12 @@ class StopEvent:
         return self._set
 
     async def wait(self) -> None:
+        if self._set:
+            return
         event = asyncio.Event()
-        with self._lock:
-            if self._set:
-                return
-            self._waiters.append((asyncio.get_running_loop(), event))
-        await event.wait()
+        self._waiters.append((asyncio.get_running_loop(), event))
+        if not self._set:  # else `set` may have run before the append and missed this waiter
+            await event.wait()
 
 
 async def serve_until(

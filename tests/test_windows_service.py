@@ -323,7 +323,7 @@ def test_a_service_stop_drains_like_sigterm(served_config: tuple[Path, int]) -> 
             assert refused_within(port, 10)
         time.sleep(0.002)
     runner.join(timeout=30)
-    assert rows == ROWS
+    assert rows == ROWS, (reports.seen, events.lines)
     assert not runner.is_alive()
     hint = 20_000 + MARGIN_MS
     assert [s for s in reports.seen if s[0] != "START_PENDING"] == [
