@@ -64,11 +64,17 @@ def parser() -> argparse.ArgumentParser:
     enroll = sub.add_parser("enroll", help="get this agent's certificate with a relay's token")
     enroll.add_argument("token", metavar="TOKEN", help="from `bridgehead-relay token create`")
     enroll.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
-    service = sub.add_parser("service", help="run the agent as a system service (systemd)")
+    service = sub.add_parser("service", help="run the agent as a system service")
     service.add_argument("action", choices=["install", "uninstall", "status"])
     service.add_argument("-c", "--config", type=Path, help="agent.yaml (/etc/bridgehead/...)")
     service.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     service.add_argument("--purge", action="store_true", help="uninstall: remove config, state")
+    service.add_argument(
+        "--account", help=r"Windows: run as this account, password on stdin (NT SERVICE\Bridgehead)"
+    )
+    service.add_argument(  # the plan of another platform, for --dry-run and the tests
+        "--platform", choices=["linux", "windows"], help=argparse.SUPPRESS
+    )
     secret = sub.add_parser("secret", help="encrypt a secret for the config")
     secret_sub = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
     encrypt = secret_sub.add_parser("encrypt", help="read a secret on stdin, print its enc: value")
@@ -90,7 +96,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diag": lambda args: commands.diag(args.config, args.output),
     "enroll": lambda args: commands.enroll(args.token, args.config),
     "service": lambda args: service_command(
-        args.action, args.config, args.dry_run, args.purge, sys.stdout
+        args.action,
+        args.config,
+        args.dry_run,
+        args.purge,
+        sys.stdout,
+        platform=args.platform,
+        account=args.account,
     ),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
