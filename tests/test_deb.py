@@ -30,9 +30,11 @@ SHELL_SCRIPTS = [
     *(ROOT / "packaging" / "deb" / name for name in ("postinst", "prerm", "postrm")),
 ]  # fmt: skip
 MAX_BUILD_SECONDS = 600
+UNIT_BY_CLI = "/etc/systemd/system/bridgehead.service"
 PURGED = (
     "/opt/bridgehead", "/etc/bridgehead", "/usr/bin/bridgehead",
     "/lib/systemd/system/bridgehead.service", "/var/lib/bridgehead/agent.key",
+    UNIT_BY_CLI, "/etc/systemd/system/multi-user.target.wants/bridgehead.service",
 )  # fmt: skip
 
 
@@ -273,22 +275,28 @@ def test_install_upgrade_and_purge_in_a_throwaway_root(
     copies = {"audit.jsonl": "/var/lib/bridgehead/", "agent.yaml": "/etc/bridgehead/"}
     for name, where in copies.items():
         assert root("cp", f"/run/carry/{name}", where).returncode == 0
+    log = "/var/lib/bridgehead/audit.jsonl"
+    assert root("chown", "bridgehead:bridgehead", log).returncode == 0  # as the agent writes it
     assert root("touch", "/var/lib/bridgehead/agent.key").returncode == 0
+    enabled = PURGED[-1]  # as `bridgehead service install` (systemctl enable) leaves it
+    linked = root("sh", "-c", f'mkdir -p "${{0%/*}}" && ln -sf {UNIT_BY_CLI} "$0"', enabled)
+    assert linked.returncode == 0, linked.stderr
 
     upgraded = root("dpkg", "-i", second)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     version = root("dpkg-query", "-W", "-f", "${Version}", "bridgehead").stdout
     assert version.endswith("-2")
-    verified = root("/usr/bin/bridgehead", "audit", "verify", "/var/lib/bridgehead/audit.jsonl")
+    verified = root("/usr/bin/bridgehead", "audit", "verify", log)
     assert verified.returncode == 0, verified.stderr
     assert "5 records, chain intact" in verified.stdout
     assert root("test", "-f", "/etc/bridgehead/agent.yaml").returncode == 0
+    assert root("stat", "-c", "%U", log).stdout.strip() == "bridgehead"
 
     purged = root("dpkg", "--purge", "bridgehead")
     assert purged.returncode == 0, purged.stdout + purged.stderr
     for gone in PURGED:
-        assert root("test", "-e", gone).returncode != 0, gone
+        assert root("sh", "-c", '[ -e "$0" ] || [ -L "$0" ]', gone).returncode != 0, gone
     assert root("getent", "passwd", "bridgehead").returncode != 0
     assert root("getent", "group", "bridgehead").returncode != 0
-    kept = root("stat", "-c", "%U", "/var/lib/bridgehead/audit.jsonl")
-    assert kept.stdout.strip() == "root"
+    kept = root("stat", "-c", "%U %G", log)
+    assert kept.stdout.strip() == "root root"
