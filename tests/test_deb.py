@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -221,18 +222,64 @@ class ThrowawayRoot:
 
 
 @pytest.fixture
-def throwaway_root(tmp_path: Path, debs: Debs) -> Iterator[ThrowawayRoot]:
+def overlay_root(tmp_path: Path) -> Iterator[ThrowawayRoot]:
+    why = can_unshare_mounts()
+    if why:
+        pytest.skip(why)
     carry = tmp_path / "carry"
     carry.mkdir()
-    for deb in (debs.first, debs.second):
-        shutil.copy(deb, carry)
     root = ThrowawayRoot(tmp_path, carry)
     if root("true").returncode != 0:
         pytest.skip("cannot mount an overlay of / in a mount namespace here")
-    if root("dpkg-query", "-W", "bridgehead").returncode == 0:
-        pytest.skip("bridgehead is installed on this machine: the overlay would start from it")
+    if root("test", "-e", "/opt/bridgehead").returncode == 0:
+        pytest.skip("Bridgehead is installed on this machine: the overlay would start from it")
     yield root
     shutil.rmtree(tmp_path / "work", ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_root(overlay_root: ThrowawayRoot, debs: Debs) -> ThrowawayRoot:
+    for deb in (debs.first, debs.second):
+        shutil.copy(deb, overlay_root.carry)
+    return overlay_root
+
+
+def test_install_sh_installs_the_wheel_in_a_throwaway_root(
+    overlay_root: ThrowawayRoot, dists: Dists
+) -> None:
+    """Run for real (as root, no systemd running, no config yet): /opt/bridgehead is a venv
+    of the system's python3 with the wheel, /usr/bin/bridgehead and bridgehead-relay link into
+    it and run, and install.sh names the commands still to run. With a config in place,
+    `--dry-run` passes on to the installed `bridgehead service install --dry-run`, which
+    prints its plan."""
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3 for the throwaway root's venv")
+    root = overlay_root
+    shutil.copy(INSTALL_SH, root.carry)
+    shutil.copy(dists.wheel, root.carry)
+    wheel = f"/run/carry/{dists.wheel.name}"
+    installed = root("bash", "/run/carry/install.sh", wheel)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "no config at /etc/bridgehead/agent.yaml" in installed.stdout
+    assert "sudo bridgehead service install" in installed.stdout
+    for name in ("bridgehead", "bridgehead-relay"):
+        link = root("readlink", f"/usr/bin/{name}").stdout.strip()
+        assert link == f"/opt/bridgehead/bin/{name}"
+        assert root(f"/usr/bin/{name}", "--help").returncode == 0
+    home = root("/opt/bridgehead/bin/python", "-c", "import sys; print(sys.base_prefix)")
+    assert home.stdout.strip() == "/usr"
+
+    with sqlite3.connect(root.carry / "t.db") as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    db.close()
+    (root.carry / "agent.yaml").write_text("sources: {db: {sqlite: t.db}}\nadmin: null\n")
+    for name in ("t.db", "agent.yaml"):
+        assert root("cp", f"/run/carry/{name}", "/srv/").returncode == 0
+    planned = root("bash", "/run/carry/install.sh", wheel, "-c", "/srv/agent.yaml", "--dry-run")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "useradd" in planned.stdout
+    assert "systemctl enable --now bridgehead.service" in planned.stdout
+    assert "ExecStart=/opt/bridgehead/bin/bridgehead run -c /srv/agent.yaml" in planned.stdout
 
 
 def write_audit_log(path: Path, records: int) -> None:

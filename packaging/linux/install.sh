@@ -2,7 +2,8 @@
 # Install Bridgehead from a wheel, without the .deb: its own virtual environment in
 # /opt/bridgehead (python3 -m venv; the dependencies come from the configured package index),
 # /usr/bin/bridgehead and /usr/bin/bridgehead-relay linked to it, then
-# `bridgehead service install` (the user, /etc/bridgehead, the systemd unit).
+# `bridgehead service install` (the user, /etc/bridgehead, the systemd unit) once the config
+# exists and systemd runs; otherwise it says what to run when they do.
 #   sudo packaging/linux/install.sh WHEEL [-c /etc/bridgehead/agent.yaml] [--dry-run]
 # --dry-run prints what would be done, changes nothing, and passes --dry-run on to
 # `bridgehead service install`, which prints its plan.
@@ -66,11 +67,22 @@ run "$PREFIX/bin/pip" install -q --disable-pip-version-check "$wheel"
 for name in bridgehead bridgehead-relay; do
     run ln -sfn "$PREFIX/bin/$name" "$BINDIR/$name"
 done
-if [[ $dry_run == yes ]]; then
-    # The new environment does not exist yet: ask an installed bridgehead for its plan.
-    command -v bridgehead >/dev/null ||
-        { echo "would run: bridgehead service install ${config[*]} --dry-run"; exit 0; }
-    bridgehead service install "${config[@]}" --dry-run
+config_file=${config[1]:-/etc/bridgehead/agent.yaml}
+installed="$PREFIX/bin/bridgehead"
+if [[ ! -f $config_file ]]; then
+    echo "install.sh: Bridgehead is installed; no config at $config_file yet: write it" \
+        "(bridgehead init ... -o $config_file; bridgehead enroll TOKEN -c $config_file)," \
+        "then run: sudo bridgehead service install ${config[*]}"
+elif [[ $dry_run == yes ]]; then
+    # An installed bridgehead prints its plan; before the first install there is none yet.
+    if [[ ! -x $installed ]]; then
+        installed=$(command -v bridgehead) ||
+            { echo "would run: bridgehead service install ${config[*]} --dry-run"; exit 0; }
+    fi
+    "$installed" service install "${config[@]}" --dry-run
+elif [[ ! -d /run/systemd/system ]]; then
+    echo "install.sh: Bridgehead is installed; systemd is not running here: once it is," \
+        "run: sudo bridgehead service install ${config[*]}"
 else
-    "$BINDIR/bridgehead" service install "${config[@]}"
+    "$installed" service install "${config[@]}"
 fi
