@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from bridgehead.certs.keyfiles import fsync_folder
+from bridgehead.common.files import fsync_folder
 
 ZERO_HASH = "0" * 64
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z

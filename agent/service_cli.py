@@ -22,8 +22,8 @@ from typing import TextIO
 
 from bridgehead.agent.config import AgentConfig, load_config
 from bridgehead.agent.service import linux, windows
-from bridgehead.agent.service.steps import Step, carry_out
 from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse
+from bridgehead.common.service_steps import Step, carry_out
 
 DEFAULT_CONFIG = linux.CONFIG_FOLDER / "agent.yaml"
 

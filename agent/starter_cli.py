@@ -19,10 +19,10 @@ from bridgehead.adapters.base import Adapter, SourceSettings
 from bridgehead.adapters.errors import SourceError
 from bridgehead.agent.config.load import open_with_state_key, parse_config
 from bridgehead.agent.starter import Found, hide_password, relative_to, starter_config, survey
-from bridgehead.certs.keyfiles import write_atomically
 from bridgehead.certs.secretbox import KEY_FILE, SecretBox
 from bridgehead.common.commands import Failure, UsageError
 from bridgehead.common.config.document import ConfigError
+from bridgehead.common.files import write_atomically
 
 PASSWORD_VARIABLE = "BRIDGEHEAD_DB_PASSWORD"  # noqa: S105 - the variable's name
 CONFIG_MODE = 0o640

@@ -14,6 +14,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from bridgehead.common.files import write_atomically
+
 PRIVATE_FILE = 0o600
 PUBLIC_FILE = 0o644
 PRIVATE_DIR = 0o700
@@ -32,33 +34,6 @@ def write_private(path: Path, data: bytes) -> None:
 def write_public(path: Path, data: bytes) -> None:
     """Write `data` to `path` with mode 0644 (a certificate), atomically."""
     write_atomically(path, data, PUBLIC_FILE)
-
-
-def write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` with `mode`: a temporary file, fsynced, renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames in `folder` durable; POSIX only (Windows cannot open a folder)."""
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:

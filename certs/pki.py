@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bridgehead.certs.keyfiles import fsync_folder, write_private, write_public
+from bridgehead.certs.keyfiles import write_private, write_public
 from bridgehead.common import failpoints
+from bridgehead.common.files import fsync_folder
 
 AGENT_URI_PREFIX = "bridgehead://agent/"
 GROUP_URI_PREFIX = "bridgehead://group/"

@@ -18,6 +18,7 @@ from bridgehead.common.commands import Failure, UsageError, load_config_or_refus
 from bridgehead.relay.admin_client import format_agents, list_agents, revoke
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
+from bridgehead.relay.service_cli import service_command
 from bridgehead.relay.token_cli import add_token_commands, token_command
 
 
@@ -32,6 +33,11 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     init.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
     add_token_commands(sub)
+    service = sub.add_parser("service", help="run the relay as a systemd service")
+    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument("-c", "--config", type=Path, help="relay.yaml (/etc/bridgehead-relay/)")
+    service.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    service.add_argument("--purge", action="store_true", help="uninstall: remove config, state")
     agents = sub.add_parser("agents", help="the agents: who is connected, revocation")
     agents_sub = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
     listing = agents_sub.add_parser("list", help="the agents connected to the running relay")
@@ -87,6 +93,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ca": ca_init,
     "agents": agents,
     "token": lambda args: token_command(load(args.config), args),
+    "service": lambda args: service_command(
+        args.action, args.config, args.dry_run, args.purge, sys.stdout
+    ),
 }
 
 

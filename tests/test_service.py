@@ -17,7 +17,7 @@ import yaml
 
 from bridgehead.agent.config import load_config
 from bridgehead.agent.service import linux
-from bridgehead.agent.service.steps import carry_out
+from bridgehead.common.service_steps import carry_out
 
 BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
 

@@ -9,6 +9,7 @@ exit code so the recovery actions apply."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import http.client
 import io
@@ -298,6 +299,10 @@ def refused_within(port: int, seconds: float) -> bool:
 
 
 @pytest.mark.usefixtures("restored_logging")
+# A probe connection can land in the moment the listener closes; the loop then ends with it
+# unclosed. It is collected (and its warning dropped) here, not in whichever test runs next.
+@pytest.mark.filterwarnings("ignore:unclosed transport:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_service_stop_drains_like_sigterm(served_config: tuple[Path, int]) -> None:
     """The host starts a real agent and reports RUNNING; SvcStop reports STOP_PENDING with a
     wait hint covering shutdown_grace and sets the runtime's stop event: new connections are
@@ -331,6 +336,7 @@ def test_a_service_stop_drains_like_sigterm(served_config: tuple[Path, int]) -> 
     ]  # fmt: skip
     assert (config.parent / "logs" / "agent.log").exists()
     assert "Bridgehead service draining: finishing requests in flight" in events.lines
+    gc.collect()
 
 
 @pytest.mark.usefixtures("restored_logging")

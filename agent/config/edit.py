@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from bridgehead.certs.keyfiles import write_atomically
+from bridgehead.common.files import write_atomically
 
 
 def with_section(text: str, file: Path, section: str, values: Mapping[str, Any]) -> str:

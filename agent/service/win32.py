@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from bridgehead.agent.service.steps import run_command
 from bridgehead.agent.service.windows import ServiceSpec
+from bridgehead.common.service_steps import run_command
 
 T = TypeVar("T")
 STATES = {1: "STOPPED", 2: "START_PENDING", 3: "STOP_PENDING", 4: "RUNNING",

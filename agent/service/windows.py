@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridgehead.agent.service.steps import (
+from bridgehead.common.service_steps import (
     MakeFolder,
     Remove,
     Run,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridgehead.certs.keyfiles import write_atomically
+from bridgehead.common.files import write_atomically
 
 Runner = Callable[[Sequence[str]], None]
 

@@ -1,0 +1,95 @@
+"""A Bridgehead program (the agent or the relay) as a systemd service: the install and
+uninstall plans, as steps (`common.service_steps`), for one shipped unit file.
+
+Install: a system user named after the service; `/etc/NAME` (0750 root:NAME) with the config
+readable by the group (0640); the config's private keys owned by the service user (0600, as
+both programs insist); the unit from `packaging/linux/NAME.service` with this installation's
+executable and config; then `systemctl enable --now`. State lives in `/var/lib/NAME`
+(systemd's `StateDirectory`, 0700), which the program uses when its config sets no
+`state_dir`. Uninstall stops and removes the unit and keeps config and state unless purged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from bridgehead.common.service_steps import MakeFolder, Remove, Run, Step, WriteFile
+
+HIDDEN = {
+    Path("/home"): "in a home folder, which the service cannot read (ProtectHome)",
+    Path("/root"): "in a home folder, which the service cannot read (ProtectHome)",
+    Path("/tmp"): "in /tmp, which the service sees as its own empty folder (PrivateTmp)",  # noqa: S108
+    Path("/var/tmp"): "in /var/tmp, which the service sees as its own empty folder",  # noqa: S108
+}
+
+
+@dataclass(frozen=True)
+class SystemdService:
+    name: str
+    """The unit, the user and the folders' name: `bridgehead`, `bridgehead-relay`."""
+    config_name: str
+    """The config file's usual name in `/etc/NAME`."""
+
+    @property
+    def unit(self) -> Path:
+        return Path(f"/etc/systemd/system/{self.name}.service")
+
+    @property
+    def config_folder(self) -> Path:
+        return Path("/etc") / self.name
+
+    @property
+    def state_folder(self) -> Path:
+        return Path("/var/lib") / self.name
+
+    def unit_text(self, executable: Path, config: Path) -> str:
+        shipped = files("bridgehead.packaging").joinpath(f"linux/{self.name}.service")
+        usual = f"ExecStart=/usr/bin/{self.name} run -c {self.config_folder / self.config_name}"
+        return shipped.read_text().replace(usual, f"ExecStart={executable} run -c {config}")
+
+    def unreachable(self, config_file: Path) -> str | None:
+        """Why the service could not read `config_file` where it is, or None."""
+        for folder, why in HIDDEN.items():
+            if config_file.is_relative_to(folder):
+                return (
+                    f"{config_file} is {why}; move the config and its certificates to "
+                    f"{self.config_folder}"
+                )
+        return None
+
+    def install_plan(
+        self, config_file: Path, private_keys: Sequence[Path], executable: Path
+    ) -> list[Step]:
+        """Every step of installing the service for `config_file` (an absolute path)."""
+        user, nologin = self.name, "/usr/sbin/nologin"
+        steps: list[Step] = [
+            Run(("useradd", "--system", "--home-dir", str(self.state_folder), "--shell",
+                 nologin, "--user-group", user), unless=("id", "-u", user)),
+            MakeFolder(self.config_folder, 0o750),
+            Run(("chown", f"root:{user}", str(self.config_folder))),
+            Run(("chown", f"root:{user}", str(config_file))),
+            Run(("chmod", "0640", str(config_file))),
+        ]  # fmt: skip
+        for key in private_keys:
+            steps += [Run(("chown", f"{user}:{user}", str(key))), Run(("chmod", "0600", str(key)))]
+        return [
+            *steps,
+            WriteFile(self.unit, self.unit_text(executable, config_file), 0o644),
+            Run(("systemctl", "daemon-reload")),
+            Run(("systemctl", "enable", "--now", f"{self.name}.service")),
+        ]
+
+    def uninstall_plan(self, *, purge: bool) -> list[Step]:
+        steps: list[Step] = [
+            Run(("systemctl", "disable", "--now", f"{self.name}.service")),
+            Remove(self.unit),
+            Run(("systemctl", "daemon-reload")),
+        ]
+        if purge:
+            user = self.name
+            steps += [Remove(self.state_folder), Remove(self.config_folder),
+                      Run(("userdel", user), unless=("sh", "-c", f"! id -u {user}"))]  # fmt: skip
+        return steps

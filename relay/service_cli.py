@@ -1,0 +1,68 @@
+"""`bridgehead-relay service install | uninstall | status [--dry-run]`: the relay as a
+systemd service (`common.systemd_service`), its TLS key and CA key handed to the service
+user. `--dry-run` prints every file and command and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse
+from bridgehead.common.service_steps import Step, carry_out
+from bridgehead.common.systemd_service import SystemdService
+from bridgehead.relay.config import RelayConfig, load_relay_config
+
+RELAY = SystemdService("bridgehead-relay", "relay.yaml")
+
+
+def service_command(
+    action: str, config: Path | None, dry_run: bool, purge: bool, out: TextIO
+) -> int:
+    if not sys.platform.startswith("linux"):
+        raise UsageError("bridgehead-relay service runs on Linux with systemd")
+    if action == "status":
+        return _status(out)
+    config_file = (config or RELAY.config_folder / RELAY.config_name).resolve()
+    steps = _plan(action, config_file, purge)
+    problem = RELAY.unreachable(config_file) if action == "install" else None
+    if dry_run:
+        lines = [f"problem: {problem}"] if problem else []
+        print("\n".join(lines + [step.describe() for step in steps]), file=out)
+        return 0
+    if problem:
+        raise UsageError(problem)
+    if os.geteuid() != 0:
+        raise UsageError(f"service {action} changes the system: run it as root (sudo)")
+    try:
+        carry_out(steps)
+    except (RuntimeError, OSError) as exc:
+        raise Failure(f"service {action} stopped part-way: {exc}") from None
+    print(f"service {action}: done", file=out)
+    return 0
+
+
+def _plan(action: str, config_file: Path, purge: bool) -> list[Step]:
+    if action == "uninstall":
+        return RELAY.uninstall_plan(purge=purge)
+    config: RelayConfig = load_config_or_refuse(load_relay_config, config_file)
+    keys = [config.tls.key, *([config.ca.key] if config.ca.key is not None else [])]
+    beside = Path(sys.executable).parent / "bridgehead-relay"
+    executable = Path(shutil.which("bridgehead-relay") or beside).resolve()
+    return RELAY.install_plan(config_file, keys, executable)
+
+
+def _status(out: TextIO) -> int:
+    shown = subprocess.run(
+        ["systemctl", "show", "bridgehead-relay.service",  # noqa: S607 - systemctl from PATH
+         "--property=ActiveState,SubState,StatusText,NRestarts"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if shown.returncode != 0:
+        raise Failure(f"systemctl cannot tell: {shown.stderr.strip() or 'no systemd here'}")
+    print(shown.stdout.strip(), file=out)
+    return 0
