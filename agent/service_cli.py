@@ -23,7 +23,7 @@ from typing import TextIO
 from bridgehead.agent.config import AgentConfig, load_config
 from bridgehead.agent.service import linux, windows
 from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse
-from bridgehead.common.service_steps import Step, carry_out
+from bridgehead.common.service_steps import Step, perform
 
 DEFAULT_CONFIG = linux.CONFIG_FOLDER / "agent.yaml"
 
@@ -53,19 +53,7 @@ def service_command(action: str, config: Path | None, dry_run: bool, purge: bool
     config_file = (config or DEFAULT_CONFIG).resolve()
     steps = _plan(action, config_file, purge)
     problem = linux.unreachable(config_file) if action == "install" else None
-    if dry_run:
-        lines = [f"problem: {problem}"] if problem else []
-        print("\n".join(lines + [step.describe() for step in steps]), file=out)
-        return 0
-    if problem:
-        raise UsageError(problem)
-    if os.geteuid() != 0:
-        raise UsageError(f"service {action} changes the system: run it as root (sudo)")
-    try:
-        carry_out(steps)
-    except (RuntimeError, OSError) as exc:
-        raise Failure(f"service {action} stopped part-way: {exc}") from None
-    print(f"service {action}: done", file=out)
+    print(perform(action, steps, problem, dry_run=dry_run), file=out)
     return 0
 
 

@@ -6,12 +6,14 @@ touching the machine.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridgehead.common.commands import Failure, UsageError
 from bridgehead.common.files import write_atomically
 
 Runner = Callable[[Sequence[str]], None]
@@ -98,3 +100,22 @@ def carry_out(
 
 def _under(root: Path, path: Path) -> Path:
     return root / path.relative_to(path.anchor)
+
+
+def perform(action: str, steps: Sequence[Step], problem: str | None, *, dry_run: bool) -> str:
+    """Print-or-do for a service command: the plan (with `problem` first) for a dry run;
+    else, unless `problem` or not root, carry the steps out. The text to print; UsageError
+    or Failure (one sentence) when it cannot be done."""
+    if dry_run:
+        return "\n".join(
+            ([f"problem: {problem}"] if problem else []) + [s.describe() for s in steps]
+        )
+    if problem:
+        raise UsageError(problem)
+    if os.name == "posix" and os.geteuid() != 0:
+        raise UsageError(f"service {action} changes the system: run it as root (sudo)")
+    try:
+        carry_out(steps)
+    except (RuntimeError, OSError) as exc:
+        raise Failure(f"service {action} stopped part-way: {exc}") from None
+    return f"service {action}: done"

@@ -5,7 +5,6 @@ user. `--dry-run` prints every file and command and changes nothing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse
-from bridgehead.common.service_steps import Step, carry_out
+from bridgehead.common.service_steps import Step, perform
 from bridgehead.common.systemd_service import SystemdService
 from bridgehead.relay.config import RelayConfig, load_relay_config
 
@@ -30,19 +29,7 @@ def service_command(
     config_file = (config or RELAY.config_folder / RELAY.config_name).resolve()
     steps = _plan(action, config_file, purge)
     problem = RELAY.unreachable(config_file) if action == "install" else None
-    if dry_run:
-        lines = [f"problem: {problem}"] if problem else []
-        print("\n".join(lines + [step.describe() for step in steps]), file=out)
-        return 0
-    if problem:
-        raise UsageError(problem)
-    if os.geteuid() != 0:
-        raise UsageError(f"service {action} changes the system: run it as root (sudo)")
-    try:
-        carry_out(steps)
-    except (RuntimeError, OSError) as exc:
-        raise Failure(f"service {action} stopped part-way: {exc}") from None
-    print(f"service {action}: done", file=out)
+    print(perform(action, steps, problem, dry_run=dry_run), file=out)
     return 0
 
 

@@ -4,6 +4,8 @@ poll it, bounded, instead of sleeping a fixed time."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Callable
 
 
@@ -21,3 +23,15 @@ async def settle(check: Callable[[], object], seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def refused_within(port: int, seconds: float) -> bool:
+    """Whether new connections to 127.0.0.1:`port` are refused within `seconds` (a server
+    that has stopped listening), polled from a plain thread."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as late:
+            if late.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.05)
+    return False

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from polling import refused_within
 
 KEY = "drain-test-key-0123456789"
 ROWS = 100_000
@@ -69,17 +70,6 @@ def agent(
     if process.poll() is None:
         process.kill()
     process.communicate()
-
-
-def refused_within(port: int, seconds: float) -> bool:
-    """Whether new connections to `port` are refused within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as late:
-            if late.connect_ex(("127.0.0.1", port)) != 0:
-                return True
-        time.sleep(0.05)
-    return False
 
 
 def stream(port: int) -> http.client.HTTPResponse:

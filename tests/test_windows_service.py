@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fakescm import FakeServiceManager, RecordingHandler, Reports
+from polling import refused_within
 
 from bridgehead.agent.service.host import MARGIN_MS, ServiceHost
 from bridgehead.agent.service_cli import service_command
@@ -286,16 +287,6 @@ def served_config(tmp_path: Path) -> tuple[Path, int]:
         "listen": f"127.0.0.1:{port}", "admin": None, "shutdown_grace": "20s",
     }))  # fmt: skip
     return config, port
-
-
-def refused_within(port: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as late:
-            if late.connect_ex(("127.0.0.1", port)) != 0:
-                return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.usefixtures("restored_logging")
