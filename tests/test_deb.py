@@ -118,7 +118,7 @@ def test_python_m_build_makes_a_wheel_and_an_sdist_with_the_packaging_files(
 ) -> None:
     """`python -m build` writes both; the sdist holds every package folder, the systemd unit,
     install.sh and the .deb's build script, template and maintainer scripts; of packaging/
-    the wheel takes only the unit (`service install` writes it)."""
+    the wheel takes only the two units (`service install` writes them)."""
     with tarfile.open(dists.sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for folder in ("agent", "adapters", "certs", "common", "relay"):
@@ -129,7 +129,10 @@ def test_python_m_build_makes_a_wheel_and_an_sdist_with_the_packaging_files(
         assert f"packaging/{packaged}" in names
     with zipfile.ZipFile(dists.wheel) as wheel:
         packaged_in_wheel = [n for n in wheel.namelist() if n.startswith("bridgehead/packaging/")]
-    assert packaged_in_wheel == ["bridgehead/packaging/linux/bridgehead.service"]
+    assert sorted(packaged_in_wheel) == [
+        "bridgehead/packaging/linux/bridgehead-relay.service",
+        "bridgehead/packaging/linux/bridgehead.service",
+    ]
 
 
 def test_the_shell_scripts_are_shellcheck_clean() -> None:
