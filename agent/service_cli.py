@@ -12,8 +12,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shutil
-import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -61,23 +59,11 @@ def _plan(action: str, config_file: Path, purge: bool) -> list[Step]:
     if action == "uninstall":
         return linux.uninstall_plan(purge=purge)
     config: AgentConfig = load_config_or_refuse(load_config, config_file)
-    return linux.install_plan(config_file, config, _executable())
-
-
-def _executable() -> Path:
-    found = shutil.which("bridgehead") or str(Path(sys.executable).parent / "bridgehead")
-    return Path(found).resolve()
+    return linux.install_plan(config_file, config, linux.AGENT.executable())
 
 
 def _status(config_file: Path, out: TextIO) -> int:
-    shown = subprocess.run(
-        ["systemctl", "show", "bridgehead.service",  # noqa: S607 - systemctl from PATH
-         "--property=ActiveState,SubState,StatusText,NRestarts"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if shown.returncode != 0:
-        raise Failure(f"systemctl cannot tell: {shown.stderr.strip() or 'no systemd here'}")
-    print(shown.stdout.strip(), file=out)
+    print(linux.AGENT.unit_state(), file=out)
     ready = _readiness(config_file)
     print(f"readiness: {ready}", file=out)
     return 0

@@ -11,11 +11,15 @@ executable and config; then `systemctl enable --now`. State lives in `/var/lib/N
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from bridgehead.common.commands import Failure
 from bridgehead.common.service_steps import MakeFolder, Remove, Run, Step, WriteFile
 
 HIDDEN = {
@@ -44,6 +48,22 @@ class SystemdService:
     @property
     def state_folder(self) -> Path:
         return Path("/var/lib") / self.name
+
+    def executable(self) -> Path:
+        """This installation's command of the same name (on PATH, or beside Python)."""
+        beside = Path(sys.executable).parent / self.name
+        return Path(shutil.which(self.name) or beside).resolve()
+
+    def unit_state(self) -> str:
+        """What systemd says of the unit: its states, status text and restarts."""
+        shown = subprocess.run(  # noqa: S603 - fixed arguments, the unit's name is ours
+            ["systemctl", "show", f"{self.name}.service",  # noqa: S607 - systemctl from PATH
+             "--property=ActiveState,SubState,StatusText,NRestarts"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if shown.returncode != 0:
+            raise Failure(f"systemctl cannot tell: {shown.stderr.strip() or 'no systemd here'}")
+        return shown.stdout.strip()
 
     def unit_text(self, executable: Path, config: Path) -> str:
         shipped = files("bridgehead.packaging").joinpath(f"linux/{self.name}.service")

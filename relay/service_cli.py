@@ -5,13 +5,11 @@ user. `--dry-run` prints every file and command and changes nothing.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from bridgehead.common.commands import Failure, UsageError, load_config_or_refuse
+from bridgehead.common.commands import UsageError, load_config_or_refuse
 from bridgehead.common.service_steps import Step, perform
 from bridgehead.common.systemd_service import SystemdService
 from bridgehead.relay.config import RelayConfig, load_relay_config
@@ -38,18 +36,9 @@ def _plan(action: str, config_file: Path, purge: bool) -> list[Step]:
         return RELAY.uninstall_plan(purge=purge)
     config: RelayConfig = load_config_or_refuse(load_relay_config, config_file)
     keys = [config.tls.key, *([config.ca.key] if config.ca.key is not None else [])]
-    beside = Path(sys.executable).parent / "bridgehead-relay"
-    executable = Path(shutil.which("bridgehead-relay") or beside).resolve()
-    return RELAY.install_plan(config_file, keys, executable)
+    return RELAY.install_plan(config_file, keys, RELAY.executable())
 
 
 def _status(out: TextIO) -> int:
-    shown = subprocess.run(
-        ["systemctl", "show", "bridgehead-relay.service",  # noqa: S607 - systemctl from PATH
-         "--property=ActiveState,SubState,StatusText,NRestarts"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if shown.returncode != 0:
-        raise Failure(f"systemctl cannot tell: {shown.stderr.strip() or 'no systemd here'}")
-    print(shown.stdout.strip(), file=out)
+    print(RELAY.unit_state(), file=out)
     return 0
