@@ -108,6 +108,8 @@ def line(message: dict[str, Any]) -> bytes:
 
 def parse_line(data: bytes) -> dict[str, Any]:
     """One exchange message; ValueError if it is not a JSON object."""
+    if not data:
+        raise ValueError("the relay closed the connection without an answer; its log says why")
     try:
         message = orjson.loads(data)
     except orjson.JSONDecodeError:

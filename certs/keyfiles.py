@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridgehead.common.files import write_atomically
+from bridgehead.common.files import hand_over, model_of, write_atomically
 
 PRIVATE_FILE = 0o600
 PUBLIC_FILE = 0o644
@@ -82,8 +82,10 @@ def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (a private lock file, made if missing) for the block,
     so read-change-write cycles by two processes do not lose each other's changes."""
     ensure_private_dir(path.parent)
+    like = model_of(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
+        hand_over(fd, like)
         if os.name == "posix":
             import fcntl  # noqa: PLC0415 - POSIX only
 

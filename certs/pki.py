@@ -228,8 +228,8 @@ def finish_key_pair(cert_path: Path, key_path: Path) -> None:
         fsync_folder(cert_path.parent)
         if key_path.parent != cert_path.parent:
             fsync_folder(key_path.parent)
-    else:
-        _next(key_path).unlink(missing_ok=True)  # killed before the pair was complete
+    elif _next(key_path).exists():  # killed before the pair was complete
+        _next(key_path).unlink()  # (only then: a read-only folder refuses even a no-op unlink)
 
 
 def _next(path: Path) -> Path:

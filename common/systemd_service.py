@@ -4,7 +4,8 @@ uninstall plans, as steps (`common.service_steps`), for one shipped unit file.
 Install: a system user named after the service; `/etc/NAME` (0750 root:NAME) with the config
 readable by the group (0640); the config's private keys owned by the service user (0600, as
 both programs insist); the unit from `packaging/linux/NAME.service` with this installation's
-executable and config; then `systemctl enable --now`. State lives in `/var/lib/NAME`
+executable and config; then `systemctl enable` and `restart` (a service already running
+restarts, with drain, under the new unit). State lives in `/var/lib/NAME`
 (systemd's `StateDirectory`, 0700), which the program uses when its config sets no
 `state_dir`. Uninstall stops and removes the unit and keeps config and state unless purged.
 """
@@ -65,10 +66,16 @@ class SystemdService:
             raise Failure(f"systemctl cannot tell: {shown.stderr.strip() or 'no systemd here'}")
         return shown.stdout.strip()
 
-    def unit_text(self, executable: Path, config: Path) -> str:
+    def unit_text(self, executable: Path, config: Path, writable: Sequence[Path] = ()) -> str:
+        """The shipped unit with this installation's executable and config, and each of
+        `writable` (folders where the program replaces its own files) added to the few the
+        otherwise read-only file system lets it write."""
         shipped = files("bridgehead.packaging").joinpath(f"linux/{self.name}.service")
         usual = f"ExecStart=/usr/bin/{self.name} run -c {self.config_folder / self.config_name}"
-        return shipped.read_text().replace(usual, f"ExecStart={executable} run -c {config}")
+        text = shipped.read_text().replace(usual, f"ExecStart={executable} run -c {config}")
+        state = f"ReadWritePaths={self.state_folder}\n"
+        more = "".join(f"ReadWritePaths={folder}\n" for folder in writable)
+        return text.replace(state, state + more)
 
     def unreachable(self, config_file: Path) -> str | None:
         """Why the service could not read `config_file` where it is, or None."""
@@ -81,9 +88,15 @@ class SystemdService:
         return None
 
     def install_plan(
-        self, config_file: Path, private_keys: Sequence[Path], executable: Path
+        self,
+        config_file: Path,
+        private_keys: Sequence[Path],
+        executable: Path,
+        writable: Sequence[Path] = (),
     ) -> list[Step]:
-        """Every step of installing the service for `config_file` (an absolute path)."""
+        """Every step of installing the service for `config_file` (an absolute path);
+        `writable` are the folders the program replaces its own files in (the agent's
+        renewed certificate and key), handed to the service user."""
         user, nologin = self.name, "/usr/sbin/nologin"
         steps: list[Step] = [
             Run(("useradd", "--system", "--home-dir", str(self.state_folder), "--shell",
@@ -93,13 +106,15 @@ class SystemdService:
             Run(("chown", f"root:{user}", str(config_file))),
             Run(("chmod", "0640", str(config_file))),
         ]  # fmt: skip
-        for key in private_keys:
-            steps += [Run(("chown", f"{user}:{user}", str(key))), Run(("chmod", "0600", str(key)))]
+        owned = [(key, "0600") for key in private_keys] + [(folder, "0750") for folder in writable]
+        for path, mode in owned:
+            steps += [Run(("chown", f"{user}:{user}", str(path))), Run(("chmod", mode, str(path)))]
         return [
             *steps,
-            WriteFile(self.unit, self.unit_text(executable, config_file), 0o644),
+            WriteFile(self.unit, self.unit_text(executable, config_file, writable), 0o644),
             Run(("systemctl", "daemon-reload")),
-            Run(("systemctl", "enable", "--now", f"{self.name}.service")),
+            Run(("systemctl", "enable", f"{self.name}.service")),
+            Run(("systemctl", "restart", f"{self.name}.service")),
         ]
 
     def uninstall_plan(self, *, purge: bool) -> list[Step]:

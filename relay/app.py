@@ -10,17 +10,19 @@ import ssl
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed
 from bridgehead.common.config.base import HostPort
+from bridgehead.common.config.document import ConfigError
 from bridgehead.common.runtime import StartupError
 from bridgehead.relay import readiness, redact
 from bridgehead.relay.admin import RelayMetrics, admin_app, admin_token
 from bridgehead.relay.agents import AgentPort, agent_port_context
 from bridgehead.relay.callers import Callers
-from bridgehead.relay.config import RelayConfig
+from bridgehead.relay.config import RelayConfig, load_relay_config
 from bridgehead.relay.enrollment import Enrollment
 from bridgehead.relay.guard import GuardedSite, port_guard
 from bridgehead.relay.registry import Registry
@@ -50,10 +52,21 @@ def caller_context(config: RelayConfig) -> ssl.SSLContext:
     return context
 
 
+RELOADABLE = frozenset({"callers", "request_timeout"})
+"""What SIGHUP applies in place; every other setting owns a socket, a file or a key."""
+
+
 class Relay:
-    def __init__(self, config: RelayConfig, clock: Callable[[], datetime] = utc_now) -> None:
-        """`clock`: the time agent certificates are dated by (enrollment and renewal)."""
-        self.config = config
+    def __init__(
+        self,
+        config: RelayConfig,
+        clock: Callable[[], datetime] = utc_now,
+        config_file: Path | None = None,
+    ) -> None:
+        """`clock`: the time agent certificates are dated by (enrollment and renewal);
+        `config_file`: where SIGHUP reads the config again."""
+        self.config, self.config_file = config, config_file
+        self.callers: Callers | None = None
         self.registry = Registry()
         self.revocations = Revocations(config.state_path)
         self.tokens = TokenStore(config.state_path)
@@ -94,7 +107,7 @@ class Relay:
         except OSError as exc:
             raise _cannot_listen("agents_listen", where, exc) from None
         self.agents_address = self._server.sockets[0].getsockname()[:2]
-        callers = Callers(self.config, self.registry, self.metrics)
+        self.callers = callers = Callers(self.config, self.registry, self.metrics)
         self.callers_url = await self._serve(callers.app(), self.config.listen, callers_tls)
         if self.config.admin is not None:
             unready = partial(readiness.problems, self.config.ca.cert, self.config.state_path)
@@ -103,6 +116,32 @@ class Relay:
             self.admin_url = await self._serve(admin, self.config.admin, None)
         self._watcher = asyncio.create_task(watch(self.revocations, self.registry))
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
+
+    async def reload(self) -> bool:
+        """SIGHUP: read the config file again and apply its callers and request_timeout to
+        the next request, the agents' connections untouched; if it does not load, or changes
+        anything else, log why and keep the running config."""
+        if self.config_file is None or self.callers is None:
+            return False
+        try:
+            new = await asyncio.to_thread(load_relay_config, self.config_file)
+        except ConfigError as exc:
+            log.error("reload of %s refused; the running config stays: %s", self.config_file, exc)
+            return False
+        changed = [
+            name for name in type(new).model_fields
+            if name not in RELOADABLE and getattr(new, name) != getattr(self.config, name)
+        ]  # fmt: skip
+        if changed:
+            log.error(
+                "reload of %s refused; the running config stays: %s changed, which needs a "
+                "restart", self.config_file, ", ".join(changed),
+            )  # fmt: skip
+            return False
+        self.callers.reconfigure(new)
+        self.config = new
+        log.info("reload: %s applied (%d callers)", self.config_file, len(new.callers))
+        return True
 
     async def _serve(
         self, app: web.Application, where: HostPort, tls: ssl.SSLContext | None

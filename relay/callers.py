@@ -59,11 +59,16 @@ def problem(status: int, title: str, detail: str, request_id: str, **headers: st
 
 class Callers:
     def __init__(self, config: RelayConfig, registry: Registry, metrics: RelayMetrics) -> None:
-        self.config, self.registry, self.metrics = config, registry, metrics
+        self.registry, self.metrics = registry, metrics
+        self.reconfigure(config)
         self.limits = config.limits
-        self._tokens = [(bytes.fromhex(c.token_sha256), c) for c in config.callers]
         self.slots = CallerSlots(self.limits.streams_per_caller)
         self.throttle = FailureThrottle(self.limits.auth_failures, self.limits.auth_window)
+
+    def reconfigure(self, config: RelayConfig) -> None:
+        """Who may call and how long an agent may take, from the next request on."""
+        self.config = config
+        self._tokens = [(bytes.fromhex(c.token_sha256), c) for c in config.callers]
 
     def app(self) -> web.Application:
         @web.middleware

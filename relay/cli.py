@@ -59,7 +59,7 @@ def load(path: Path) -> RelayConfig:
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
     logs.apply(config.logging)
-    serve([Relay(config)])
+    serve([Relay(config, config_file=args.config)])
     return 0
 
 

@@ -26,6 +26,10 @@ from bridgehead.relay.tokens import TokenRefused, TokenStore, utc_now
 
 log = logging.getLogger("bridgehead.relay")
 EXCHANGE_TIMEOUT = 10.0
+FAULT = (
+    "the relay could not complete the enrollment (a fault on the relay: its log says what); "
+    "try again once the relay's operator has fixed it"
+)
 
 
 class Enrollment:
@@ -64,6 +68,9 @@ class Enrollment:
         except ValueError as exc:  # TokenRefused included
             log.warning("enrollment refused: %s", exc)
             return {"error": str(exc)}
+        except OSError as exc:  # the relay's own files: its operator must act, not the agent's
+            log.error("enrollment failed on this relay: %s", exc)
+            return {"error": FAULT}
 
     def enroll(self, message: dict[str, Any]) -> dict[str, Any]:
         """The certificate for a token and CSR; ValueError (one sentence) if refused."""

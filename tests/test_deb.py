@@ -294,7 +294,7 @@ def test_install_sh_installs_the_wheel_in_a_throwaway_root(
     planned = root("bash", "/run/carry/install.sh", wheel, "-c", "/srv/agent.yaml", "--dry-run")
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "useradd" in planned.stdout
-    assert "systemctl enable --now bridgehead.service" in planned.stdout
+    assert "systemctl restart bridgehead.service" in planned.stdout
     assert "ExecStart=/opt/bridgehead/bin/bridgehead run -c /srv/agent.yaml" in planned.stdout
 
 

@@ -265,3 +265,24 @@ async def test_an_existing_tunnel_section_is_updated_in_place(
     assert relay.agents_address is not None
     assert config.tunnel.relay.port == relay.agents_address[1]
     assert config.tunnel.key == agent_yaml.parent / "certs" / "agent.key"
+
+
+async def test_a_fault_on_the_relay_is_one_sentence_not_a_dropped_connection(
+    relay: Relay, agent_yaml: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the relay cannot use its own token store (here a folder where the file should
+    be), the agent hears that the fault is the relay's, the relay logs what it is, and the
+    agent writes nothing."""
+    token = await token_for(relay)
+    store = TokenStore(relay.config.state_path).path
+
+    def break_store() -> None:
+        store.unlink()
+        store.mkdir()
+
+    await asyncio.to_thread(break_store)
+    with pytest.raises(EnrollRefused, match="a fault on the relay: its log says what"):
+        await enroll(token, agent_yaml)
+    assert "enrollment failed on this relay" in caplog.text
+    assert str(store) in caplog.text
+    assert await asyncio.to_thread(untouched, agent_yaml)

@@ -46,7 +46,8 @@ def test_dry_run_shows_the_relays_plan(tmp_path: Path) -> None:
         f"run chown bridgehead-relay:bridgehead-relay {tmp_path / 'ca.key'}",
         "write /etc/systemd/system/bridgehead-relay.service",
         f"run -c {tmp_path / 'relay.yaml'}", "| StateDirectory=bridgehead-relay",
-        "run systemctl enable --now bridgehead-relay.service",
+        "run systemctl enable bridgehead-relay.service",
+        "run systemctl restart bridgehead-relay.service",
     ):  # fmt: skip
         assert expected in out, expected
 
@@ -68,7 +69,10 @@ def test_the_plan_under_a_scratch_root(tmp_path: Path) -> None:
     unit = root / "etc/systemd/system/bridgehead-relay.service"
     assert f"ExecStart={executable} run -c {config}" in unit.read_text()
     assert ran[0][:2] == ("useradd", "--system")
-    assert ran[-1] == ("systemctl", "enable", "--now", "bridgehead-relay.service")
+    assert ran[-2:] == [
+        ("systemctl", "enable", "bridgehead-relay.service"),
+        ("systemctl", "restart", "bridgehead-relay.service"),
+    ]
     ran.clear()
     carry_out(RELAY.uninstall_plan(purge=True), root, run=record, check=lambda argv: False)
     assert not unit.exists()

@@ -17,6 +17,7 @@ import yaml
 
 from bridgehead.agent.config import load_config
 from bridgehead.agent.service import linux
+from bridgehead.common.commands import Failure
 from bridgehead.common.service_steps import carry_out
 
 BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
@@ -46,7 +47,8 @@ def test_dry_run_shows_the_plan_and_changes_nothing(config_file: Path) -> None:
     for expected in (
         "run useradd --system", "make folder /etc/bridgehead (mode 0750)",
         f"run chmod 0640 {config_file}", "write /etc/systemd/system/bridgehead.service",
-        f"run -c {config_file}", "| Type=notify", "run systemctl enable --now bridgehead.service",
+        f"run -c {config_file}", "| Type=notify", "run systemctl enable bridgehead.service",
+        "run systemctl restart bridgehead.service",
     ):  # fmt: skip
         assert expected in out, expected
     assert not linux.UNIT.exists() or "bridgehead" not in linux.UNIT.read_text()
@@ -77,8 +79,11 @@ def test_the_plan_carried_out_under_a_scratch_root(config_file: Path, tmp_path: 
     unit = root / "etc/systemd/system/bridgehead.service"
     assert f"ExecStart={executable} run -c /etc/bridgehead/agent.yaml" in unit.read_text()
     assert (root / "etc/bridgehead").stat().st_mode & 0o777 == 0o750
-    assert [a[0] for a in ran] == ["chown", "chown", "chmod", "systemctl", "systemctl"]
-    assert ran[-1] == ("systemctl", "enable", "--now", "bridgehead.service")
+    assert [a[0] for a in ran] == ["chown", "chown", "chmod", *["systemctl"] * 3]
+    assert ran[-2:] == [
+        ("systemctl", "enable", "bridgehead.service"),
+        ("systemctl", "restart", "bridgehead.service"),
+    ]
     if shutil.which("systemd-analyze"):
         verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                                 text=True, timeout=60, check=False)  # fmt: skip
@@ -89,6 +94,43 @@ def test_the_plan_carried_out_under_a_scratch_root(config_file: Path, tmp_path: 
     assert not unit.exists()
     assert not (root / "etc/bridgehead").exists()
     assert ("userdel", "bridgehead") in ran
+
+
+def with_tunnel(config_file: Path, certs: str) -> Path:
+    folder = config_file.parent / certs
+    folder.mkdir(exist_ok=True)
+    for name in ("ca.pem", "agent.pem", "agent.key"):
+        (folder / name).write_text("")
+    (folder / "agent.key").chmod(0o600)
+    data = yaml.safe_load(config_file.read_text())
+    data["tunnel"] = {"relay": "127.0.0.1:8443", "ca": f"{certs}/ca.pem",
+                      "cert": f"{certs}/agent.pem", "key": f"{certs}/agent.key"}  # fmt: skip
+    config_file.write_text(yaml.safe_dump(data))
+    return folder
+
+
+def test_the_tunnel_certificates_folder_is_the_services_to_write(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """The agent renews its tunnel certificate and key in place, so their folder is handed
+    to the service user and is the one folder besides the state the unit may write."""
+    certs = with_tunnel(config_file, "certs").resolve()
+    ran: list[Sequence[str]] = []
+    plan = linux.install_plan(config_file, load_config(config_file), Path("/usr/bin/bridgehead"))
+    carry_out(plan, tmp_path / "root", run=ran.append, check=lambda argv: True)
+    assert ("chown", "bridgehead:bridgehead", str(certs)) in ran
+    unit = (tmp_path / "root/etc/systemd/system/bridgehead.service").read_text()
+    assert unit.count("ReadWritePaths=") == 2
+    assert f"ReadWritePaths=/var/lib/bridgehead\nReadWritePaths={certs}\n" in unit
+
+
+def test_tunnel_keys_beside_the_config_are_refused(config_file: Path) -> None:
+    """Keys in the config's own folder would make that folder writable to the service, and
+    so its config: refused, naming the folder to move them to."""
+    with_tunnel(config_file, ".")
+    with pytest.raises(Failure, match="beside the config") as refused:
+        linux.install_plan(config_file, load_config(config_file), Path("/usr/bin/bridgehead"))
+    assert f"{config_file.parent.resolve() / 'certs'}" in str(refused.value)
 
 
 def test_under_systemd_state_goes_to_the_state_directory(config_file: Path, tmp_path: Path) -> None:

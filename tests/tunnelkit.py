@@ -103,7 +103,7 @@ def tunnel_section(pki: Pki, port: int, cert: Path, key: Path, **extra: Any) -> 
 async def running_relay(pki: Pki, token: str, **extra: Any) -> AsyncIterator[Relay]:
     """A relay for `pki` that knows the caller `token`, started and then stopped."""
     config = await asyncio.to_thread(relay_config, pki, token, **extra)
-    relay = Relay(config)
+    relay = Relay(config, config_file=pki.folder / "relay.yaml")
     await relay.start()
     try:
         yield relay

@@ -1,6 +1,8 @@
 """`bridgehead service install | uninstall` on Linux: the agent's systemd service
 (`common.systemd_service`), with the config's private keys (the tunnel's, the local
-listener's) handed to the service user.
+listener's) handed to the service user, and the folder of the tunnel's certificate and key
+writable to it, since the agent renews them itself. That folder must not be the config's own:
+the service would then be able to rewrite its config.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.common.commands import Failure
 from bridgehead.common.service_steps import Step
 from bridgehead.common.systemd_service import SystemdService
 
@@ -24,7 +27,25 @@ def unreachable(config_file: Path) -> str | None:
 
 
 def install_plan(config_file: Path, config: AgentConfig, executable: Path) -> list[Step]:
-    return AGENT.install_plan(config_file, _private_keys(config), executable)
+    return AGENT.install_plan(
+        config_file, _private_keys(config), executable, renewed_folders(config_file, config)
+    )
+
+
+def renewed_folders(config_file: Path, config: AgentConfig) -> list[Path]:
+    """The folders the agent replaces its tunnel certificate and key in; Failure when one is
+    the config's own folder."""
+    if config.tunnel is None:
+        return []
+    folders = sorted({config.tunnel.cert.parent, config.tunnel.key.parent})
+    if config_file.parent in folders:
+        raise Failure(
+            f"the tunnel's certificate and key lie in {config_file.parent}, beside the config; "
+            "the agent renews them, so the service would need to write there: move them to "
+            f"a folder of their own ({config_file.parent / 'certs'}, as `bridgehead enroll` "
+            "does) and change the tunnel: section"
+        )
+    return folders
 
 
 def uninstall_plan(*, purge: bool) -> list[Step]:
