@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bridgehead.common.sdnotify import Notifier
+
+log = logging.getLogger("bridgehead")
 
 
 class StartupError(Exception):
@@ -106,6 +109,7 @@ async def serve_until(
         await stop.wait()
     finally:
         if started:
+            log.info("stopping: finishing the requests in flight first")
             notify.stopping("draining: finishing requests in flight")
         for service in reversed(started):
             await service.stop()

@@ -120,6 +120,7 @@ class EnrollmentSettings(Frozen):
 
 class RelayConfig(Document):
     STATE_FOLDER = "relay-state"
+    SERVICE = "bridgehead-relay"
 
     agents_listen: HostPort = HostPort(host="0.0.0.0", port=8443)  # noqa: S104 - agents dial in
     listen: HostPort = HostPort(host="0.0.0.0", port=8444)  # noqa: S104 - callers dial in

@@ -18,6 +18,7 @@ import yaml
 from backends import Backend, mariadb_backend, postgres_backend, sqlite_backend
 from blockbuster import blockbuster_ctx
 from dbservers import MariaDBServer, PostgresServer
+from debkit import Debs, Dists, build_debs, build_dists
 from tunnelkit import Pki, make_pki
 
 from bridgehead.agent.app import Agent
@@ -182,3 +183,15 @@ async def run_agent(tmp_path: Path) -> AsyncIterator[Any]:
     for agent in started:
         await agent.stop()
     await session.close()
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    """The wheel and the sdist, built once for the session."""
+    return build_dists(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def debs(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Debs:
+    """Two revisions of the .deb, built once for the session (skipped where they cannot be)."""
+    return build_debs(dists, tmp_path_factory.mktemp("debs"), tmp_path_factory.mktemp("repack"))

@@ -10,107 +10,29 @@ import asyncio
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from debkit import BUILD_DEB, ROOT, Debs, Dists, ThrowawayRoot, can_unshare_mounts, need, run
 
 from bridgehead.agent.audit import AuditLog, AuditRecord
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_DEB = ROOT / "packaging" / "deb" / "build.sh"
 INSTALL_SH = ROOT / "packaging" / "linux" / "install.sh"
 SHELL_SCRIPTS = [
     INSTALL_SH, BUILD_DEB,
     *(ROOT / "packaging" / "deb" / name for name in ("postinst", "prerm", "postrm")),
 ]  # fmt: skip
-MAX_BUILD_SECONDS = 600
 UNIT_BY_CLI = "/etc/systemd/system/bridgehead.service"
 PURGED = (
     "/opt/bridgehead", "/etc/bridgehead", "/usr/bin/bridgehead",
     "/lib/systemd/system/bridgehead.service", "/var/lib/bridgehead/agent.key",
     UNIT_BY_CLI, "/etc/systemd/system/multi-user.target.wants/bridgehead.service",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Dists:
-    wheel: Path
-    sdist: Path
-
-
-@dataclass(frozen=True)
-class Debs:
-    first: Path  # revision 1
-    second: Path  # revision 2, the upgrade
-
-
-def run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(part) for part in cmd], capture_output=True, text=True, check=False,
-        timeout=MAX_BUILD_SECONDS, **kwargs,  # type: ignore[call-overload]
-    )  # fmt: skip
-
-
-def need(*tools: str) -> None:
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (.ci/setup --test installs them)")
-
-
-def can_unshare_mounts() -> str | None:
-    """Why a private mount namespace with an overlay cannot be made here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: the venv is built at /opt/bridgehead in a private mount namespace"
-    probe = run(["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs",
-                 "probe", "/mnt"])  # fmt: skip
-    if probe.returncode != 0:
-        return f"cannot make a mount namespace here: {probe.stderr.strip()}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
-    out = tmp_path_factory.mktemp("dist")
-    built = run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT])
-    assert built.returncode == 0, built.stderr[-3000:]
-    return Dists(next(out.glob("bridgehead-*.whl")), next(out.glob("bridgehead-*.tar.gz")))
-
-
-@pytest.fixture(scope="module")
-def debs(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Debs:
-    need("dpkg-deb", "objdump", "unshare")
-    if not Path("/usr/bin/python3").exists():
-        pytest.skip("Debian's /usr/bin/python3 is missing: the venv is built from it")
-    why = can_unshare_mounts()
-    if why:
-        pytest.skip(why)
-    out = tmp_path_factory.mktemp("debs")
-    built = run([BUILD_DEB, dists.wheel, out, "1"])
-    assert built.returncode == 0, built.stderr[-3000:]
-    first = Path(built.stdout.strip().splitlines()[-1])
-    return Debs(first, next_revision(first, tmp_path_factory.mktemp("repack")))
-
-
-def next_revision(deb: Path, scratch: Path) -> Path:
-    """The same package as revision 2: unpacked and rebuilt by dpkg-deb with the new Version
-    (a second build.sh run would take as long as the first and make the same files)."""
-    tree = scratch / "tree"
-    assert run(["dpkg-deb", "--raw-extract", deb, tree]).returncode == 0
-    control = tree / "DEBIAN" / "control"
-    version = run(["dpkg-deb", "--field", deb, "Version"]).stdout.strip()
-    upstream = version.rsplit("-", 1)[0]
-    control.write_text(control.read_text().replace(f"Version: {version}", f"Version: {upstream}-2"))
-    second = deb.with_name(deb.name.replace(f"_{version}_", f"_{upstream}-2_"))
-    rebuilt = run(["dpkg-deb", "--root-owner-group", "-Zxz", "-z1", "--build", tree, second])
-    assert rebuilt.returncode == 0, rebuilt.stderr
-    return second
 
 
 def test_python_m_build_makes_a_wheel_and_an_sdist_with_the_packaging_files(
@@ -207,34 +129,6 @@ def test_the_deb_holds_the_venv_unit_links_and_debian_docs(debs: Debs) -> None:
     assert "unixodbc" in depends
     assert "adduser" in depends
     assert "python3." in depends
-
-
-class ThrowawayRoot:
-    """The host's / under a copy-on-write overlay whose writes land in `upper`: dpkg runs
-    chrooted into it, with an empty /run (no systemd running) and `carry` at /run/carry."""
-
-    def __init__(self, base: Path, carry: Path) -> None:
-        self.upper, self.work, self.merged = base / "upper", base / "work", base / "merged"
-        for folder in (self.upper, self.work, self.merged):
-            folder.mkdir()
-        self.carry = carry
-
-    def __call__(self, *cmd: str) -> subprocess.CompletedProcess[str]:
-        script = (
-            'set -e; m="$1"; shift;'
-            ' mount -t overlay throwaway -o "lowerdir=/,upperdir=$U,workdir=$W" "$m";'
-            ' mount -t proc proc "$m/proc"; mount --rbind /dev "$m/dev";'
-            ' mount -t tmpfs run "$m/run"; mkdir "$m/run/carry";'
-            ' mount --bind "$C" "$m/run/carry"; exec chroot "$m" "$@"'
-        )
-        env = {"U": str(self.upper), "W": str(self.work), "C": str(self.carry),
-               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}  # fmt: skip
-        return run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                    "throwaway", self.merged, *cmd], env=env)  # fmt: skip
-
-    def path(self, inside: str) -> Path:
-        """Where a file the root wrote lies (`upper`; only what changed is there)."""
-        return self.upper / inside.lstrip("/")
 
 
 @pytest.fixture

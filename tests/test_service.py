@@ -16,9 +16,12 @@ import pytest
 import yaml
 
 from bridgehead.agent.config import load_config
+from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.service import linux
 from bridgehead.common.commands import Failure
+from bridgehead.common.config.document import state_path_of
 from bridgehead.common.service_steps import carry_out
+from bridgehead.relay.config import RelayConfig
 
 BRIDGEHEAD = [sys.executable, "-m", "bridgehead.agent.cli"]
 
@@ -140,3 +143,21 @@ def test_under_systemd_state_goes_to_the_state_directory(config_file: Path, tmp_
     config = load_config(config_file, environ={"STATE_DIRECTORY": str(given)})
     assert config.state_path == given
     assert load_config(config_file, environ={}).state_path == config_file.parent / "state"
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "state"),
+    [
+        ("/etc/bridgehead/agent.yaml", "", "/var/lib/bridgehead"),
+        ("/etc/bridgehead-relay/relay.yaml", "", "/var/lib/bridgehead-relay"),
+        ("/etc/bridgehead/agent.yaml", "state_dir: /srv/state\n", "/srv/state"),
+        ("/etc/plant/agent.yaml", "", "/etc/plant/state"),
+    ],
+    ids=["agent", "relay", "state_dir-wins", "not-a-service-folder"],
+)
+def test_a_service_config_keeps_its_state_in_var_lib(file: str, text: str, state: str) -> None:
+    """A config in /etc/bridgehead keeps its state in /var/lib/bridgehead for whoever reads
+    it, the unit or an operator's `sudo bridgehead secret encrypt`, so both use one folder
+    (and one secret key); the relay's likewise; elsewhere the folder beside the config."""
+    model = RelayConfig if "relay" in file else AgentConfig
+    assert state_path_of(text, Path(file), model) == Path(state)

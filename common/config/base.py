@@ -64,6 +64,8 @@ class Document(Frozen):
 
     STATE_FOLDER: ClassVar[str] = "state"
     """The state folder's name beside the config file when `state_dir` is not set."""
+    SERVICE: ClassVar[str] = "bridgehead"
+    """The service's name: a config in /etc/SERVICE keeps its state in /var/lib/SERVICE."""
 
     state_dir: ConfigPath | None = None
     base_dir: Path = Field(Path(), exclude=True)

@@ -86,7 +86,7 @@ def parse_document(
         line = lines.get(("base_dir",))
         problems.append(Problem("base_dir", line, "base_dir is set by the program; remove it"))
         del data["base_dir"]
-    _state_from_systemd(data, environ)
+    _default_state(data, environ, model, file)
     result = substitute(data, base_dir, environ)
     if result.encrypted:
         state = model.state_path_in(result.data, base_dir)
@@ -102,13 +102,21 @@ def parse_document(
     return config
 
 
-def _state_from_systemd(data: dict[str, Any], environ: Mapping[str, str] | None) -> None:
-    """Under a systemd unit with `StateDirectory=`, a config without `state_dir` keeps its
-    state where systemd made room for it (`$STATE_DIRECTORY`), not beside the config file
-    (read-only there under `ProtectSystem=strict`)."""
+def _default_state(
+    data: dict[str, Any], environ: Mapping[str, str] | None, model: type[Document], file: Path
+) -> None:
+    """Where a config without `state_dir` keeps its state when installed as a service: where
+    systemd made room for it (`$STATE_DIRECTORY`, under a unit with `StateDirectory=`), and
+    for a config in /etc/SERVICE, /var/lib/SERVICE even when an operator's command reads it
+    (`sudo bridgehead secret encrypt`, `bridgehead-relay token create`), so that both use one
+    folder and never one beside the config (read-only to the service)."""
+    if "state_dir" in data:
+        return
     given = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
-    if "state_dir" not in data and given:
+    if given:
         data["state_dir"] = given.split(":")[0]
+    elif os.name == "posix" and file.resolve().parent == Path("/etc") / model.SERVICE:
+        data["state_dir"] = str(Path("/var/lib") / model.SERVICE)
 
 
 def _validated(
@@ -144,7 +152,7 @@ def state_path_of(text: str, file: Path, model: type[Document]) -> Path:
     data, lines = _yaml(text, file)
     if not isinstance(data, dict):
         data = {}
-    _state_from_systemd(data, None)
+    _default_state(data, None, model, file)
     result = substitute({"state_dir": data.get("state_dir")}, base_dir)
     if result.problems:
         problems = [
