@@ -42,6 +42,7 @@ from bridgehead.agent.catalog import Catalog, CatalogProblem
 from bridgehead.agent.config import load_config
 from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig, TunnelConfig
 from bridgehead.agent.http import make_app, server_ssl
+from bridgehead.agent.jobs.runner import Jobs
 from bridgehead.agent.listener import GuardedSite, listener_guard
 from bridgehead.agent.reload import needs_restart
 from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
@@ -133,6 +134,7 @@ class Agent:
         self._tunnel_task: asyncio.Task[None] | None = None
         self.listen_url: str | None = None
         self.pipeline: Pipeline | None = None
+        self.jobs: Jobs | None = None
 
     async def start(self) -> None:
         await self._refuse_unsafe_files()
@@ -153,6 +155,11 @@ class Agent:
         )  # fmt: skip
         logging.getLogger("bridgehead").addHandler(self.observer.reasons)
         await self._serve(self.pipeline, store, audit)
+        if self.config.jobs:
+            pipeline = self.pipeline
+            self.jobs = Jobs(self.config.jobs, lambda: pipeline.catalog, state)
+            pipeline.jobs = self.jobs
+            await self.jobs.start()
 
     async def _refuse_unsafe_files(self) -> None:
         problem = await asyncio.to_thread(exposed, _private_keys(self.config))
@@ -303,6 +310,9 @@ class Agent:
 
     async def stop(self) -> None:
         logging.getLogger("bridgehead").removeHandler(self.observer.reasons)
+        if self.jobs is not None:  # runs under way keep their checkpoints and resume
+            await self.jobs.stop()
+            self.jobs = None
         if self._admin_runner is not None:
             await asyncio.wait_for(self._admin_runner.cleanup(), SHUTDOWN_GRACE)
             self._admin_runner = None

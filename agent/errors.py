@@ -43,6 +43,10 @@ class Conflict(ApiError):
     slug = "conflict"
 
 
+class RunUnderWay(Conflict):
+    """A job's run was asked for while one is under way (here or in another process)."""
+
+
 class RequestTimeout(ApiError):
     status = 408
     title = "Request timeout"

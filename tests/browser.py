@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -67,8 +68,13 @@ class Page:
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
     def text(self, css: str) -> str:
+        """The first match's text; "" when there is none, or when the page replaced it
+        between finding and reading (a re-render: the next poll finds the new one)."""
         found = self.driver.find_elements(By.CSS_SELECTOR, css)
-        return found[0].text if found else ""
+        try:
+            return found[0].text if found else ""
+        except StaleElementReferenceException:
+            return ""
 
     def wait_for(self, check: Callable[[], Any], seconds: float = 10) -> Any:
         """Poll `check` until it returns something true; that value, or TimeoutError."""

@@ -137,6 +137,7 @@ def agent_config(
     scopes = [f"{r}:{access}" for r in resources for access in ("read", "write")]
     scopes += [f"queries:{q}" for q in extra.get("queries", {})]
     scopes += [f"procedures:{p}" for p in extra.get("procedures", {})]
+    scopes += [f"jobs:{j}" for j in extra.get("jobs", {})]
     auth_jwt = extra.pop("auth_jwt", None)
     config = {
         "sources": sources,

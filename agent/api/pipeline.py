@@ -22,9 +22,10 @@ from urllib.parse import unquote
 
 import orjson
 
-from bridgehead.agent.api import export, problems, reads, routines, writes
+from bridgehead.agent.api import export, jobs, problems, reads, routines, writes
 from bridgehead.agent.api.auth import Authenticator, Principal
 from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.jobs import JobsDesk
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.openapi import build_openapi, served_operations
 from bridgehead.agent.api.query_types import QueryTypes
@@ -154,7 +155,9 @@ class Pipeline:
         config: AgentConfig,
         clock: Clock = time.monotonic,
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jobs: JobsDesk | None = None,
     ) -> None:
+        self.jobs = jobs
         self.audit = audit
         self.config = config
         self.wallclock = wallclock
@@ -227,6 +230,8 @@ class Pipeline:
 
     async def _dispatch(self, request: ApiRequest, trace: Trace) -> ApiResponse:
         segments = request.path.split("/")
+        if segments[:3] == ["", "v1", "jobs"] and all(segments[3:]) and len(segments) <= 6:
+            return await self._jobs(request, [unquote(s) for s in segments[3:]], trace)
         if len(segments) not in (3, 4) or segments[:2] != ["", "v1"] or not all(segments[2:]):
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
         name = unquote(segments[2])
@@ -257,6 +262,15 @@ class Pipeline:
         trace.operation = route.name
         principal.require(f"{name}:{'read' if route.operation == 'read' else 'write'}")
         return await route.handler(Call(request, principal, resource, key))
+
+    async def _jobs(self, request: ApiRequest, path: list[str], trace: Trace) -> ApiResponse:
+        """GET /v1/jobs[/{name}[/runs[/{id}]]], POST /v1/jobs/{name}/runs."""
+        trace.target = f"jobs:{path[0]}" if path else "jobs"
+        trace.operation = "run" if request.method == "POST" else "jobs"
+        principal = self._authenticate(request)
+        trace.principal = principal.qualified_name
+        self._throttle(principal)
+        return await jobs.handle(self.jobs, request, principal, path)
 
     async def _routine(
         self, request: ApiRequest, principal: Principal, kind: str, name: str, trace: Trace

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from bridgehead.adapters import registry
+from bridgehead.agent.config.jobs import JobConfig
 from bridgehead.common.config.base import (
     ConfigPath,
     Document,
@@ -241,6 +242,7 @@ class AgentConfig(Document):
     tunnel: TunnelConfig | None = None
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
+    jobs: dict[str, JobConfig] = Field(default_factory=dict)
     shutdown_grace: Duration = 30.0
     """On SIGTERM, how long requests and streams in flight may take to finish (then cut)."""
     logging: LoggingConfig = LoggingConfig()

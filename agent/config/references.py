@@ -16,8 +16,8 @@ from bridgehead.common.config.yamltree import Path_
 
 Found = tuple[Path_, str]
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
-RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi"})
-NAMED_SECTIONS = ("sources", "resources", "queries", "procedures")
+RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi", "jobs"})
+NAMED_SECTIONS = ("sources", "resources", "queries", "procedures", "jobs")
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -38,7 +38,29 @@ def _names(value: Any) -> list[str]:
 
 
 def check_references(data: Mapping[str, Any]) -> list[Found]:
-    return [*_bad_names(data), *_sources(data), *_resources(data), *_queries(data), *_scopes(data)]
+    return [
+        *_bad_names(data), *_sources(data), *_resources(data), *_queries(data), *_scopes(data),
+        *_jobs(data),
+    ]  # fmt: skip
+
+
+def _jobs(data: Mapping[str, Any]) -> Iterator[Found]:
+    """An export's `from:` names a resource or query of this config."""
+    for name, job in _entries(data, "jobs"):
+        export = job.get("export")
+        source = export.get("from") if isinstance(export, dict) else None
+        if isinstance(source, str):
+            source = {"resource": source}
+        if not isinstance(source, dict):
+            continue
+        for kind, section in (("resource", "resources"),):
+            target = source.get(kind)
+            if isinstance(target, str) and target not in _section(data, section):
+                known = ", ".join(_section(data, section)) or "none"
+                yield (
+                    ("jobs", name, "export", "from"),
+                    f"no {kind} named {target!r} to export (the {section}: here: {known})",
+                )
 
 
 def _bad_names(data: Mapping[str, Any]) -> Iterator[Found]:
@@ -102,6 +124,7 @@ def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
     known = {f"{r}:{a}" for r in _section(data, "resources") for a in ("read", "write")}
     known |= {f"queries:{q}" for q in _section(data, "queries")}
     known |= {f"procedures:{p}" for p in _section(data, "procedures")}
+    known |= {f"jobs:{j}" for j in _section(data, "jobs")}
     keys = _section(data, "auth").get("api_keys")
     for i, key in enumerate(keys if isinstance(keys, list) else []):
         scopes = key.get("scopes") if isinstance(key, dict) else None
@@ -110,5 +133,6 @@ def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
                 yield (
                     ("auth", "api_keys", i, "scopes", j),
                     f"scope {scope!r} names nothing this agent exposes (use "
-                    "<resource>:read, <resource>:write, queries:<name>, procedures:<name>)",
+                    "<resource>:read, <resource>:write, queries:<name>, procedures:<name>, "
+                    "jobs:<name>)",
                 )

@@ -1,0 +1,1 @@
+"""Scheduled batch jobs: import and export, checkpointed, with reconciliation reports."""

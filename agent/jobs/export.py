@@ -1,0 +1,229 @@
+"""An export run: a resource's rows, in chunks, to a sink; incremental runs send only the rows
+changed since the last row the sink acknowledged.
+
+Rules (each closes a data-loss bug batch tools are known for):
+- Rows are walked in keyset order (COLUMN, key...), never by OFFSET and never by COLUMN
+  alone, so rows that share one COLUMN value (a bulk update's single timestamp) are never
+  split, skipped or sent twice at a chunk boundary.
+- The run's upper bound, the run start minus `lag`, is frozen when the run starts and kept
+  in its checkpoint: a row written during the run, or committed late by a transaction that
+  stamped it earlier, is sent by this run or the next, never passed over.
+- The position (and with it the watermark) moves only after the sink acknowledged the chunk
+  and the checkpoint is written; a run that fails keeps the position of its last
+  acknowledged chunk, and the next run goes on from there, so every row is sent once. A run
+  killed between an acknowledgement and its checkpoint sends that chunk again under the same
+  run and chunk number (the same Idempotency-Key, the same file name).
+- Rows whose COLUMN is NULL have no place in the walk and are not exported incrementally.
+- A dry run reads and counts, sends nothing and moves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bridgehead.adapters.sql import And, Compare, Condition, IsNull, Not, Op, OrderBy, Select
+from bridgehead.adapters.types import Column, Kind
+from bridgehead.agent.api.export import csv_header, csv_lines, csv_lines_raw, ndjson_lines
+from bridgehead.agent.api.filters import after
+from bridgehead.agent.api.reads import encode_rows, text_columns
+from bridgehead.agent.catalog import Resource
+from bridgehead.agent.config.jobs import ExportConfig
+from bridgehead.agent.jobs.sinks import Sink
+from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore
+from bridgehead.common import failpoints
+
+Clock = Callable[[], dt.datetime]
+CLOCK_KINDS = frozenset({Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DATE})
+
+
+class ExportRefused(Exception):
+    """The export cannot run as configured; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Walk:
+    """How the rows of one export are read: the columns, the keyset order, the bound."""
+
+    resource: Resource
+    columns: tuple[Column, ...]
+    order: tuple[OrderBy, ...]
+    incremental: Column | None
+
+    @classmethod
+    def of(cls, resource: Resource, export: ExportConfig) -> Walk:
+        if not resource.key:
+            raise ExportRefused(
+                f"resource {resource.name!r} has no key; give it key: so its rows can be "
+                "walked in order"
+            )
+        keys = tuple(OrderBy(c.name) for c in resource.key)
+        if export.incremental is None:
+            return cls(resource, resource.columns, keys, None)
+        column = resource.table.column(export.incremental)
+        if column is None:
+            names = ", ".join(c.name for c in resource.table.columns)
+            raise ExportRefused(
+                f"incremental: {export.incremental!r} is not a column of {resource.name} ({names})"
+            )
+        if column.type.kind in (Kind.BINARY, Kind.UNKNOWN, Kind.BOOLEAN):
+            raise ExportRefused(
+                f"incremental: {column.name!r} is {column.type.kind}; name a timestamp or a "
+                "number that grows whenever a row changes"
+            )
+        first = OrderBy(column.name, nullable=column.nullable)
+        return cls(resource, resource.columns, (first, *keys), column)
+
+    def fetched(self) -> list[Column]:
+        """The served columns, then any ordering column not among them."""
+        names = {c.name for c in self.columns}
+        extra = [self.resource.table.column(o.column) for o in self.order]
+        return [*self.columns, *(c for c in extra if c is not None and c.name not in names)]
+
+    async def bound(self, now: dt.datetime, lag: float) -> Any:
+        """The frozen upper bound of the incremental column: the run's start minus `lag` for
+        a time, the largest value present for a number (counters do not commit late)."""
+        column = self.incremental
+        if column is None:
+            return None
+        if column.type.kind in CLOCK_KINDS:
+            edge = now - dt.timedelta(seconds=lag)
+            if column.type.kind is Kind.TIMESTAMP:
+                return edge.astimezone(dt.UTC).replace(tzinfo=None)
+            if column.type.kind is Kind.DATE:
+                return edge.date() - dt.timedelta(days=1)
+            return edge
+        largest = Select(
+            self.resource.table.ref, (column.name,), where=Not(IsNull(column.name)),
+            order=(OrderBy(column.name, descending=True),), limit=1,
+        )  # fmt: skip
+        rows = await self.resource.adapter.select(largest)
+        return rows[0][0] if rows else None
+
+    def select(self, position: list[Any] | None, bound: Any, limit: int) -> Select:
+        conditions: list[Condition] = []
+        if self.incremental is not None:
+            conditions.append(Compare(self.incremental.name, Op.LTE, bound))
+        if position is not None:
+            beyond = after(self.order, position)
+            if beyond is not None:
+                conditions.append(beyond)
+        fetch = self.fetched()
+        return Select(
+            self.resource.table.ref, tuple(c.name for c in fetch),
+            where=And(tuple(conditions)) if conditions else None, order=self.order,
+            limit=limit, as_text=text_columns(self.resource, fetch),
+        )  # fmt: skip
+
+    def position(self, row: Sequence[Any]) -> list[Any]:
+        index = {c.name: i for i, c in enumerate(self.fetched())}
+        return [row[index[o.column]] for o in self.order]
+
+
+def encode_chunk(resource: Resource, rows: Sequence[tuple[Any, ...]], media: str) -> bytes:
+    columns = resource.columns
+    items = encode_rows(resource, columns, rows)
+    names = [c.name for c in columns]
+    if media == "csv":
+        lines = csv_lines if resource.config.csv_formulas == "escape" else csv_lines_raw
+        return csv_header(names) + lines(items, names)
+    return ndjson_lines(items, names)
+
+
+async def run_export(
+    export: ExportConfig,
+    *,
+    resource: Resource,
+    store: JobStore,
+    state: JobState,
+    sink: Sink,
+    checkpoint: Checkpoint,
+    clock: Clock,
+) -> dict[str, Any]:
+    """Carry the run in `checkpoint` (new, or resumed) to its end; the counts and checksum
+    for its report. Raises what stopped it, with the checkpoint at its last acknowledged
+    chunk (and the watermark with it)."""
+    walk = Walk.of(resource, export)
+    if checkpoint.chunk == 0 and checkpoint.bound is None and walk.incremental is not None:
+        checkpoint.bound = freeze(await walk.bound(clock(), export.lag))
+        if not checkpoint.dry_run:
+            await asyncio.to_thread(store.save, state)
+    bound = thaw(checkpoint.bound)
+    position = thaw_all(checkpoint.position) if checkpoint.position is not None else (
+        thaw_all(state.watermark) if walk.incremental is not None and state.watermark else None
+    )  # fmt: skip
+    size = export.to.chunk_rows
+    counts = checkpoint.counts
+    counts.setdefault("read", 0)
+    nothing = walk.incremental is not None and bound is None  # no counter value yet
+    while not nothing:
+        rows = await resource.adapter.select(walk.select(position, bound, size))
+        if not rows:
+            break
+        body = encode_chunk(resource, rows, export.to.format)
+        counts["read"] += len(rows)
+        position = walk.position(rows[-1])
+        if not checkpoint.dry_run:
+            await sink.send(checkpoint.run, checkpoint.chunk, body)
+            failpoints.reach("export-chunk-sent")
+            checkpoint.chunk += 1
+            checkpoint.position = freeze_all(position)
+            checkpoint.digests.append(hashlib.sha256(body).hexdigest())
+            counts["exported"] = counts.get("exported", 0) + len(rows)
+            if walk.incremental is not None:
+                state.watermark = checkpoint.position
+            await asyncio.to_thread(store.save, state)
+        if len(rows) < size:
+            break
+    return {
+        "read": counts["read"], "exported": counts.get("exported", 0),
+        "chunks": checkpoint.chunk,
+        "checksum": hashlib.sha256("".join(checkpoint.digests).encode()).hexdigest(),
+    }  # fmt: skip
+
+
+# -- positions as JSON: each value comes back as the very value the driver gave ----------------
+
+
+FROZEN: tuple[tuple[type | tuple[type, ...], str, Callable[[Any], str]], ...] = (
+    (dt.datetime, "datetime", dt.datetime.isoformat), (dt.date, "date", dt.date.isoformat),
+    (dt.time, "time", dt.time.isoformat), (Decimal, "decimal", str),
+    ((bytes, bytearray, memoryview), "bytes", lambda v: base64.b64encode(bytes(v)).decode()),
+)  # fmt: skip
+"""Values JSON cannot carry as themselves, each as {tag: text} (datetime before date)."""
+
+
+def freeze(value: Any) -> Any:
+    for kind, tag, as_text in FROZEN:
+        if isinstance(value, kind):
+            return {tag: as_text(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def thaw(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    ((kind, text),) = value.items()
+    thawed: dict[str, Callable[[str], Any]] = {
+        "datetime": dt.datetime.fromisoformat, "date": dt.date.fromisoformat,
+        "time": dt.time.fromisoformat, "decimal": Decimal, "bytes": base64.b64decode,
+        "float": float,
+    }  # fmt: skip
+    return thawed[kind](text)
+
+
+def freeze_all(values: Sequence[Any]) -> list[Any]:
+    return [freeze(v) for v in values]
+
+
+def thaw_all(values: Sequence[Any]) -> list[Any]:
+    return [thaw(v) for v in values]

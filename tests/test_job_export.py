@@ -1,0 +1,283 @@
+"""Export jobs against real databases and a real HTTP receiver started here: each data-loss
+bug batch tools are known for, as its own test. Rows sharing one `updated_at` across chunk
+boundaries go out exactly once; a bulk update's single timestamp is exported once and then
+not again; a run that fails mid-way keeps its watermark at the last acknowledged chunk and
+the next run sends the rest, once; a row changed during a run is sent by this run or the
+next; a row committed late with an older stamp, inside `lag`, is not passed over. Also: the
+folder sink, dry runs, the reports and the 409 for a second run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from backends import Backend
+from conftest import Caller, make_backend
+from polling import wait_for
+
+DATABASES = itertools.count()
+STAMP = datetime(2026, 3, 1, 12, 0, 0)
+
+
+@dataclass
+class Receiver:
+    """An ingest endpoint: records each chunk by its Idempotency-Key (a chunk sent again
+    under the same key is kept once, as a careful receiver does)."""
+
+    url: str = ""
+    chunks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    fail: Callable[[str], bool] = lambda key: False
+    on_chunk: Callable[[str], Any] | None = None
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        if self.fail(key):
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        lines = (await request.read()).splitlines()
+        self.chunks[key] = [orjson.loads(line) for line in lines]
+        if self.on_chunk is not None:
+            await self.on_chunk(key)
+        return web.Response(status=204)
+
+    def ids(self) -> list[int]:
+        return sorted(row["id"] for rows in self.chunks.values() for row in rows)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/ingest", found.ingest)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    found.url = f"http://{host}:{port}/ingest"
+    yield found
+    await runner.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    b = make_backend(request.param, request, tmp_path, f"export_{next(DATABASES)}")
+    b.run([
+        f"CREATE TABLE items (id INTEGER PRIMARY KEY, label VARCHAR(40), "
+        f"updated_at {b.types['ts']} NOT NULL)",
+        "CREATE INDEX items_walk ON items (updated_at, id)",
+    ])  # fmt: skip
+    return b
+
+
+def fill(backend: Backend, count: int, stamp: datetime, start: int = 1) -> None:
+    text = stamp.isoformat(" ")
+    for first in range(start, start + count, 1000):
+        values = ", ".join(
+            f"({i}, 'item {i}', '{text}')" for i in range(first, min(first + 1000, start + count))
+        )
+        backend.run([f"INSERT INTO items (id, label, updated_at) VALUES {values}"])
+
+
+def export_job(receiver: Receiver, chunk_rows: int, **extra: Any) -> dict[str, Any]:
+    return {"export": {
+        "from": "items", "incremental": "updated_at", "lag": extra.pop("lag", "5s"),
+        "to": {"url": receiver.url, "format": "ndjson", "chunk_rows": chunk_rows,
+               "attempts": extra.pop("attempts", 3)},
+    }, **extra}  # fmt: skip
+
+
+async def agent_for(run_agent: Any, backend: Backend, jobs: dict[str, Any]) -> Caller:
+    resources = {"items": {"source": "db", "table": "items", "key": ["id"], "max_rows": 1000}}
+    return await run_agent({"db": backend.source}, resources, jobs=jobs)  # type: ignore[no-any-return]
+
+
+async def run_job(agent: Caller, name: str = "out", dry_run: bool = False) -> dict[str, Any]:
+    """Start a run through the API and wait for its final report."""
+    status, headers, started = await agent.send(
+        "POST", f"/v1/jobs/{name}/runs", {"dry_run": dry_run}
+    )
+    assert status == 202, started
+    assert headers["Location"] == f"/v1/jobs/{name}/runs/{started['id']}"
+    report: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        nonlocal report
+        status, _, report = await agent.get(headers["Location"])
+        assert status == 200, report
+        return report["status"] != "running"
+
+    deadline = asyncio.get_running_loop().time() + 120
+    while not await ended():
+        assert asyncio.get_running_loop().time() < deadline, report
+        await asyncio.sleep(0.05)
+    return report
+
+
+async def test_rows_sharing_one_timestamp_cross_chunk_boundaries_once(
+    backend: Backend, receiver: Receiver, run_agent: Any
+) -> None:
+    """10,000 rows with one updated_at, in chunks of 999: every row arrives exactly once,
+    each chunk under its own key; a second run finds nothing new."""
+    await asyncio.to_thread(fill, backend, 10_000, STAMP)
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 999)})
+    first = await run_job(agent)
+    assert first["status"] == "succeeded", first
+    assert (first["exported"], first["chunks"]) == (10_000, 11)
+    assert receiver.ids() == list(range(1, 10_001))
+    assert sorted(receiver.chunks) == sorted(f"out/{first['id']}/{n}" for n in range(11))
+    assert first["watermark_before"] is None
+    second = await run_job(agent)
+    assert (second["status"], second["exported"]) == ("succeeded", 0)
+    assert second["watermark_before"] == first["watermark_after"]
+    assert len(receiver.ids()) == 10_000
+
+
+async def test_a_bulk_update_is_exported_once_then_not_again(
+    backend: Backend, receiver: Receiver, run_agent: Any
+) -> None:
+    """A bulk update stamping every row with one new time: the next run sends each row once
+    more, the run after nothing."""
+    count = 100_000 if backend.name == "sqlite" else 20_000
+    await asyncio.to_thread(fill, backend, count, STAMP)
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 10_000)})
+    assert (await run_job(agent))["exported"] == count
+    later = (STAMP + timedelta(hours=1)).isoformat(" ")
+    await asyncio.to_thread(backend.run, [f"UPDATE items SET updated_at = '{later}'"])
+    receiver.chunks.clear()
+    assert (await run_job(agent))["exported"] == count
+    assert receiver.ids() == list(range(1, count + 1))
+    assert (await run_job(agent))["exported"] == 0
+
+
+async def test_a_failed_run_keeps_its_watermark_and_the_next_sends_the_rest_once(
+    backend: Backend, receiver: Receiver, run_agent: Any
+) -> None:
+    """The receiver refuses the third chunk every time: the run fails naming it, its
+    watermark stays at the end of chunk 1, and once the receiver takes chunks again the next
+    run sends only the rows not yet taken; every row arrives exactly once."""
+    await asyncio.to_thread(fill, backend, 5_000, STAMP)
+    broken = True
+    receiver.fail = lambda key: broken and key.endswith("/2")
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 1000, attempts=2)})
+    failed = await run_job(agent)
+    assert failed["status"] == "failed"
+    assert "chunk 2 not taken after 2 attempts" in failed["error"]
+    assert (failed["exported"], failed["chunks"]) == (2000, 2)
+    assert failed["watermark_after"][1] == 2000
+    broken = False
+    retried = await run_job(agent)
+    assert retried["status"] == "succeeded", retried
+    assert retried["watermark_before"] == failed["watermark_after"]
+    assert retried["exported"] == 3000
+    assert receiver.ids() == list(range(1, 5001))
+
+
+async def test_a_row_changed_during_a_run_is_not_lost(
+    backend: Backend, receiver: Receiver, run_agent: Any
+) -> None:
+    """While the first chunk is being taken, row 1 (already sent) and row 4,000 (not yet)
+    change: each new version is sent by this run or the next, none is lost."""
+    await asyncio.to_thread(fill, backend, 5_000, STAMP)
+    changed = (STAMP + timedelta(seconds=30)).isoformat(" ")
+
+    async def change(key: str) -> None:
+        if key.endswith("/0"):
+            await asyncio.to_thread(backend.run, [
+                f"UPDATE items SET label = 'changed', updated_at = '{changed}' "
+                "WHERE id IN (1, 4000)"
+            ])  # fmt: skip
+
+    receiver.on_chunk = change
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 1000)})
+    await run_job(agent)
+    await run_job(agent)
+    rows = [row for rows in receiver.chunks.values() for row in rows]
+    assert {row["id"] for row in rows} == set(range(1, 5001))
+    assert {row["id"] for row in rows if row["label"] == "changed"} == {1, 4000}
+
+
+async def test_a_late_commit_inside_lag_is_not_passed_over(
+    backend: Backend, receiver: Receiver, run_agent: Any
+) -> None:
+    """With lag 2s, a row stamped just now waits for a later run; a row then committed with
+    an older stamp (its transaction began earlier) is still sent, because the watermark
+    never passed it."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    await asyncio.to_thread(fill, backend, 10, now - timedelta(minutes=5))
+    await asyncio.to_thread(fill, backend, 1, now, start=11)
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 100, lag="2s")})
+    assert (await run_job(agent))["exported"] == 10
+    await asyncio.to_thread(fill, backend, 1, now - timedelta(seconds=1), start=12)
+    await asyncio.sleep(2.5)
+    late = await run_job(agent)
+    assert late["exported"] == 2
+    assert receiver.ids() == list(range(1, 13))
+
+
+async def test_the_folder_sink_dry_runs_and_a_second_run(
+    tmp_path: Path, receiver: Receiver, run_agent: Any, request: pytest.FixtureRequest
+) -> None:
+    """`to: {dir:}` writes each chunk as a whole file named by job, run and chunk; a dry run
+    counts and writes nothing; while a run is under way a second is a 409; GET /v1/jobs
+    lists the job with its last run, and a caller without the scope does not see it."""
+    backend = make_backend("sqlite", request, tmp_path, "folder")
+    await asyncio.to_thread(
+        backend.run,
+        ["CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, updated_at TIMESTAMP)"],
+    )
+    await asyncio.to_thread(fill, backend, 2500, STAMP)
+    out = tmp_path / "exports"
+    jobs = {"files": {"export": {"from": "items", "to": {"dir": str(out), "format": "csv",
+                                                         "chunk_rows": 1000}}}}  # fmt: skip
+    agent = await agent_for(run_agent, backend, jobs)
+    dry = await run_job(agent, "files", dry_run=True)
+    assert (dry["status"], dry["dry_run"], dry["read"], dry["exported"]) == (
+        "succeeded", True, 2500, 0)  # fmt: skip
+    assert not await asyncio.to_thread(out.exists)
+    report = await run_job(agent, "files")
+    names = sorted(p.name for p in await asyncio.to_thread(lambda: list(out.iterdir())))
+    assert names == [f"files-{report['id']}-{n:06d}.csv" for n in range(3)]
+    first = (await asyncio.to_thread((out / names[0]).read_text)).splitlines()
+    assert first[0] == "id,label,updated_at"
+    assert len(first) == 1001
+
+    status, _, listed = await agent.get("/v1/jobs")
+    assert status == 200
+    assert [(j["name"], j["last_run"]["id"]) for j in listed["items"]] == [("files", report["id"])]
+    status, _, runs = await agent.get("/v1/jobs/files/runs")
+    assert [r["id"] for r in runs["items"]] == [report["id"], dry["id"]]
+    assert (await agent.get("/v1/jobs/nope/runs"))[0] == 404
+    assert (await agent.get("/v1/jobs/files/runs/99"))[0] == 404
+
+
+async def test_a_second_run_while_one_is_under_way_is_a_409(
+    tmp_path: Path, receiver: Receiver, run_agent: Any, request: pytest.FixtureRequest
+) -> None:
+    backend = make_backend("sqlite", request, tmp_path, "busy")
+    await asyncio.to_thread(
+        backend.run,
+        ["CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, updated_at TIMESTAMP)"],
+    )
+    await asyncio.to_thread(fill, backend, 3, STAMP)
+    release = asyncio.Event()
+
+    async def hold(key: str) -> None:
+        await release.wait()
+
+    receiver.on_chunk = hold
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 1)})
+    status, _, started = await agent.send("POST", "/v1/jobs/out/runs")
+    assert status == 202, started
+    await wait_for(lambda: receiver.chunks, 10)
+    status, _, refused = await agent.send("POST", "/v1/jobs/out/runs")
+    assert status == 409
+    assert "has a run under way" in refused["detail"]
+    release.set()
