@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
+from bridgehead.agent.jobs_cli import jobs_command
 from bridgehead.agent.secret_cli import encrypt_command
 from bridgehead.agent.service_cli import service_command
 from bridgehead.agent.starter_cli import init_command
@@ -79,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
     secret_sub = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
     encrypt = secret_sub.add_parser("encrypt", help="read a secret on stdin, print its enc: value")
     encrypt.add_argument("-c", "--config", type=Path, help="agent.yaml (where the key is kept)")
+    jobs = sub.add_parser("jobs", help="scheduled batch jobs: list, history, run one now")
+    jobs.add_argument("action", choices=["list", "history", "run"])
+    jobs.add_argument("name", nargs="?", help="the job (history, run)")
+    jobs.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
+    jobs.add_argument("--dry-run", action="store_true", help="run: count, send nothing")
     audit = sub.add_parser("audit", help="work with the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
@@ -106,6 +112,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     ),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
+    "jobs": lambda args: jobs_command(
+        commands.load(args.config), args.action, args.name, args.dry_run, sys.stdout
+    ),
 }
 
 

@@ -5,7 +5,9 @@ starts; then reaching that point kills the process at once with SIGKILL, as a po
 Points: `before-commit` (a write's response is recorded as prepared, the database commit not
 yet made), `after-commit` (the commit is made, the response not yet marked done),
 `pair-written` (a new certificate and key are written beside the old ones) and
-`key-replaced` (the new key is in place, the new certificate not yet).
+`key-replaced` (the new key is in place, the new certificate not yet), `export-chunk-sent`
+(an export's sink took a chunk, its checkpoint not yet written) and `export-checkpointed`
+(the checkpoint after that chunk is written).
 """
 
 from __future__ import annotations

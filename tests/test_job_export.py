@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import yaml
+from agentproc import AgentProcess, free_port, stop_process
 from aiohttp import web
 from backends import Backend
 from conftest import Caller, make_backend
@@ -25,6 +33,7 @@ from polling import wait_for
 
 DATABASES = itertools.count()
 STAMP = datetime(2026, 3, 1, 12, 0, 0)
+SQLITE_ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, updated_at TIMESTAMP)"
 
 
 @dataclass
@@ -281,3 +290,131 @@ async def test_a_second_run_while_one_is_under_way_is_a_409(
     assert status == 409
     assert "has a run under way" in refused["detail"]
     release.set()
+
+
+@pytest.mark.parametrize("point", ["export-chunk-sent", "export-checkpointed"])
+def test_an_agent_killed_mid_run_resumes_it_and_the_result_is_whole(
+    tmp_path: Path, point: str
+) -> None:
+    """SIGKILL right after the sink took the first chunk (its checkpoint not yet written),
+    or right after that checkpoint: the restarted agent resumes run 1 under the same number,
+    the chunk files are those of an uninterrupted run (the first one at most written twice,
+    with the same bytes), and every row is in them exactly once."""
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, updated_at TIMESTAMP)")
+        rows = [(i, f"item {i}", STAMP.isoformat(" ")) for i in range(1, 5001)]
+        db.executemany("INSERT INTO items VALUES (?, ?, ?)", rows)
+    db.close()
+    port, key = free_port(), "kill-test-key"
+    out = tmp_path / "exports"
+    config = {
+        "sources": {"db": {"sqlite": str(tmp_path / "t.db")}},
+        "resources": {"items": {"source": "db", "table": "items", "key": ["id"]}},
+        "jobs": {"out": {"export": {"from": "items", "incremental": "updated_at",
+                                    "to": {"dir": str(out), "chunk_rows": 1000}}}},
+        "auth": {"api_keys": [{"name": "ops", "key_sha256": sha256(key.encode()).hexdigest(),
+                               "scopes": ["jobs:out"]}]},
+        "listen": f"127.0.0.1:{port}", "admin": None,
+    }  # fmt: skip
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    doomed = AgentProcess(path, port, env={"BRIDGEHEAD_FAILPOINT": point})
+    status, _, started = doomed.request("POST", "/v1/jobs/out/runs", key)
+    assert (status, started["id"]) == (202, 1)
+    assert doomed.process.wait(30) == -signal.SIGKILL
+    assert doomed.process.stderr is not None
+    doomed.process.stderr.close()
+
+    again = AgentProcess(path, port)
+    try:
+        deadline = time.monotonic() + 60
+        while (report := again.request("GET", "/v1/jobs/out/runs/1", key)[2])["status"] != (
+            "succeeded"
+        ):  # fmt: skip
+            assert time.monotonic() < deadline, report
+            time.sleep(0.1)
+        assert again.request("GET", "/v1/jobs/out/runs", key)[2]["items"][0]["id"] == 1
+    finally:
+        stop_process(again.process)
+        assert again.process.stderr is not None
+        again.process.stderr.close()
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"out-1-{n:06d}.ndjson" for n in range(5)]
+    ids = [orjson.loads(line)["id"] for f in files for line in f.read_bytes().splitlines()]
+    assert ids == list(range(1, 5001))
+    assert (report["exported"], report["chunks"]) == (5000, 5)
+
+
+def test_the_jobs_command_runs_lists_and_shows_history(tmp_path: Path) -> None:
+    """`bridgehead jobs run NAME` carries a run out in its own process (exit 0), `--dry-run`
+    sends nothing, `history` lists both newest first, `list` names the job and its last run;
+    a job that is not in the config is a usage error (exit 2) naming the ones that are."""
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT)")
+        db.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item {i}") for i in range(1, 8)])
+    db.close()
+    config = {
+        "sources": {"db": {"sqlite": str(tmp_path / "t.db")}},
+        "resources": {"items": {"source": "db", "table": "items", "key": ["id"]}},
+        "jobs": {"nightly": {"schedule": "30 2 * * *", "time_zone": "Europe/London",
+                             "export": {"from": "items", "to": {"dir": "out", "chunk_rows": 5}}}},
+        "listen": None, "admin": None,
+    }  # fmt: skip
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    def jobs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bridgehead.agent.cli", "jobs", *args, "-c", str(path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    dry = jobs("run", "nightly", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "run 1 succeeded (dry run)" in dry.stdout
+    assert not (tmp_path / "out").exists()
+    done = jobs("run", "nightly")
+    assert done.returncode == 0, done.stderr
+    assert "run 2 succeeded" in done.stdout
+    assert "read 7, exported 7 in 2 chunks" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "nightly-2-000000.ndjson", "nightly-2-000001.ndjson"]  # fmt: skip
+    history = jobs("history", "nightly").stdout.splitlines()
+    assert [line.split()[1] for line in history] == ["2", "1"]
+    listed = jobs("list").stdout
+    assert listed.startswith("nightly  export  30 2 * * *  last: run 2 succeeded")
+    unknown = jobs("run", "weekly")
+    assert unknown.returncode == 2
+    assert "name a job: bridgehead jobs run NAME (nightly)" in unknown.stderr
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+async def test_catch_up_runs_a_missed_run_once_at_start(
+    tmp_path: Path, receiver: Receiver, run_agent: Any, request: pytest.FixtureRequest,
+    catch_up: bool,
+) -> None:  # fmt: skip
+    """A nightly job whose last planned run was days ago: with catch_up the agent runs it
+    once as it starts (one run, not one per missed night); without, it waits for tonight."""
+    backend = make_backend("sqlite", request, tmp_path, "catchup")
+    await asyncio.to_thread(backend.run, [SQLITE_ITEMS])
+    await asyncio.to_thread(fill, backend, 3, STAMP)
+    state = tmp_path / "kept" / "jobs" / "nightly"
+    await asyncio.to_thread(state.mkdir, parents=True)
+    last = (datetime.now(UTC) - timedelta(days=3)).replace(hour=2, minute=30, second=0)
+    saved = orjson.dumps({"last_planned": last.isoformat(), "next_run": 1})
+    await asyncio.to_thread((state / "state.json").write_bytes, saved)
+    job = export_job(receiver, 10, schedule="30 2 * * *", time_zone="UTC", catch_up=catch_up)
+    resources = {"items": {"source": "db", "table": "items", "key": ["id"]}}
+    agent = await run_agent({"db": backend.source}, resources, jobs={"nightly": job},
+                            state_dir=str(tmp_path / "kept"))  # fmt: skip
+    if catch_up:
+        await wait_for(lambda: receiver.chunks, 20)
+        status, _, runs = await agent.get("/v1/jobs/nightly/runs")
+        assert [r["id"] for r in runs["items"]] == [1]
+    else:
+        await asyncio.sleep(1.5)
+        assert receiver.chunks == {}
+    status, _, described = await agent.get("/v1/jobs/nightly")
+    assert status == 200
+    assert described["next_run"].endswith("02:30:00+00:00")

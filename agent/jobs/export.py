@@ -180,6 +180,7 @@ async def run_export(
             if walk.incremental is not None:
                 state.watermark = checkpoint.position
             await asyncio.to_thread(store.save, state)
+            failpoints.reach("export-checkpointed")
         if len(rows) < size:
             break
     return {

@@ -72,6 +72,7 @@ class Jobs:
         self.running: dict[str, asyncio.Task[Report]] = {}
         self._started: dict[str, asyncio.Future[Report]] = {}
         self._claiming: set[str] = set()
+        self._latest: dict[str, asyncio.Task[Report]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -147,14 +148,12 @@ class Jobs:
         return await asyncio.shield(self._started[name])
 
     async def finished(self, name: str) -> Report:
-        """Wait for the run under way to end; its final report."""
-        return await asyncio.shield(self.running[name])
+        """Wait for the job's latest run to end; its final report."""
+        return await asyncio.shield(self._latest[name])
 
     # -- one run -------------------------------------------------------------------------------
 
-    async def _begin(
-        self, name: str, planned: str | None, *, dry_run: bool, resume: bool
-    ) -> None:
+    async def _begin(self, name: str, planned: str | None, *, dry_run: bool, resume: bool) -> None:
         if name in self.running or name in self._claiming:
             raise RunUnderWay(
                 f"job {name!r} has a run under way; wait for it to end "
@@ -167,7 +166,7 @@ class Jobs:
             self._claiming.discard(name)
         self._started[name] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(name, planned, dry_run, resume, lock))
-        self.running[name] = task
+        self.running[name] = self._latest[name] = task
         task.add_done_callback(lambda _: self.running.pop(name, None))
 
     async def _run(
@@ -195,8 +194,8 @@ class Jobs:
     def _checkpoint(
         self, state: JobState, planned: str | None, dry_run: bool, resume: bool
     ) -> Checkpoint:
-        if resume and state.current is not None:
-            return state.current
+        if state.current is not None and (resume or not dry_run):
+            return state.current  # an interrupted run is finished before a new one starts
         checkpoint = Checkpoint(
             run=state.next_run, planned=planned, dry_run=dry_run, bound=None,
             started=self.clock().isoformat(), watermark_before=state.watermark,
