@@ -50,6 +50,7 @@ from bridgehead.agent.tunnel.renewal import read_certificate
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.config.document import ConfigError
+from bridgehead.common.guard import Guard
 from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
@@ -127,6 +128,7 @@ class Agent:
         self.admin_url: str | None = None
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
+        self._guards: dict[str, Guard] = {}
         self._store: IdempotencyStore | None = None
         self._expiry_task: asyncio.Task[None] | None = None
         self._audit: AuditLog | None = None
@@ -278,7 +280,7 @@ class Agent:
         self, runner: web.AppRunner, address: HostPort, key: str, tls: ssl.SSLContext | None = None
     ) -> str:
         """Start `runner` on `address` (the config's `key:`) and return its URL."""
-        guard = listener_guard(self.config.limits, f"{key} {address}")
+        guard = self._guards[key] = listener_guard(self.config.limits, f"{key} {address}")
         site = GuardedSite(runner, address.host, address.port, guard, ssl_context=tls)
         try:
             await site.start()
@@ -305,8 +307,15 @@ class Agent:
         """Stop accepting; requests and streams in flight get `shutdown_grace`, then are cut."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            grace = self.config.shutdown_grace
+            deadline = asyncio.get_running_loop().time() + grace + 5
             with contextlib.suppress(TimeoutError):  # aiohttp cuts them at shutdown_grace
-                await asyncio.wait_for(runner.cleanup(), self.config.shutdown_grace + 5)
+                await asyncio.wait_for(runner.cleanup(), grace + 5)
+            guard = self._guards.get("listen")
+            left = deadline - asyncio.get_running_loop().time()
+            if guard is not None:  # a finished stream's last bytes may still be queued
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(guard.all_closed(), max(0.0, left))
 
     async def stop(self) -> None:
         logging.getLogger("bridgehead").removeHandler(self.observer.reasons)

@@ -117,8 +117,9 @@ ANSWERS: dict[int, ErrorAnswer] = {
     408: ErrorAnswer("RequestTimeout", "The request body did not arrive in time.",
                      (RequestTimeout,)),
     409: ErrorAnswer("Conflict",
-                     "A database constraint refused the write, or the Idempotency-Key is busy.",
-                     (Conflict, source.ConstraintViolated)),
+                     "A database constraint refused the write, the Idempotency-Key is busy, or "
+                     "a run of the job is under way.",
+                     (Conflict, RunUnderWay, source.ConstraintViolated)),
     412: ErrorAnswer("PreconditionFailed",
                      "The row changed since it was read: If-Match does not match.",
                      (PreconditionFailed,)),

@@ -50,7 +50,21 @@ class Guard:
     ) -> None:
         self.limits, self.port, self.log, self.refusal = limits, port, log, refusal
         self.open: set[GuardedHandler] = set()
+        self._emptied: asyncio.Event | None = None
         self._logged_at = -REFUSAL_LOG_EVERY
+
+    async def all_closed(self) -> None:
+        """Return once every connection has closed, its last bytes sent (a transport closes
+        once its write buffer is empty): a process that exits sooner loses the end of a
+        stream it had finished writing."""
+        while self.open:
+            self._emptied = asyncio.Event()
+            await self._emptied.wait()
+
+    def closed(self, handler: GuardedHandler) -> None:
+        self.open.discard(handler)
+        if not self.open and self._emptied is not None:
+            self._emptied.set()
 
     def refuse(self) -> bool:
         """Whether a new connection is one too many (and logs so, now and then)."""
@@ -91,7 +105,7 @@ class GuardedHandler(RequestHandler):
         self._await_head()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.guard.open.discard(self)
+        self.guard.closed(self)
         self._stop_head_timer()
         if not self.refused:
             super().connection_lost(exc)

@@ -21,7 +21,9 @@ from bridgehead.relay.config import RelayConfig, check_relay_references
 
 KEY_HASH = hashlib.sha256(b"crm-api-key").hexdigest()
 PASSWORD = "Zebra-Tr0ub4dor-7781"  # distinctive, so any leak is unambiguous
-SCOPE_HINT = "(use <resource>:read, <resource>:write, queries:<name>, procedures:<name>)"
+SCOPE_HINT = (
+    "(use <resource>:read, <resource>:write, queries:<name>, procedures:<name>, jobs:<name>)"
+)
 UNKNOWN_HINT = "check its spelling against the config reference"
 
 FULL_CONFIG = """\
