@@ -15,7 +15,7 @@ from bridgehead.agent.app import build_adapters, open_sources
 from bridgehead.agent.catalog import Catalog
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.errors import RunUnderWay
-from bridgehead.agent.jobs.runner import Jobs
+from bridgehead.agent.jobs.runner import Jobs, kind_of, summary
 from bridgehead.agent.jobs.store import JobStore
 from bridgehead.common.commands import Failure, UsageError
 
@@ -49,7 +49,10 @@ def _list(config: AgentConfig, out: TextIO) -> int:
     for name, job in config.jobs.items():
         when = job.schedule or (f"every {job.every:g}s" if job.every else "on demand")
         last = _store(config, name).reports(1)
-        print(f"{name}  export  {when}  last: {_line(last[0]) if last else 'never run'}", file=out)
+        print(
+            f"{name}  {kind_of(job)}  {when}  last: {_line(last[0]) if last else 'never run'}",
+            file=out,
+        )
     return 0
 
 
@@ -64,10 +67,8 @@ def _history(config: AgentConfig, name: str, out: TextIO) -> int:
 
 def _line(report: dict[str, Any]) -> str:
     dry = " (dry run)" if report.get("dry_run") else ""
-    return (
-        f"run {report['id']} {report['status']}{dry} {report.get('started', '')}: "
-        f"read {report.get('read', 0)}, exported {report.get('exported', 0)} in "
-        f"{report.get('chunks', 0)} chunks"
+    return f"run {report['id']} {report['status']}{dry} {report.get('started', '')}: " + summary(
+        report
     )
 
 

@@ -145,6 +145,12 @@ def _parse(column_type: ColumnType, text: str) -> Any:
     return bounded(column_type, PARSERS[column_type.kind](text))
 
 
+def from_text(column_type: ColumnType, text: str) -> Any:
+    """The canonical value of a value to write that arrives as text (a CSV field), checked
+    against the column's range and length as a JSON value is; ValueError saying why not."""
+    return _parse(column_type, text)
+
+
 def json_default(value: Any) -> Any:
     """What orjson cannot write itself: DECIMAL as exact text, binary as base64."""
     if isinstance(value, Decimal):

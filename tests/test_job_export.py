@@ -29,6 +29,7 @@ from agentproc import AgentProcess, free_port, stop_process
 from aiohttp import web
 from backends import Backend
 from conftest import Caller, make_backend
+from jobkit import run_job
 from polling import wait_for
 
 DATABASES = itertools.count()
@@ -106,28 +107,6 @@ def export_job(receiver: Receiver, chunk_rows: int, **extra: Any) -> dict[str, A
 async def agent_for(run_agent: Any, backend: Backend, jobs: dict[str, Any]) -> Caller:
     resources = {"items": {"source": "db", "table": "items", "key": ["id"], "max_rows": 1000}}
     return await run_agent({"db": backend.source}, resources, jobs=jobs)  # type: ignore[no-any-return]
-
-
-async def run_job(agent: Caller, name: str = "out", dry_run: bool = False) -> dict[str, Any]:
-    """Start a run through the API and wait for its final report."""
-    status, headers, started = await agent.send(
-        "POST", f"/v1/jobs/{name}/runs", {"dry_run": dry_run}
-    )
-    assert status == 202, started
-    assert headers["Location"] == f"/v1/jobs/{name}/runs/{started['id']}"
-    report: dict[str, Any] = {}
-
-    async def ended() -> bool:
-        nonlocal report
-        status, _, report = await agent.get(headers["Location"])
-        assert status == 200, report
-        return report["status"] != "running"
-
-    deadline = asyncio.get_running_loop().time() + 120
-    while not await ended():
-        assert asyncio.get_running_loop().time() < deadline, report
-        await asyncio.sleep(0.05)
-    return report
 
 
 async def test_rows_sharing_one_timestamp_cross_chunk_boundaries_once(

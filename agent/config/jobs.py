@@ -1,8 +1,9 @@
 """The `jobs:` section of agent.yaml: scheduled batch sync, each job an import or an export.
 
-A job runs on a `schedule` (cron, read in `time_zone`) or `every` interval, or only when
-asked (`POST /v1/jobs/{name}/runs`, `bridgehead jobs run`) when it has neither. Names of
-resources and queries are checked against the rest of the config in `agent.config.references`.
+A job is an `import:` (rows into a resource) or an `export:` (rows out). It runs on a
+`schedule` (cron, read in `time_zone`) or `every` interval, or only when asked
+(`POST /v1/jobs/{name}/runs`, `bridgehead jobs run`) when it has neither. Names of resources
+and queries are checked against the rest of the config in `agent.config.references`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,45 @@ class ExportConfig(Frozen):
     to: ExportTo
 
 
+class ImportFrom(Frozen):
+    """`{url: https://..., format: csv}`, or `{resource: NAME}` of this agent (a table of
+    another source: database-to-database reconciliation on-prem)."""
+
+    url: str | None = None
+    format: Format = "csv"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    proxy: str | None = None
+    resource: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ImportFrom:
+        if (self.url is None) == (self.resource is None):
+            raise ValueError("import from: names a url: or a resource:, one of them")
+        if self.url is not None and not self.url.startswith(("https://", "http://")):
+            raise ValueError(f"import from: url {self.url!r} must start with https://")
+        return self
+
+
+class ImportConfig(Frozen):
+    from_: ImportFrom = Field(alias="from")
+    into: str
+    """A resource with a key, whose operations allow the writes `mode` makes."""
+    mode: Literal["insert", "upsert", "mirror"] = "upsert"
+    scope: str | None = None
+    """`mirror` deletes only rows matching this filter (`country=eq.GB`, as in a list URL)."""
+    atomic: bool = False
+    """True: the whole input in one transaction; false: checkpointed chunks."""
+    max_rejects: int = Field(0, ge=0)
+    """More rejected rows than this fail the run (atomic: nothing applied)."""
+    chunk_rows: int = Field(1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> ImportConfig:
+        if self.scope is not None and self.mode != "mirror":
+            raise ValueError("scope: applies to mode: mirror only")
+        return self
+
+
 class JobConfig(Frozen):
     schedule: str | None = None
     """Five-field cron (`30 2 * * *`), read in `time_zone`."""
@@ -75,6 +115,7 @@ class JobConfig(Frozen):
     keep_runs: int = Field(100, ge=1, le=10_000)
     """How many reconciliation reports are kept."""
     export: ExportConfig | None = None
+    import_: ImportConfig | None = Field(None, alias="import")
 
     @field_validator("every")
     @classmethod
@@ -87,8 +128,8 @@ class JobConfig(Frozen):
     def _shape(self) -> JobConfig:
         if self.schedule is not None and self.every is not None:
             raise ValueError("a job has a schedule: (cron) or every:, not both")
-        if self.export is None:
-            raise ValueError("a job needs an export: section")
+        if (self.export is None) == (self.import_ is None):
+            raise ValueError("a job has an import: section or an export: section, one of them")
         if self.schedule is not None or self.every is not None:
             every = None if self.every is None else timedelta(seconds=self.every)
             Schedule.parse(self.schedule, every, self.time_zone)  # ValueError says what to fix

@@ -45,8 +45,11 @@ def check_references(data: Mapping[str, Any]) -> list[Found]:
 
 
 def _jobs(data: Mapping[str, Any]) -> Iterator[Found]:
-    """An export's `from:` names a resource or query of this config."""
+    """An export's `from:`, an import's `from:` and `into:`, name what this config serves."""
     for name, job in _entries(data, "jobs"):
+        imported = job.get("import")
+        if isinstance(imported, dict):
+            yield from _import_names(data, name, imported)
         export = job.get("export")
         source = export.get("from") if isinstance(export, dict) else None
         if isinstance(source, str):
@@ -136,3 +139,19 @@ def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
                     "<resource>:read, <resource>:write, queries:<name>, procedures:<name>, "
                     "jobs:<name>)",
                 )
+
+
+def _import_names(data: Mapping[str, Any], name: str, imported: dict[str, Any]) -> Iterator[Found]:
+    into = imported.get("into")
+    if isinstance(into, str) and into not in _section(data, "resources"):
+        known = ", ".join(_section(data, "resources")) or "none"
+        yield ("jobs", name, "import", "into"), f"no resource named {into!r} (resources: {known})"
+    source = imported.get("from")
+    for kind, section in (("resource", "resources"),):
+        target = source.get(kind) if isinstance(source, dict) else None
+        if isinstance(target, str) and target not in _section(data, section):
+            known = ", ".join(_section(data, section)) or "none"
+            yield (
+                ("jobs", name, "import", "from", kind),
+                f"no {kind} named {target!r} to import from ({section}: {known})",
+            )

@@ -24,10 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bridgehead.agent.catalog import Catalog
+from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.jobs import JobConfig
 from bridgehead.agent.errors import RunUnderWay
+from bridgehead.agent.jobs.apply import ImportRefused
 from bridgehead.agent.jobs.export import ExportRefused, run_export
+from bridgehead.agent.jobs.feeds import FeedFailed
+from bridgehead.agent.jobs.imports import run_import
 from bridgehead.agent.jobs.sinks import SinkFailed, sink_for
 from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore, Report
 from bridgehead.agent.schedule import Schedule, Timetable
@@ -35,7 +38,28 @@ from bridgehead.agent.schedule import Schedule, Timetable
 log = logging.getLogger("bridgehead.jobs")
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-FAILURES = (SinkFailed, ExportRefused, TimeoutError, OSError, ValueError)
+FAILURES = (
+    SinkFailed,
+    ExportRefused,
+    ImportRefused,
+    FeedFailed,
+    TimeoutError,
+    OSError,
+    ValueError,
+)
+
+
+def kind_of(job: JobConfig) -> str:
+    return "export" if job.export is not None else "import"
+
+
+def summary(report: Report) -> str:
+    """A run's counts in words, for the log and the command line."""
+    read = f"read {report.get('read', 0)}"
+    if report.get("kind") == "export":
+        return f"{read}, exported {report.get('exported', 0)} in {report.get('chunks', 0)} chunks"
+    counted = ("inserted", "updated", "unchanged", "deleted", "rejected")
+    return ", ".join([read, *(f"{n} {report.get(n, 0)}" for n in counted)])
 
 
 def _reason(exc: Exception, job: JobConfig) -> str:
@@ -125,7 +149,7 @@ class Jobs:
         next_run = self.timetable.next_of(name)
         return {
             "name": name,
-            "kind": "export",
+            "kind": kind_of(job),
             "schedule": job.schedule or (f"every {job.every:g}s" if job.every else None),
             "time_zone": job.time_zone,
             "next_run": None if next_run is None else next_run.isoformat(),
@@ -177,7 +201,7 @@ class Jobs:
             state = await asyncio.to_thread(store.load)
             checkpoint = self._checkpoint(state, planned, dry_run, resume)
             await asyncio.to_thread(self._open, store, state, checkpoint)
-            report = self._report(name, checkpoint, "running")
+            report = self._report(name, checkpoint, "running", kind_of(job))
             await asyncio.to_thread(store.record, report)
             self._started[name].set_result(report)
             return await self._carry(name, job=job, store=store, state=state,
@@ -216,22 +240,17 @@ class Jobs:
         checkpoint: Checkpoint, report: Report,
     ) -> Report:  # fmt: skip
         export = job.export
-        assert export is not None
-        sink = sink_for(export.to, name, self.sleep)
+        sink = sink_for(export.to, name, self.sleep) if export is not None else None
         try:
-            resource = await self.catalog().get(export.from_.resource)
-            if resource is None:
-                raise ExportRefused(f"resource {export.from_.resource!r} is not served")
             async with asyncio.timeout(job.timeout):
-                counts = await run_export(
-                    export,
-                    resource=resource,
-                    store=store,
-                    state=state,
-                    sink=sink,
-                    checkpoint=checkpoint,
-                    clock=self.clock,
-                )
+                if export is not None and sink is not None:
+                    counts = await run_export(
+                        export, resource=await self._resource(export.from_.resource),
+                        store=store, state=state, sink=sink, checkpoint=checkpoint,
+                        clock=self.clock,
+                    )  # fmt: skip
+                else:
+                    counts = await self._import(job, store, state, checkpoint)
         except asyncio.CancelledError:
             report = {**report, "status": "interrupted", **self._progress(checkpoint, state)}
             await asyncio.shield(asyncio.to_thread(store.record, report))
@@ -247,22 +266,37 @@ class Jobs:
             await asyncio.to_thread(self._end, store, state, report)
             return report
         finally:
-            await sink.close()
-        report = {**report, "status": "succeeded", **counts, **self._progress(checkpoint, state)}
-        log.info("job %s: run %d %s: %d rows read, %d exported in %d chunks", name,
-                 checkpoint.run, "(dry run) done" if checkpoint.dry_run else "done",
-                 counts["read"], counts["exported"], counts["chunks"])  # fmt: skip
+            if sink is not None:
+                await sink.close()
+        report = {**report, **self._progress(checkpoint, state), **counts, "status": "succeeded"}
+        log.info("job %s: run %d %s: %s", name, checkpoint.run,
+                 "(dry run) done" if checkpoint.dry_run else "done", summary(report))  # fmt: skip
         await asyncio.to_thread(self._end, store, state, report)
         return report
 
+    async def _resource(self, name: str) -> Resource:
+        resource = await self.catalog().get(name)
+        if resource is None:
+            raise ExportRefused(f"resource {name!r} is not served (see the agent log)")
+        return resource
+
+    async def _import(
+        self, job: JobConfig, store: JobStore, state: JobState, checkpoint: Checkpoint
+    ) -> dict[str, Any]:
+        imported = job.import_
+        assert imported is not None
+        source = imported.from_.resource
+        return await run_import(
+            imported, target=await self._resource(imported.into),
+            source=await self._resource(source) if source is not None else None,
+            store=store, state=state, checkpoint=checkpoint, sleep=self.sleep,
+        )  # fmt: skip
+
     def _progress(self, checkpoint: Checkpoint, state: JobState) -> dict[str, Any]:
         return {
-            "finished": self.clock().isoformat(),
-            "chunks": checkpoint.chunk,
-            "exported": checkpoint.counts.get("exported", 0),
-            "read": checkpoint.counts.get("read", 0),
-            "watermark_after": state.watermark,
-        }
+            **checkpoint.counts, "finished": self.clock().isoformat(),
+            "chunks": checkpoint.chunk, "watermark_after": state.watermark,
+        }  # fmt: skip
 
     @staticmethod
     def _end(store: JobStore, state: JobState, report: Report) -> None:
@@ -272,9 +306,9 @@ class Jobs:
             state.current = None
             store.save(state)
 
-    def _report(self, name: str, checkpoint: Checkpoint, status: str) -> Report:
+    def _report(self, name: str, checkpoint: Checkpoint, status: str, kind: str) -> Report:
         return {
-            "id": checkpoint.run, "job": name, "kind": "export", "status": status,
+            "id": checkpoint.run, "job": name, "kind": kind, "status": status,
             "dry_run": checkpoint.dry_run, "planned": checkpoint.planned,
             "started": checkpoint.started, "finished": None,
             "read": 0, "exported": 0, "chunks": checkpoint.chunk,

@@ -37,9 +37,10 @@ class Checkpoint:
     """The upper bound of the incremental column, frozen when the run started."""
     chunk: int = 0
     """Chunks acknowledged so far (the next one's number)."""
-    position: list[Any] | None = None
-    """The keyset position after the last acknowledged row (the watermark's form)."""
-    counts: dict[str, int] = field(default_factory=dict)
+    position: Any = None
+    """Export: the keyset position after the last acknowledged row (the watermark's form);
+    import: the input's position after the last committed chunk, and the phase."""
+    counts: dict[str, Any] = field(default_factory=dict)
     digests: list[str] = field(default_factory=list)
     """Each acknowledged chunk's SHA-256: the run's checksum is the digest of these."""
     started: str = ""
