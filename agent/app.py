@@ -156,11 +156,11 @@ class Agent:
             audit=ObservedAudit(audit, self.observer), config=self.config, **reloadable,
         )  # fmt: skip
         logging.getLogger("bridgehead").addHandler(self.observer.reasons)
-        await self._serve(self.pipeline, store, audit)
-        if self.config.jobs:
+        if self.config.jobs:  # made before the admin page, which shows them; run once serving
             pipeline = self.pipeline
-            self.jobs = Jobs(self.config.jobs, lambda: pipeline.catalog, state)
-            pipeline.jobs = self.jobs
+            self.jobs = pipeline.jobs = Jobs(self.config.jobs, lambda: pipeline.catalog, state)
+        await self._serve(self.pipeline, store, audit)
+        if self.jobs is not None:
             await self.jobs.start()
 
     async def _refuse_unsafe_files(self) -> None:

@@ -97,6 +97,8 @@ class Jobs:
         self._started: dict[str, asyncio.Future[Report]] = {}
         self._claiming: set[str] = set()
         self._latest: dict[str, asyncio.Task[Report]] = {}
+        self.listeners: list[Callable[[Report], None]] = []
+        """Told of every run that ends (succeeded or failed), with its final report."""
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -263,7 +265,7 @@ class Jobs:
                 log.exception("job %s: run %d failed", name, checkpoint.run)
             report = {**report, "status": "failed", "error": why,
                       **self._progress(checkpoint, state)}  # fmt: skip
-            await asyncio.to_thread(self._end, store, state, report)
+            await self._ended(store, state, report)
             return report
         finally:
             if sink is not None:
@@ -271,7 +273,7 @@ class Jobs:
         report = {**report, **self._progress(checkpoint, state), **counts, "status": "succeeded"}
         log.info("job %s: run %d %s: %s", name, checkpoint.run,
                  "(dry run) done" if checkpoint.dry_run else "done", summary(report))  # fmt: skip
-        await asyncio.to_thread(self._end, store, state, report)
+        await self._ended(store, state, report)
         return report
 
     async def _resource(self, name: str) -> Resource:
@@ -297,6 +299,11 @@ class Jobs:
             **checkpoint.counts, "finished": self.clock().isoformat(),
             "chunks": checkpoint.chunk, "watermark_after": state.watermark,
         }  # fmt: skip
+
+    async def _ended(self, store: JobStore, state: JobState, report: Report) -> None:
+        await asyncio.to_thread(self._end, store, state, report)
+        for listener in self.listeners:
+            listener(report)
 
     @staticmethod
     def _end(store: JobStore, state: JobState, report: Report) -> None:
