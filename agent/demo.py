@@ -15,11 +15,14 @@ import datetime as dt
 import hashlib
 import random
 import secrets
+import socket
 import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+
+from aiohttp import web
 
 from bridgehead.agent.app import Agent
 from bridgehead.agent.config import load_config
@@ -45,6 +48,12 @@ LAST = ["García", "Østergaard", "Nguyễn", "Kowalski", "O'Brien", "Straße", 
 COUNTRIES = ["DE", "FR", "ES", "NO", "PL", "JP", "IE", "VN", "TR", "GB", None]
 PRODUCTS = ["Widget", "Gadget", "Sprocket", "Flange", "Gizmo", "Doohickey", "Cog", "Valve"]
 STATUSES = ["open", "paid", "shipped", "cancelled"]
+REFERENCE_COUNTRIES = [
+    ("DE", "Germany", "Europe"), ("FR", "France", "Europe"), ("ES", "Spain", "Europe"),
+    ("NO", "Norway", "Europe"), ("PL", "Poland", "Europe"), ("IE", "Ireland", "Europe"),
+    ("GB", "United Kingdom", "Europe"), ("TR", "Türkiye", "Asia"), ("JP", "Japan", "Asia"),
+    ("VN", "Viet Nam", "Asia"),
+]  # fmt: skip
 
 SCHEMA = """
 CREATE TABLE customers (
@@ -64,6 +73,11 @@ CREATE TABLE orders (
     placed_at TIMESTAMP NOT NULL,
     shipped_on DATE,
     reference UUID NOT NULL
+);
+CREATE TABLE countries (
+    code CHAR(2) PRIMARY KEY,
+    name TEXT NOT NULL,
+    region TEXT NOT NULL
 );
 CREATE TABLE order_lines (
     order_id INTEGER NOT NULL REFERENCES orders(id),
@@ -94,12 +108,32 @@ resources:
     source: sample
     table: order_lines
     key: [order_id, line_no]
+  countries:                    # reference data, kept in line by the nightly import
+    source: sample
+    table: countries
+    key: [code]
+    operations: [read, insert, update, delete]
+
+jobs:
+  countries_nightly:            # reconcile the reference list into the database each night
+    schedule: "30 2 * * *"
+    import:
+      from: {{url: "{reference}/countries.csv", format: csv}}
+      into: countries
+      mode: mirror              # rows absent from the list are deleted
+  customers_out:                # changed customers out, every 15 minutes
+    every: 15m
+    export:
+      from: customers
+      incremental: created_at
+      to: {{dir: exports/, format: ndjson, chunk_rows: 500}}
 
 auth:
   api_keys:
     - name: demo
       key_sha256: "{digest}"
-      scopes: [customers:read, orders:read, order_lines:read]
+      scopes: [customers:read, orders:read, order_lines:read, countries:read,
+               jobs:countries_nightly, jobs:customers_out]
 
 listen: 127.0.0.1:{port}
 admin: 127.0.0.1:0
@@ -117,8 +151,22 @@ def build_database(path: Path) -> None:
         orders = list(_orders(rng))
         db.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?)", orders)
         db.executemany("INSERT INTO order_lines VALUES (?,?,?,?,?)", _lines(rng, len(orders)))
+        # an out-of-date reference list: the nightly import corrects it (one renamed, one
+        # missing, one that is no longer on the list)
+        db.executemany("INSERT INTO countries VALUES (?,?,?)",
+                       [("DE", "Germany", "Europe"), ("TR", "Turkey", "Asia"),
+                        ("YU", "Yugoslavia", "Europe")])  # fmt: skip
     db.close()
     partial.replace(path)
+
+
+def add_reference_table(path: Path) -> None:
+    """The countries table, in a sample database made before it was part of the demo."""
+    with sqlite3.connect(path) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'countries'").fetchone():
+            db.execute("CREATE TABLE countries (code CHAR(2) PRIMARY KEY, name TEXT NOT NULL, "
+                       "region TEXT NOT NULL)")  # fmt: skip
+    db.close()
 
 
 def _customers(rng: random.Random) -> list[tuple[object, ...]]:
@@ -182,6 +230,7 @@ class DemoSetup:
     relay: RelayConfig
     key: str
     folder: Path
+    reference_port: int
 
     def announce(self, enrolled: EnrolledAgent, relay: Relay) -> str:
         agent = enrolled.agent
@@ -197,6 +246,8 @@ class DemoSetup:
             f"  relay:   {through}/v1/...   (the agent dialed out to it over mutual TLS)",
             f"  admin:   {agent.admin_url}/   (the health page; also /status.json, /readyz, "
             "/metrics)",
+            f"  jobs:    {agent.listen_url}/v1/jobs   (a nightly import of countries.csv, "
+            "an incremental export of customers to exports/; both ran once at start)",
             "Try, directly and through the relay:",
             f"  curl -s {auth} '{agent.listen_url}{query}'",
             f"  curl -s --cacert {self.folder}/pki/ca.pem {auth} '{through}{query}'",
@@ -214,6 +265,39 @@ def _pki(folder: Path) -> None:
     write_key_pair(pki / "ca.pem", pki / "ca.key", ca_cert, ca_key)
     write_key_pair(pki / "relay.pem", pki / "relay.key",
                    *issue_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"]))  # fmt: skip
+
+
+class ReferenceServer:
+    """The demo's source of reference data: `reference/` of the demo folder over HTTP on
+    127.0.0.1, as a supplier's file server would offer it."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_static("/", self.folder)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def write_reference(folder: Path) -> None:
+    ensure_private_dir(folder)
+    lines = ["code,name,region", *(",".join(row) for row in REFERENCE_COUNTRIES)]
+    (folder / "countries.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class EnrolledAgent:
@@ -234,6 +318,11 @@ class EnrolledAgent:
         config = await asyncio.to_thread(load_config, self.config_file)
         self.agent = Agent(config, config_file=self.config_file)
         await self.agent.start()
+        jobs = self.agent.jobs
+        if jobs is not None:  # a first run of each job now, to see them on the health page
+            for name in jobs.jobs:
+                if await jobs.last(name) is None:
+                    await jobs.run_now(name)
 
     async def stop(self) -> None:
         if self.agent is not None:
@@ -246,15 +335,20 @@ def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
     database = folder / "sample.db"
     if not database.exists():
         build_database(database)
+    add_reference_table(database)
     key_file = folder / "api-key.txt"
     if not key_file.exists():
         write_private(key_file, (secrets.token_urlsafe(32) + "\n").encode())
     key = key_file.read_text().strip()
     _pki(folder)
     digest = hashlib.sha256(key.encode()).hexdigest()
+    write_reference(folder / "reference")
+    reference = free_port()
     (folder / "relay.yaml").write_text(RELAY_CONFIG.format(relay_port=relay_port, digest=digest))
-    (folder / "agent.yaml").write_text(CONFIG.format(digest=digest, port=port), encoding="utf-8")
-    return DemoSetup(folder / "agent.yaml", load_relay_config(folder / "relay.yaml"), key, folder)
+    text = CONFIG.format(digest=digest, port=port, reference=f"http://127.0.0.1:{reference}")
+    (folder / "agent.yaml").write_text(text, encoding="utf-8")
+    relay = load_relay_config(folder / "relay.yaml")
+    return DemoSetup(folder / "agent.yaml", relay, key, folder, reference)
 
 
 def run(folder: Path, port: int, relay_port: int) -> int:
@@ -263,5 +357,6 @@ def run(folder: Path, port: int, relay_port: int) -> int:
     logs.configure("WARNING")
     relay = Relay(setup.relay)
     agent = EnrolledAgent(relay, setup.agent_file)
-    serve([relay, agent], lambda: print(setup.announce(agent, relay), flush=True))
+    reference = ReferenceServer(setup.folder / "reference", setup.reference_port)
+    serve([relay, reference, agent], lambda: print(setup.announce(agent, relay), flush=True))
     return 0

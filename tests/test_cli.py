@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,46 @@ def test_check_refuses_an_admin_address_off_loopback_without_a_token(tmp_path: P
     result = bridgehead("check", "-c", str(config))
     assert result.returncode == 2, result.stderr
     assert "admin address 0.0.0.0 is not loopback, so it needs a token" in result.stderr
+
+
+def test_demo_runs_its_import_and_export_jobs(
+    demo: tuple[subprocess.Popen[str], list[str]], tmp_path: Path
+) -> None:
+    """At start the demo runs each job once: the nightly import mirrors countries.csv into
+    the countries table (a renamed country corrected, a missing one added, one no longer on
+    the list deleted), and the incremental export writes the customers to exports/; both
+    are listed by GET /v1/jobs with their last run."""
+    process, lines = demo
+    api = next(line.split()[1] for line in lines if line.strip().startswith("API:"))
+    base = api.removesuffix("/v1/customers")
+    curl = next(line for line in lines if line.strip().startswith("curl ") and base in line)
+    key = re.search(r"Bearer ([^']+)'", curl)
+    assert key is not None
+
+    def get(path: str) -> Any:
+        auth = {"Authorization": f"Bearer {key.group(1)}"}
+        request = urllib.request.Request(f"{base}{path}", headers=auth)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - 127.0.0.1
+            return json.load(answer)
+
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = {job["name"]: job for job in get("/v1/jobs")["items"]}
+        done = [j.get("last_run") and j["last_run"]["status"] for j in jobs.values()]
+        if done == ["succeeded", "succeeded"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(jobs) == ["countries_nightly", "customers_out"]
+    assert done == ["succeeded", "succeeded"], jobs
+    imported = jobs["countries_nightly"]["last_run"]
+    assert [imported[k] for k in ("inserted", "updated", "unchanged", "deleted")] == [8, 1, 1, 1]
+    countries = {c["code"]: c["name"] for c in get("/v1/countries?limit=100")["items"]}
+    assert len(countries) == 10
+    assert countries["TR"] == "Türkiye"
+    assert "YU" not in countries
+    exported = jobs["customers_out"]["last_run"]
+    assert exported["exported"] == 2000
+    files = sorted((tmp_path / "demo" / "exports").iterdir())
+    assert len(files) == 4
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
