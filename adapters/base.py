@@ -102,6 +102,9 @@ class Transaction(Protocol):
     async def insert(self, insert: Insert) -> Outcome:
         """One row; `rows` holds its `returning` columns where the DBMS returns them."""
 
+    async def insert_all(self, inserts: Sequence[Insert]) -> list[int]:
+        """Many rows inserted, each by its own statement; the row count of each."""
+
     async def generated_key(self) -> Row | None:
         """The key the last insert generated; None where the DBMS cannot tell it."""
 

@@ -61,6 +61,24 @@ def run_statement(
         cursor.close()
 
 
+def run_each(
+    job: Job, sql: str, rows: Sequence[Sequence[Any]], check: Callable[[Any], None]
+) -> list[int]:
+    """One statement run once per parameter row on one cursor (a batch of inserts in one
+    thread hop); each run checked as `run_statement` checks it; the row counts, in order."""
+    cursor = job.cursor = job.conn.cursor()
+    try:
+        counts = []
+        for params in rows:
+            cursor.execute(sql, params)
+            check(cursor)
+            counts.append(cursor.rowcount)
+        return counts
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
 def named_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
     cursor = job.cursor = job.conn.cursor()
     try:

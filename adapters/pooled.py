@@ -43,6 +43,7 @@ from bridgehead.adapters.jobs import (
     fetch_rows,
     named_rows,
     result_sets,
+    run_each,
     run_statement,
 )
 from bridgehead.adapters.statements import SourceStatements, TransactionStatements
@@ -72,6 +73,10 @@ class Transaction(TransactionStatements):
 
     async def _fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._adapter._call(self._job, fetch_rows, sql, params, max_rows)
+
+    async def _execute_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        check = self._adapter._check_diagnostics
+        return await self._adapter._call(self._job, run_each, sql, rows, check)
 
 
 class PooledAdapter(SourceStatements, ABC):

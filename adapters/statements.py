@@ -32,6 +32,10 @@ def _cap(select: Select) -> int:
     return select.limit
 
 
+def _shape(insert: Insert) -> tuple[Any, ...]:
+    return (insert.table, insert.columns, insert.returning)
+
+
 def _probe(select: Select, count: int) -> Select:
     """One row of `select` past its first `count` rows, its first column only, as stored."""
     return replace(select, columns=select.columns[:1], as_text=frozenset(), offset=count, limit=1)
@@ -50,10 +54,31 @@ class TransactionStatements(ABC):
     @abstractmethod
     async def _fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]: ...
 
+    @abstractmethod
+    async def _execute_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]: ...
+
     async def select(self, select: Select) -> list[Row]:
         """The selected rows, up to the select's limit (which it must have)."""
         rendered = self.dialect.render_select(select)
         return await self._fetch(rendered.sql, rendered.params, _cap(select))
+
+    async def insert_all(self, inserts: Sequence[Insert]) -> list[int]:
+        """Many rows inserted, each by its own statement (each checked and counted), runs of
+        rows into the same columns sent together; the row count of each, in order. An
+        insert's SQL depends on its table and columns alone, and its parameters are its
+        bound values (as `render_insert` makes them), so each run is rendered once."""
+        counts: list[int] = []
+        bind, start = self.dialect.bind, 0
+        while start < len(inserts):
+            first, end = inserts[start], start + 1
+            shape = (first.table, first.columns, first.returning)
+            while end < len(inserts) and _shape(inserts[end]) == shape:
+                end += 1
+            sql = self.dialect.render_insert(first).sql
+            batch = [[bind(v) for v in i.values] for i in inserts[start:end]]
+            counts += await self._execute_each(sql, batch)
+            start = end
+        return counts
 
     async def has_rows_beyond(self, select: Select, count: int) -> bool | None:
         """Whether `select` gives more than `count` rows, read as one row at most; None where

@@ -151,12 +151,12 @@ class Applier:
         if not rows:
             return
         current = await self._existing(tx, [self.key_of(v) for _, v in rows])
+        new: list[tuple[Record, dict[str, Any]]] = []
         for record, values in rows:
             key = self.key_of(values)
             row = current.get(key)
             if row is None:
-                await self._insert(tx, values, record.line)
-                tally.inserted += 1
+                new.append((record, values))
                 current[key] = dict(values)
                 continue
             changed = {n: v for n, v in values.items() if not _same(row.get(n), v)}
@@ -171,6 +171,8 @@ class Applier:
                                        tuple(changed.values()), where))  # fmt: skip
                 tally.updated += 1
                 row.update(changed)
+        await self._insert(tx, new)
+        tally.inserted += len(new)
 
     @property
     def _key_names(self) -> tuple[str, ...]:
@@ -193,12 +195,14 @@ class Applier:
         return Or(tuple(key_condition(self.resource, dict(zip(names, k, strict=True)))
                         for k in unique))  # fmt: skip
 
-    async def _insert(self, tx: Transaction, values: dict[str, Any], line: int) -> None:
-        outcome = await tx.insert(Insert(self.resource.table.ref, tuple(values),
-                                         tuple(values.values())))  # fmt: skip
-        if outcome.rowcount not in (1, -1):
-            raise ApiError(f"line {line}: the database reported {outcome.rowcount} rows "
-                           "inserted, not 1; nothing of this chunk was written")  # fmt: skip
+    async def _insert(self, tx: Transaction, rows: list[tuple[Record, dict[str, Any]]]) -> None:
+        """The chunk's new rows, sent together; each must count one row inserted."""
+        table = self.resource.table.ref
+        statements = [Insert(table, tuple(values), tuple(values.values())) for _, values in rows]
+        for (record, _), counted in zip(rows, await tx.insert_all(statements), strict=True):
+            if counted not in (1, -1):
+                raise ApiError(f"line {record.line}: the database reported {counted} rows "
+                               "inserted, not 1; nothing of this chunk was written")  # fmt: skip
 
     async def page_of_keys(
         self, tx: Transaction, after_key: list[Any] | None, limit: int
