@@ -20,13 +20,10 @@ Rules (each closes a data-loss bug batch tools are known for):
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from bridgehead.adapters.sql import And, Compare, Condition, IsNull, Not, Op, OrderBy, Select
@@ -34,6 +31,7 @@ from bridgehead.adapters.types import Column, Kind
 from bridgehead.agent.api.export import csv_header, csv_lines, csv_lines_raw, ndjson_lines
 from bridgehead.agent.api.filters import after
 from bridgehead.agent.api.reads import encode_rows, text_columns
+from bridgehead.agent.api.records import freeze, freeze_all, thaw, thaw_all
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.jobs import ExportConfig
 from bridgehead.agent.jobs.sinks import Sink
@@ -188,43 +186,3 @@ async def run_export(
         "chunks": checkpoint.chunk,
         "checksum": hashlib.sha256("".join(checkpoint.digests).encode()).hexdigest(),
     }  # fmt: skip
-
-
-# -- positions as JSON: each value comes back as the very value the driver gave ----------------
-
-
-FROZEN: tuple[tuple[type | tuple[type, ...], str, Callable[[Any], str]], ...] = (
-    (dt.datetime, "datetime", dt.datetime.isoformat), (dt.date, "date", dt.date.isoformat),
-    (dt.time, "time", dt.time.isoformat), (Decimal, "decimal", str),
-    ((bytes, bytearray, memoryview), "bytes", lambda v: base64.b64encode(bytes(v)).decode()),
-)  # fmt: skip
-"""Values JSON cannot carry as themselves, each as {tag: text} (datetime before date)."""
-
-
-def freeze(value: Any) -> Any:
-    for kind, tag, as_text in FROZEN:
-        if isinstance(value, kind):
-            return {tag: as_text(value)}
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"float": repr(value)}
-    return value
-
-
-def thaw(value: Any) -> Any:
-    if not isinstance(value, dict):
-        return value
-    ((kind, text),) = value.items()
-    thawed: dict[str, Callable[[str], Any]] = {
-        "datetime": dt.datetime.fromisoformat, "date": dt.date.fromisoformat,
-        "time": dt.time.fromisoformat, "decimal": Decimal, "bytes": base64.b64decode,
-        "float": float,
-    }  # fmt: skip
-    return thawed[kind](text)
-
-
-def freeze_all(values: Sequence[Any]) -> list[Any]:
-    return [freeze(v) for v in values]
-
-
-def thaw_all(values: Sequence[Any]) -> list[Any]:
-    return [thaw(v) for v in values]

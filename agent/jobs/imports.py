@@ -1,5 +1,5 @@
 """An import run: records from a URL or from a resource of another source, applied to a
-resource in chunks (`agent.jobs.apply`), checkpointed, with a dry run that writes nothing.
+resource in chunks (`agent.api.apply`), checkpointed, with a dry run that writes nothing.
 
 Rules (what a process killed at each step leaves):
 - `atomic: false`: each chunk is one transaction; its checkpoint (the input position after
@@ -26,13 +26,13 @@ from typing import Any
 import orjson
 
 from bridgehead.adapters.sql import OrderBy, Select
+from bridgehead.agent.api.apply import Applier, ImportRefused, SeenKeys, Tally
 from bridgehead.agent.api.filters import after
 from bridgehead.agent.api.reads import encode_rows, text_columns
+from bridgehead.agent.api.records import Position, Record, freeze_all, thaw_all
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.jobs import ImportConfig
-from bridgehead.agent.jobs.apply import Applier, ImportRefused, SeenKeys, Tally
-from bridgehead.agent.jobs.export import freeze_all, thaw_all
-from bridgehead.agent.jobs.feeds import Position, Record, UrlFeed
+from bridgehead.agent.jobs.feeds import UrlFeed
 from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore
 from bridgehead.agent.values import dumps, json_default
 from bridgehead.common import failpoints
@@ -82,7 +82,8 @@ async def run_import(
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Any]:
     """Carry the run in `checkpoint` (new or resumed) to its end; its counts."""
-    applier = Applier(target, config, textual=config.from_.format == "csv" and source is None)
+    textual = config.from_.format == "csv" and source is None
+    applier = Applier(target, config.mode, config.scope, textual=textual)
     saved = checkpoint.position or {}
     at = Position(**saved.get("feed", {}))
     feed = ResourceFeed(source, at, config.chunk_rows) if source is not None else UrlFeed(

@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bridgehead.agent.api.apply import ImportRefused
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.jobs import JobConfig
 from bridgehead.agent.errors import RunUnderWay
-from bridgehead.agent.jobs.apply import ImportRefused
 from bridgehead.agent.jobs.export import ExportRefused, run_export
 from bridgehead.agent.jobs.feeds import FeedFailed
 from bridgehead.agent.jobs.imports import run_import

@@ -1,4 +1,5 @@
-"""How an import's records change the target resource, chunk by chunk, in its transactions.
+"""How records of input (an import job's, a bulk load's) change a resource, chunk by chunk,
+in the caller's transactions.
 
 Rules:
 - Each record is converted by the target's column types (CSV text as a filter value would
@@ -19,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -27,15 +28,14 @@ from bridgehead.adapters.base import Transaction
 from bridgehead.adapters.sql import And, Condition, Delete, In, Insert, Or, OrderBy, Select, Update
 from bridgehead.agent.api.filters import after, parse_filter
 from bridgehead.agent.api.reads import encode_rows, key_condition, text_columns
+from bridgehead.agent.api.records import Record, freeze_all
 from bridgehead.agent.catalog import Resource
-from bridgehead.agent.config.jobs import ImportConfig
-from bridgehead.agent.jobs.export import freeze_all
-from bridgehead.agent.jobs.feeds import Record
 from bridgehead.agent.values import from_json, from_text
 from bridgehead.common.errors import ApiError
 
 MAX_REJECTS_KEPT = 100
 Key = tuple[Any, ...]
+Mode = Literal["insert", "upsert", "mirror"]
 
 
 class ImportRefused(Exception):
@@ -103,19 +103,21 @@ def _blob(key: Key) -> bytes:
 
 
 class Applier:
-    def __init__(self, resource: Resource, config: ImportConfig, *, textual: bool) -> None:
-        self.resource, self.config, self.textual = resource, config, textual
-        needed = {"insert"} | ({"update"} if config.mode != "insert" else set())
-        needed |= {"delete"} if config.mode == "mirror" else set()
+    def __init__(
+        self, resource: Resource, mode: Mode, scope: str | None = None, *, textual: bool
+    ) -> None:
+        self.resource, self.mode, self.textual = resource, mode, textual
+        needed = {"insert"} | ({"update"} if mode != "insert" else set())
+        needed |= {"delete"} if mode == "mirror" else set()
         missing = needed - resource.operations
         if not resource.key:
             raise ImportRefused(f"resource {resource.name!r} has no key; give it key: to import")
         if missing:
             raise ImportRefused(
                 f"resource {resource.name!r} does not allow {', '.join(sorted(missing))}; add "
-                f"them to its operations: for an import in mode {config.mode}"
+                f"them to its operations: for an import in mode {mode}"
             )
-        self.scope = _scope(resource, config.scope)
+        self.scope = _scope(resource, scope)
 
     def convert(self, record: Record) -> dict[str, Any] | str:
         """The record's canonical values, or why it is rejected."""
@@ -162,7 +164,7 @@ class Applier:
             changed = {n: v for n, v in values.items() if not _same(row.get(n), v)}
             if not changed:
                 tally.unchanged += 1
-            elif self.config.mode == "insert":
+            elif self.mode == "insert":
                 tally.reject(record.line, "a different row with this key exists (mode: insert "
                              f"changes no rows): {', '.join(sorted(changed))} differ")  # fmt: skip
             else:
