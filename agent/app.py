@@ -26,6 +26,7 @@ from bridgehead.agent.admin.metrics import AgentMetrics
 from bridgehead.agent.admin.monitor import Monitor
 from bridgehead.agent.admin.observer import ObservedAudit, ReasonCatcher, RequestObserver
 from bridgehead.agent.admin.page import PageFiles
+from bridgehead.agent.admin.runs import RunWatcher
 from bridgehead.agent.admin.server import admin_app
 from bridgehead.agent.admin.status import About
 from bridgehead.agent.admin.window import RequestWindow
@@ -137,6 +138,7 @@ class Agent:
         self.listen_url: str | None = None
         self.pipeline: Pipeline | None = None
         self.jobs: Jobs | None = None
+        self._runs: RunWatcher | None = None
 
     async def start(self) -> None:
         await self._refuse_unsafe_files()
@@ -159,6 +161,8 @@ class Agent:
         if self.config.jobs:  # made before the admin page, which shows them; run once serving
             pipeline = self.pipeline
             self.jobs = pipeline.jobs = Jobs(self.config.jobs, lambda: pipeline.catalog, state)
+            self._runs = RunWatcher(self.jobs, self.metrics, audit)  # figures and audit records
+            self.jobs.listeners.append(self._runs)
         await self._serve(self.pipeline, store, audit)
         if self.jobs is not None:
             await self.jobs.start()
@@ -270,7 +274,9 @@ class Agent:
         about = About(VERSION, file, self.loaded_at, started)
         files = await asyncio.to_thread(PageFiles.load)
         digest = self.config.admin.digest
-        app = admin_app(monitor, self.metrics, self.observer, about, digest, files=files)
+        app = admin_app(
+            monitor, self.metrics, self.observer, about, digest, files=files, jobs=self.jobs
+        )
         self._admin_runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._admin_runner.setup()
         self.admin_url = await self._bind(self._admin_runner, self.config.admin.address, "admin")
@@ -322,6 +328,9 @@ class Agent:
         if self.jobs is not None:  # runs under way keep their checkpoints and resume
             await self.jobs.stop()
             self.jobs = None
+        if self._runs is not None:  # the last runs' audit records, queued before it closes
+            await self._runs.close()
+            self._runs = None
         if self._admin_runner is not None:
             await asyncio.wait_for(self._admin_runner.cleanup(), SHUTDOWN_GRACE)
             self._admin_runner = None

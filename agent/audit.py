@@ -43,8 +43,10 @@ class AuditError(Exception):
 @dataclasses.dataclass(frozen=True)
 class AuditRecord:
     """One data access. `target` is a resource, `queries:<name>` or `procedures:<name>`;
-    `operation` one of read, list, insert, update, delete, query, procedure, stream;
-    `via` is "local" or "relay". `time` must be timezone-aware; it is stored in UTC."""
+    `operation` one of read, list, insert, update, delete, query, procedure, stream, or a
+    job run's export or import; `via` is "local", "relay" or "job" (then `principal` is
+    `job:<name>` and `request_id` `job:<name>/<run>`). `time` must be timezone-aware; it is
+    stored in UTC."""
 
     time: datetime
     request_id: str

@@ -78,9 +78,10 @@ async def post(url: str, **headers: str) -> tuple[int, str, Any]:
 async def test_the_page_shows_a_postgresql_source_going_down_within_one_refresh(
     own_postgres: PostgresServer, run_agent: Any, tmp_path: Path, page: Page
 ) -> None:
-    """The page loads with no console error and shows the state, both sources up and the
-    requests with their sparkline; once the PostgreSQL server stops, its row says down
-    within one refresh (plus its probe) and the state is degraded naming it; "Test
+    """The page loads with no console error and shows the state, both sources up, the
+    requests with their sparkline and, for an agent without jobs, "no jobs"; once the
+    PostgreSQL server stops, its row says down within one refresh (plus its probe) and the
+    state is degraded naming it; "Test
     connection" shows the failure there and, reached with Tab and pressed with Enter, the
     answer of the other source, whose button keeps the focus across refreshes; a
     screenshot is saved in the test's folder."""
@@ -97,6 +98,8 @@ async def test_the_page_shows_a_postgresql_source_going_down_within_one_refresh(
     requests = await asyncio.to_thread(page.text, "#requests tbody")
     assert requests.startswith("t read 4 0")
     assert await asyncio.to_thread(page.find, "#requests tbody svg polyline")
+    assert await asyncio.to_thread(lambda: page.find("#jobs-empty").is_displayed())  # no jobs
+    assert not await asyncio.to_thread(lambda: page.find("#jobs-body").is_displayed())
     assert await asyncio.to_thread(page.console_errors) == []
 
     await asyncio.to_thread(own_postgres.pause)

@@ -1,7 +1,8 @@
 """The agent's Prometheus metrics, in a registry of each agent's own (two agents in one
 process never mix or collide): request figures counted as requests finish, and the state of
 sources, tunnel, audit log, idempotency store and certificate read from the latest
-`Snapshot` when scraped.
+`Snapshot` when scraped; each job's runs, rows and last success counted as its runs end, and
+whether it is running read when scraped.
 
 Rules: observing a request is a few counter increments (label children are cached), so
 the keyed-GET path stays as fast as without metrics; the scrape-time families are built from
@@ -10,10 +11,12 @@ plain data (`families`), with no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -22,6 +25,8 @@ from bridgehead.agent.metrics import FALLBACK_VALUES
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TUNNEL_STATES = ("connecting", "up", "draining", "down")
+RUN_STATUSES = ("succeeded", "failed")
+JOB_ROW_KINDS = ("read", "inserted", "updated", "unchanged", "deleted", "rejected", "exported")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,19 @@ class AgentMetrics:
             "bridgehead_rows_served", "Rows read or written by requests.",
             ["resource", "operation"], registry=self.registry,
         )  # fmt: skip
+        self.job_runs = Counter(
+            "bridgehead_job_runs", "Job runs that ended, dry runs included, by job and status.",
+            ["job", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.job_rows = Counter(
+            "bridgehead_job_rows", "Rows of job runs (dry runs not counted), by job and kind.",
+            ["job", "kind"], registry=self.registry,
+        )  # fmt: skip
+        self.job_last_success = Gauge(
+            "bridgehead_job_last_success_timestamp_seconds",
+            "When the job's last run that succeeded (not a dry run) ended, in Unix time.",
+            ["job"], registry=self.registry,
+        )  # fmt: skip
         self.registry.register(FALLBACK_VALUES)
         self._children: dict[tuple[str, str, int], tuple[Callable[..., None], ...]] = {}
 
@@ -71,6 +89,28 @@ class AgentMetrics:
         """Report the state `read` returns at each scrape."""
         self.registry.register(_StateCollector(read))
 
+    def watch_jobs(self, names: Iterable[str], running: Callable[[], set[str]]) -> None:
+        """Count the runs of `names` from zero, and report which `running` says are under way."""
+        names = list(names)
+        for name in names:
+            for status in RUN_STATUSES:
+                self.job_runs.labels(name, status)
+        self.registry.register(_RunningCollector(names, running))
+
+    def observe_run(self, report: Mapping[str, Any]) -> None:
+        """A run that ended, from its final report (a dry run adds no rows, no success)."""
+        job, dry_run = str(report["job"]), bool(report.get("dry_run"))
+        self.job_runs.labels(job, str(report.get("status"))).inc()
+        if dry_run:
+            return
+        for kind in JOB_ROW_KINDS:
+            rows = int(report.get(kind) or 0)
+            if rows:
+                self.job_rows.labels(job, kind).inc(rows)
+        finished = report.get("finished")
+        if report.get("status") == "succeeded" and finished:
+            self.job_last_success.labels(job).set(datetime.fromisoformat(finished).timestamp())
+
 
 class _StateCollector(Collector):
     def __init__(self, read: Callable[[], tuple[Snapshot | None, Counts]]) -> None:
@@ -79,6 +119,18 @@ class _StateCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         snapshot, counts = self.read()
         return list(families(snapshot, counts))
+
+
+class _RunningCollector(Collector):
+    def __init__(self, names: list[str], running: Callable[[], set[str]]) -> None:
+        self.names, self.running = names, running
+
+    def collect(self) -> Iterable[Metric]:
+        running = self.running()
+        gauge = _gauge("bridgehead_job_running", "1 while a run of the job is under way.", ["job"])
+        for name in self.names:
+            gauge.add_metric([name], float(name in running))
+        return [gauge]
 
 
 def families(snapshot: Snapshot | None, counts: Counts) -> Iterator[Metric]:

@@ -1,11 +1,12 @@
 """The admin listener's aiohttp application: /healthz, /readyz, /status.json, /metrics,
 and the health page (`agent.admin.page`) at /.
 
-Rules: handlers only ask the `Monitor` for a snapshot and hand it to the pure functions of
-`agent.admin.status`; with a token configured every request needs `Authorization: Bearer
-TOKEN` (its SHA-256 compared in constant time) or the page's session cookie, 401 otherwise
-(the page's own paths, `PUBLIC_PATHS`, answer a login form instead); every answer, refusals
-included, carries no-store caching, nosniff, frame denial and a Content-Security-Policy that
+Rules: handlers only ask the `Monitor` for a snapshot (and the jobs, `agent.admin.runs`, for
+their last runs) and hand it to the pure functions of `agent.admin.status`; with a token
+configured every request needs `Authorization: Bearer TOKEN` (its SHA-256 compared in
+constant time) or the page's session cookie, 401 otherwise (the page's own paths,
+`PUBLIC_PATHS`, answer a login form instead); every answer, refusals included, carries
+no-store caching, nosniff, frame denial and a Content-Security-Policy that
 allows nothing, except the page's HTML, whose CSP allows only its own files.
 """
 
@@ -23,7 +24,9 @@ from bridgehead.agent.admin.metrics import AgentMetrics
 from bridgehead.agent.admin.monitor import Monitor
 from bridgehead.agent.admin.observer import RequestObserver
 from bridgehead.agent.admin.page import PUBLIC_PATHS, HealthPage, PageFiles
+from bridgehead.agent.admin.runs import job_states
 from bridgehead.agent.admin.status import About, readiness, status_document
+from bridgehead.agent.jobs.runner import Jobs
 from bridgehead.common.auth import bearer_token, find_by_digest
 from bridgehead.common.errors import Unauthorized
 from bridgehead.common.problem import JSON
@@ -85,8 +88,10 @@ def admin_app(
     digest: bytes | None,
     *,
     files: PageFiles,
+    jobs: Jobs | None = None,
 ) -> web.Application:
-    """The admin endpoints and the health page; `files` from `PageFiles.load`."""
+    """The admin endpoints and the health page; `files` from `PageFiles.load`; `jobs` the
+    agent's job service, None when it has no jobs."""
     page = HealthPage(files, monitor, digest, token_check(digest))
 
     async def healthz(request: web.Request) -> web.Response:
@@ -100,7 +105,8 @@ def admin_app(
         snapshot = await monitor.snapshot()
         requests = [r.as_dict() for r in observer.window.stats()]
         errors = [e.as_dict() for e in reversed(observer.errors)]
-        return _json(status_document(snapshot, about, requests, errors))
+        runs = await job_states(jobs)
+        return _json(status_document(snapshot, about, requests, errors, runs))
 
     async def prometheus(request: web.Request) -> web.Response:
         await monitor.snapshot()  # the state collector reads monitor.last

@@ -270,8 +270,10 @@ def status_document(
     about: About,
     requests: Sequence[dict[str, Any]],
     errors: Sequence[dict[str, Any]],
+    jobs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Everything the admin page shows (`GET /status.json`)."""
+    """Everything the admin page shows (`GET /status.json`); `jobs` as
+    `agent.admin.runs.job_states` gives them."""
     state, reason = overall(snapshot)
     ready, _ = readiness(snapshot)
     return {
@@ -290,4 +292,5 @@ def status_document(
         "idempotency": {"ok": snapshot.store_failure is None, "failure": snapshot.store_failure},
         "requests": list(requests),
         "errors": list(errors),
+        "jobs": list(jobs),
     }

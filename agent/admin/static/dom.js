@@ -1,5 +1,6 @@
 // The health page's DOM helpers: elements with text (textContent only, never HTML), rows
-// kept in place by key, times relative to the agent's clock, the inline SVG sparkline.
+// kept in place by key, times relative to the agent's clock, the inline SVG sparkline and
+// bar chart.
 
 const SVG = "http://www.w3.org/2000/svg";
 let serverTime = null;
@@ -110,6 +111,40 @@ export function sparkline(counts, errors) {
     line.setAttribute("points", points(values));
     svg.appendChild(line);
   }
+  return svg;
+}
+
+// One bar per run, oldest on the left: its height the rows it wrote, a failed run in red.
+// Each bar has a title (its tooltip) naming the run, its status and its rows.
+export function bars(runs, label) {
+  const width = 120, height = 26, gap = 1, slots = 20;
+  const top = Math.max(1, ...runs.map((r) => r.rows));
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "bars");
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  const step = width / Math.max(slots, runs.length);
+  const base = document.createElementNS(SVG, "line");
+  base.setAttribute("class", "base");
+  base.setAttribute("x1", 0); base.setAttribute("x2", width);
+  base.setAttribute("y1", height - 0.5); base.setAttribute("y2", height - 0.5);
+  svg.appendChild(base);
+  runs.forEach((run, i) => {
+    const tall = Math.max(1, (run.rows / top) * (height - 2));
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("class", "bar " + (run.failed ? "failed" : "ok"));
+    rect.setAttribute("x", (i * step).toFixed(1));
+    rect.setAttribute("y", (height - tall).toFixed(1));
+    rect.setAttribute("width", Math.max(1, step - gap).toFixed(1));
+    rect.setAttribute("height", tall.toFixed(1));
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = run.title;
+    rect.appendChild(title);
+    svg.appendChild(rect);
+  });
   return svg;
 }
 

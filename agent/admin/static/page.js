@@ -2,8 +2,8 @@
 // page in place (rows are kept, so a focused button keeps its focus); the two actions POST
 // with the session's CSRF token. Text goes in with textContent only, never as HTML.
 import {
-  ago, cells, el, facts, labelCells, ms, pill, setCell, setServerTime, showResult, sparkline,
-  syncRows, when,
+  ago, bars, cells, el, facts, labelCells, ms, pill, setCell, setServerTime, showResult,
+  sparkline, syncRows, when,
 } from "/dom.js";
 
 (function () {
@@ -183,6 +183,57 @@ import {
     byId("requests").hidden = requests.length === 0;
   }
 
+  // Jobs -------------------------------------------------------------------------------------
+
+  function makeJobRow(job) {
+    const tr = el("tr");
+    const td = cells(tr, 9);
+    const th = el("th", job.name);
+    th.scope = "row";
+    tr.replaceChild(th, td[0]);
+    return tr;
+  }
+
+  const RUN_KIND = { succeeded: "up", failed: "down" };
+
+  function updateJobRow(tr, job) {
+    const td = tr.cells;
+    const last = job.runs[0];
+    setCell(td[1], job.kind);
+    setCell(td[2], job.schedule || "on request only");
+    setCell(td[3], job.running ? "running now" : job.next_run ? ago(job.next_run) : "–");
+    td[3].title = job.next_run || "";
+    if (last) {
+      const text = last.status + (last.dry_run ? " (dry run)" : "");
+      if (!td[4].firstElementChild) td[4].replaceChildren(); // drop "no runs yet"
+      pill(td[4], text, RUN_KIND[last.status] || "other");
+      td[4].title = "run " + last.id + ", " + (last.finished ? "ended " + ago(last.finished) :
+        "started " + ago(last.started));
+    } else {
+      td[4].replaceChildren();
+      setCell(td[4], "no runs yet");
+      td[4].title = "";
+    }
+    setCell(td[5], last ? last.written : null, "num");
+    td[5].title = last ? "read " + last.read + ", written " + last.written : "";
+    setCell(td[6], last ? last.rejected : null, last && last.rejected ? "num error" : "num");
+    setCell(td[7], last ? last.error || "none" : null, last && last.error ? "error" : "");
+    const runs = job.runs.slice().reverse().map((r) => ({
+      rows: r.written, failed: r.status === "failed",
+      title: "run " + r.id + ": " + r.status + (r.dry_run ? " (dry run)" : "") + ", " +
+        r.written + " rows" + (r.rejected ? ", " + r.rejected + " rejected" : ""),
+    }));
+    const total = runs.reduce((a, r) => a + r.rows, 0);
+    td[8].replaceChildren(bars(runs, runs.length + " runs of job " + job.name + ", " + total +
+      " rows in all, at most " + Math.max(0, ...runs.map((r) => r.rows)) + " in one run"));
+  }
+
+  function renderJobs(jobs) {
+    syncRows(byId("jobs").tBodies[0], jobs, (j) => j.name, makeJobRow, updateJobRow);
+    byId("jobs-empty").hidden = jobs.length > 0;
+    byId("jobs-body").hidden = jobs.length === 0;
+  }
+
   // Certificate, agent, errors ---------------------------------------------------------------
 
   function renderCertificate(cert) {
@@ -251,10 +302,11 @@ import {
       makeSourceRow, updateSourceRow);
     renderTunnel(doc.tunnel);
     renderRequests(doc.requests);
+    renderJobs(doc.jobs || []);
     renderCertificate(doc.certificate);
     renderAbout(doc);
     renderErrors(doc.errors);
-    for (const id of ["sources", "tunnel", "requests", "errors"]) labelCells(byId(id));
+    for (const id of ["sources", "tunnel", "requests", "jobs", "errors"]) labelCells(byId(id));
     byId("updated").textContent = "Updated " + new Date(doc.time).toLocaleTimeString();
   }
 
