@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -42,9 +43,12 @@ async def _answer(
     peer = Peer("local", request.remote or "")
     target = request.rel_url.raw_path_qs
     intake = Intake(request.method, target, request.headers.items(), peer, max_body)
-    if request.body_exists:
-        await read_body(request, intake, body_idle)
-    api_request, refusal = intake.finish()
+    if intake.streams_body:
+        api_request, refusal = intake.finish(stream=body_pieces(request, body_idle))
+    else:
+        if request.body_exists:
+            await read_body(request, intake, body_idle)
+        api_request, refusal = intake.finish()
     with bound(api_request.request_id):  # every line logged for it names it
         response = await pipeline.handle(api_request, refusal)
         if isinstance(refusal, PayloadTooLarge | RequestTimeout):
@@ -76,6 +80,22 @@ async def read_body(request: web.BaseRequest, intake: Intake, idle: float) -> No
         if not piece:
             return
         intake.add(piece)
+
+
+async def body_pieces(request: web.BaseRequest, idle: float) -> AsyncIterator[bytes]:
+    """A bulk load's body as it arrives, each piece within `idle` seconds (408 past it)."""
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await request.content.readany()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the request body stalled: nothing came for {idle:g} s "
+                "(limits.body_idle_timeout); send the body without pauses"
+            ) from None
+        if not piece:
+            return
+        yield piece
 
 
 class LocalSink:

@@ -13,7 +13,7 @@ from bridgehead.agent.config.model import AgentConfig, LimitsConfig
 
 RELOADABLE = frozenset({"resources", "queries", "procedures", "auth", "limits"})
 RELOADABLE_LIMITS = frozenset({
-    "requests_per_second", "burst", "max_write_rows", "failed_auth_burst",
+    "requests_per_second", "burst", "max_write_rows", "max_bulk_rows", "failed_auth_burst",
     "failed_auth_per_second",
 })  # fmt: skip
 

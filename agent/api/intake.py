@@ -15,12 +15,15 @@ Rules, the same whichever front:
 - the query split from the path at the first `?` and parsed one way (blank values kept);
   the path stays percent-encoded;
 - which refusal wins: a repeated header, then the front's own (a body too large or stalled),
-  then a broken request id.
+  then a broken request id;
+- a POST whose body is NDJSON or CSV (`streams_body`) is a bulk load: its body is not taken
+  in here but handed on as a stream, without the `max_body` limit (`max_bulk_rows` bounds
+  it instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -29,6 +32,8 @@ from bridgehead.agent.errors import PayloadTooLarge
 from bridgehead.common.errors import ApiError
 from bridgehead.common.headers import request_headers
 from bridgehead.common.requestid import HEADER, request_id
+
+BULK_MEDIA = frozenset({"application/x-ndjson", "text/csv"})
 
 
 def too_large(max_body: int) -> PayloadTooLarge:
@@ -62,6 +67,12 @@ class Intake:
         self._size = 0
 
     @property
+    def streams_body(self) -> bool:
+        """Whether the body goes to the pipeline as a stream (a bulk load), not whole."""
+        media = self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return self.method == "POST" and media in BULK_MEDIA and self._refusal is None
+
+    @property
     def wants_body(self) -> bool:
         """Whether more body is of use: not once the request is refused."""
         return self._refusal is None
@@ -88,8 +99,11 @@ class Intake:
             self._refusal = error
             self._pieces.clear()
 
-    def finish(self) -> tuple[ApiRequest, ApiError | None]:
-        """The request for the pipeline, and the refusal to answer instead, if any."""
+    def finish(
+        self, stream: AsyncIterator[bytes] | None = None
+    ) -> tuple[ApiRequest, ApiError | None]:
+        """The request for the pipeline, and the refusal to answer instead, if any; `stream`:
+        the body of a bulk load, as the front receives it."""
         given_id, bad_id = request_id(self.headers.get(HEADER))
         path, _, query = self.target.partition("?")
         request = ApiRequest(
@@ -101,5 +115,6 @@ class Intake:
             request_id=given_id,
             via=self.peer.via,
             remote=self.peer.remote,
+            stream=stream,
         )
         return request, self._refusal or bad_id

@@ -26,6 +26,8 @@ class ApiRequest:
     remote: str = ""
     """The peer's address on the local listener (failed logins are throttled by it); empty
     through the tunnel, whose callers the relay authenticates and throttles."""
+    stream: AsyncIterator[bytes] | None = None
+    """A bulk load's body (NDJSON or CSV), read as it arrives instead of into `body`."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from bridgehead.agent.api import export, jobs, problems, reads, routines, writes
+from bridgehead.agent.api import bulk, export, jobs, problems, reads, routines, writes
 from bridgehead.agent.api.auth import Authenticator, Principal
 from bridgehead.agent.api.cursor import CursorCodec
 from bridgehead.agent.api.jobs import JobsDesk
@@ -348,6 +348,8 @@ class Pipeline:
         return await reads.get_row(call.resource, call.key, call.request.query)
 
     async def _insert(self, call: Call) -> ApiResponse:
+        if call.request.stream is not None:
+            return await bulk.load(call.resource, call.request, self.config.limits.max_bulk_rows)
         body = call.request.body
         return await self._write(
             call, lambda hook: writes.insert(call.resource, body, self.write_limits, hook)

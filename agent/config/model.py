@@ -207,6 +207,9 @@ class TunnelConfig(Frozen):
 class LimitsConfig(Frozen):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_write_rows: int = Field(1000, ge=1, le=100_000)
+    max_bulk_rows: int = Field(1_000_000, ge=1)
+    """Rows one bulk load (`POST` of an NDJSON or CSV body) may hold; it streams, so this, not
+    max_body_bytes, bounds it."""
     requests_per_second: float = Field(100.0, gt=0)
     burst: int = Field(200, ge=1)
     # The local listener's defences against slow and hostile clients:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import h2.exceptions
@@ -40,6 +40,49 @@ log = logging.getLogger("bridgehead.tunnel")
 CLEANUP_GRACE = 5.0
 
 
+class BodyFeed:
+    """A bulk load's body on one stream, handed to the pipeline as it arrives: each piece's
+    flow-control credit goes back to the relay only once the pipeline took it, so at most a
+    stream window of it waits here. Once the answer is out, the rest is taken and dropped."""
+
+    END = b""
+
+    def __init__(
+        self, consumed: Callable[[int], None], flush: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._consumed, self._flush = consumed, flush
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._dropping = False
+
+    def put(self, data: bytes) -> None:
+        if self._dropping:
+            self._consumed(len(data))
+        elif data:
+            self._queue.put_nowait(data)
+
+    def end(self, error: BaseException | None = None) -> None:
+        self._queue.put_nowait(self.END if error is None else error)
+
+    def drop_rest(self) -> None:
+        """The answer is out: what is queued and what still comes is taken and dropped."""
+        self._dropping = True
+        while not self._queue.empty():
+            piece = self._queue.get_nowait()
+            if isinstance(piece, bytes):
+                self._consumed(len(piece))
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        while True:
+            piece = await self._queue.get()
+            if isinstance(piece, BaseException):
+                raise piece
+            if not piece:
+                return
+            self._consumed(len(piece))
+            await self._flush()
+            yield piece
+
+
 @dataclass
 class _Stream:
     headers: dict[str, str]
@@ -48,6 +91,8 @@ class _Stream:
     control: bool = False
     """The relay's own stream (common.tunnel.control), not a caller's request."""
     window: asyncio.Event = field(default_factory=asyncio.Event)
+    body: BodyFeed | None = None
+    """A bulk load's body, served as it arrives (the request runs before it ends)."""
 
 
 class TunnelConnection:
@@ -141,11 +186,7 @@ class TunnelConnection:
             case ev.BodyReceived():
                 self._on_body(event)
             case ev.RequestComplete(stream_id=sid):
-                stream = self._streams.get(sid)
-                if stream is not None and stream.task is None:
-                    stream.task = asyncio.create_task(self._serve(sid, stream))
-                    self._tasks.add(stream.task)
-                    stream.task.add_done_callback(self._tasks.discard)
+                self._on_complete(sid)
             case ev.StreamCancelled(stream_id=sid):
                 stream = self._streams.pop(sid, None)
                 if stream is not None and stream.task is not None:
@@ -173,7 +214,28 @@ class TunnelConnection:
             headers = event.headers
             own = control.is_control(headers.get(":path", ""))
             intake = self._intake(headers, event.fields)
-            self._streams[event.stream_id] = _Stream(headers, intake, control=own)
+            stream = self._streams[event.stream_id] = _Stream(headers, intake, control=own)
+            if intake.streams_body and not own:
+                sid = event.stream_id
+                self.session.defer_credit(sid)
+                stream.body = BodyFeed(lambda size: self.session.consumed(sid, size),
+                                       self.outbox.flush)  # fmt: skip
+                self._start(sid, stream)
+
+    def _on_complete(self, sid: int) -> None:
+        """The request's body is all in: serve it now (a bulk load already runs)."""
+        stream = self._streams.get(sid)
+        if stream is None:
+            return
+        if stream.body is not None:
+            stream.body.end()
+        elif stream.task is None:
+            self._start(sid, stream)
+
+    def _start(self, sid: int, stream: _Stream) -> None:
+        stream.task = asyncio.create_task(self._serve(sid, stream))
+        self._tasks.add(stream.task)
+        stream.task.add_done_callback(self._tasks.discard)
 
     def _intake(self, headers: dict[str, str], received: Sequence[tuple[str, str]]) -> Intake:
         """The request as the local listener takes one in too (agent.api.intake): every
@@ -186,11 +248,15 @@ class TunnelConnection:
         stream = self._streams.get(event.stream_id)
         if stream is None:
             return
-        stream.intake.add(event.data)  # past max_body: dropped, answered 413 at the end
+        if stream.body is not None:
+            stream.body.put(event.data)
+        else:
+            stream.intake.add(event.data)  # past max_body: dropped, answered 413 at the end
 
     async def _serve(self, sid: int, stream: _Stream) -> None:
         try:
-            request, refusal = stream.intake.finish()
+            body = stream.body.pieces() if stream.body is not None else None
+            request, refusal = stream.intake.finish(stream=body)
             sink = _TunnelSink(self, sid, stream)
             if stream.control:
                 await control_streams.answer(self, request, sink)
@@ -205,6 +271,8 @@ class TunnelConnection:
                 self.session.reset(sid)  # the relay must not wait for an end that never comes
                 await self.outbox.flush()
         finally:
+            if stream.body is not None:
+                stream.body.drop_rest()
             self._streams.pop(sid, None)
             if self._drained():
                 await self._finish()

@@ -12,6 +12,7 @@ acknowledged it: from then on it opens no new stream, so GOAWAY may follow safel
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -94,6 +95,19 @@ MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 class ServerSession(Session):
     def __init__(self) -> None:
         super().__init__(client_side=False)
+        self._deferred: set[int] = set()
+
+    def defer_credit(self, stream_id: int) -> None:
+        """Give a stream's flow-control credit back only as its body is used (`consumed`),
+        so a body read slowly holds its sender back instead of piling up here; the
+        connection's credit is given back at once, so the other streams go on."""
+        self._deferred.add(stream_id)
+
+    def consumed(self, stream_id: int, size: int) -> None:
+        """`size` bytes of a deferred stream's body were used: the sender may send them again."""
+        if size and stream_id in self._deferred:
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._h2.increment_flow_control_window(size, stream_id=stream_id)
 
     def receive(self, data: bytes) -> list[Event]:
         """Events for the bytes read; raises h2's ProtocolError on a broken peer."""
@@ -104,11 +118,17 @@ class ServerSession(Session):
             case h2.events.RequestReceived(stream_id=sid, headers=headers):
                 yield self._request(sid, wire.decode(headers))
             case h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size):
-                self._h2.acknowledge_received_data(size or 0, sid)
+                if sid in self._deferred:
+                    if size:
+                        self._h2.increment_flow_control_window(size)  # the connection's only
+                else:
+                    self._h2.acknowledge_received_data(size or 0, sid)
                 yield BodyReceived(sid, data or b"")
             case h2.events.StreamEnded(stream_id=sid):
+                self._deferred.discard(sid)
                 yield RequestComplete(sid)
             case h2.events.StreamReset(stream_id=sid):
+                self._deferred.discard(sid)
                 yield StreamCancelled(sid)
             case h2.events.ConnectionTerminated():
                 yield Draining()
