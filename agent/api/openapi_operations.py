@@ -218,6 +218,21 @@ def _insert_operation(resource: Resource, base: str, max_rows: int) -> Json:
     write, row = ref("schemas", f"{base}Write"), ref("schemas", base)
     many = {"type": "array", "items": write, "minItems": 1, "maxItems": max_rows}
     body = {"required": True, "content": {JSON: {"schema": {"oneOf": [write, many]}}}}
+    counted = {
+        "type": "object",
+        "properties": {n: {"type": "integer", "minimum": 0}
+                       for n in ("read", "inserted", "updated", "unchanged")},
+        "required": ["read", "inserted", "updated", "unchanged"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    loaded = answer(
+        "A bulk load's counts: the body was NDJSON (Content-Type: application/x-ndjson, one "
+        "object a line) or CSV (text/csv, a header line first), of any length up to "
+        "limits.max_bulk_rows, applied in one transaction; with Prefer: "
+        "resolution=merge-duplicates rows are upserted. (Those bodies are read as streams, "
+        "so they are described here rather than as request media types.)",
+        {JSON: {"schema": counted}},
+    )
     wrapped = {
         "type": "object",
         "properties": {"items": {"type": "array", "items": row}},
@@ -239,7 +254,7 @@ def _insert_operation(resource: Resource, base: str, max_rows: int) -> Json:
         name,
         f"{name}:write",
         summary=f"Insert {name} rows",
-        responses={"201": created},
+        responses={"200": loaded, "201": created},
         errors=_WRITE_ERRORS,
         parameters=[ref("parameters", "Idempotency-Key")],
         body=body,
