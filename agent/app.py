@@ -160,7 +160,9 @@ class Agent:
         logging.getLogger("bridgehead").addHandler(self.observer.reasons)
         if self.config.jobs:  # made before the admin page, which shows them; run once serving
             pipeline = self.pipeline
-            self.jobs = pipeline.jobs = Jobs(self.config.jobs, lambda: pipeline.catalog, state)
+            self.jobs = pipeline.jobs = Jobs(
+                self.config.jobs, lambda: pipeline.catalog, state, queries=self.config.queries
+            )
             self._runs = RunWatcher(self.jobs, self.metrics, audit)  # figures and audit records
             self.jobs.listeners.append(self._runs)
         await self._serve(self.pipeline, store, audit)

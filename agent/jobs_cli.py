@@ -83,7 +83,8 @@ async def _run_once(config: AgentConfig, name: str, dry_run: bool) -> dict[str, 
         problems = await catalog.load()
         if problems:
             raise Failure(str(problems[0]))
-        jobs = Jobs({name: config.jobs[name]}, lambda: catalog, config.state_path)
+        jobs = Jobs({name: config.jobs[name]}, lambda: catalog, config.state_path,
+                    queries=config.queries)  # fmt: skip
         try:
             await jobs.run_now(name, dry_run=dry_run)
         except RunUnderWay as exc:

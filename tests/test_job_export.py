@@ -397,3 +397,81 @@ async def test_catch_up_runs_a_missed_run_once_at_start(
     status, _, described = await agent.get("/v1/jobs/nightly")
     assert status == 200
     assert described["next_run"].endswith("02:30:00+00:00")
+
+
+async def test_a_named_query_is_exported_whole(
+    tmp_path: Path, run_agent: Any, request: pytest.FixtureRequest
+) -> None:
+    """`from: {query: NAME}` exports every row of the query (its own max_rows bounds API
+    answers, not jobs), in chunks, as the API types its columns; a query with parameters,
+    and an incremental export of a query, are refused, saying why."""
+    backend = make_backend("sqlite", request, tmp_path, "query")
+    await asyncio.to_thread(backend.run, [SQLITE_ITEMS])
+    await asyncio.to_thread(fill, backend, 2500, STAMP)
+    out = tmp_path / "q"
+    queries = {
+        "labels": {"source": "db", "sql": "SELECT id, label FROM items WHERE id % 2 = 0 "
+                   "ORDER BY id", "max_rows": 10},
+        "by_id": {"source": "db", "sql": "SELECT label FROM items WHERE id = :id",
+                  "params": {"id": "integer"}},
+    }  # fmt: skip
+    jobs = {
+        "evens": {"export": {"from": {"query": "labels"},
+                             "to": {"dir": str(out), "chunk_rows": 500}}},
+        "one": {"export": {"from": {"query": "by_id"}, "to": {"dir": str(out)}}},
+    }  # fmt: skip
+    resources = {"items": {"source": "db", "table": "items", "key": ["id"]}}
+    agent = await run_agent({"db": backend.source}, resources, jobs=jobs, queries=queries)
+    report = await run_job(agent, "evens")
+    assert (report["status"], report["exported"], report["chunks"]) == ("succeeded", 1250, 3)
+
+    def read_all() -> list[Any]:
+        files = sorted(out.iterdir())
+        return [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+
+    rows = await asyncio.to_thread(read_all)
+    assert [r["id"] for r in rows] == list(range(2, 2501, 2))
+    refused = await run_job(agent, "one")
+    assert refused["status"] == "failed"
+    assert "takes parameters (id)" in refused["error"]
+
+    config = tmp_path / "bad.yaml"
+    bad = {"sources": {"db": backend.source}, "queries": {"labels": queries["labels"]},
+           "jobs": {"x": {"export": {"from": {"query": "labels"}, "incremental": "id",
+                                     "to": {"dir": "out"}}}}}  # fmt: skip
+    await asyncio.to_thread(config.write_text, yaml.safe_dump(bad))
+    checked = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bridgehead.agent.cli", "check", "-c", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 2
+    assert "incremental: needs a resource to walk" in checked.stderr
+
+
+async def test_scheduled_starts_never_overlap_and_a_skipped_one_is_recorded(
+    tmp_path: Path, receiver: Receiver, run_agent: Any, request: pytest.FixtureRequest
+) -> None:
+    """Every second, while the receiver holds the first run's only chunk for 2.5 s: the
+    starts that fall due meanwhile are skipped, not run beside it, and the run's report
+    lists them."""
+    backend = make_backend("sqlite", request, tmp_path, "overlap")
+    await asyncio.to_thread(backend.run, [SQLITE_ITEMS])
+    await asyncio.to_thread(fill, backend, 3, STAMP)
+    held = asyncio.Event()
+
+    async def hold(key: str) -> None:
+        if key.startswith("every/1/"):
+            held.set()
+            await asyncio.sleep(2.5)
+
+    receiver.on_chunk = hold
+    agent = await agent_for(run_agent, backend, {"every": export_job(receiver, 10, every="1s")})
+    await asyncio.wait_for(held.wait(), 10)
+    assert agent.agent is not None
+    assert agent.agent.jobs is not None
+    first = await agent.agent.jobs.finished("every")
+    assert first["id"] == 1
+    assert len(first["skipped_starts"]) >= 1
+    _status, _, runs = await agent.get("/v1/jobs/every/runs")
+    starts = sorted((r["started"], r["finished"]) for r in runs["items"])
+    assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(starts))

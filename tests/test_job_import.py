@@ -369,3 +369,37 @@ def test_a_million_row_csv_imports_in_bounded_memory(tmp_path: Path) -> None:
     db.close()
     assert (count, total) == (1_000_000, 1_000_000 * 1_000_001 // 2)
     assert big - small < 16 * 1024, f"peak RSS {small} KiB for 1,000 rows, {big} KiB for 1M"
+
+
+async def test_a_named_query_of_another_source_feeds_an_import(
+    tmp_path: Path, run_agent: Any
+) -> None:
+    """Database to database through a named query: the CRM's GB customers, renamed to the
+    target's columns by the query's SQL, mirrored into the ERP's places table."""
+    crm, erp = tmp_path / "crm.db", tmp_path / "erp.db"
+
+    def make() -> None:
+        with sqlite3.connect(crm) as db:
+            db.execute("CREATE TABLE towns (code INTEGER PRIMARY KEY, title TEXT, cc TEXT)")
+            towns = [(1, "London", "GB"), (2, "Leeds", "GB"), (3, "Paris", "FR")]
+            db.executemany("INSERT INTO towns VALUES (?, ?, ?)", towns)
+        db.close()
+        with sqlite3.connect(erp) as db:
+            db.execute("CREATE TABLE places (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                       "country TEXT NOT NULL, population INTEGER)")  # fmt: skip
+            db.execute("INSERT INTO places VALUES (9, 'Old', 'GB', NULL)")
+        db.close()
+
+    await asyncio.to_thread(make)
+    queries = {"gb_towns": {"source": "crm", "sql": "SELECT code AS id, title AS name, "
+                            "cc AS country FROM towns WHERE cc = 'GB' ORDER BY code"}}  # fmt: skip
+    resources = {"places": {"source": "db", "table": "places", "key": ["id"],
+                            "operations": ["read", "insert", "update", "delete"]}}  # fmt: skip
+    jobs = {"sync": {"import": {"from": {"query": "gb_towns"}, "into": "places",
+                                "mode": "mirror", "scope": "country=eq.GB"}}}  # fmt: skip
+    agent = await run_agent({"db": {"sqlite": str(erp)}, "crm": {"sqlite": str(crm)}},
+                            resources, jobs=jobs, queries=queries)  # fmt: skip
+    report = await run_job(agent, "sync")
+    assert [report[k] for k in ("status", "read", "inserted", "deleted")] == [
+        "succeeded", 2, 2, 1]  # fmt: skip
+    assert await table(agent) == [(1, "London", "GB", None), (2, "Leeds", "GB", None)]

@@ -67,9 +67,10 @@ async def job_states(jobs: Jobs | None) -> list[dict[str, Any]]:
 
 
 def target_of(job: JobConfig) -> str:
-    """The resource a job reads (an export) or writes (an import)."""
+    """The resource a job reads (an export; `queries:NAME` for a query) or writes (an import)."""
     if job.export is not None:
-        return job.export.from_.resource
+        source = job.export.from_
+        return source.resource or f"queries:{source.query}"
     assert job.import_ is not None
     return job.import_.into
 

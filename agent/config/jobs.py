@@ -20,14 +20,22 @@ Format = Literal["ndjson", "csv"]
 
 
 class ExportFrom(Frozen):
-    """`from: customers` or `from: {resource: customers}`: a resource with a key."""
+    """`from: customers` or `{resource: customers}` (a resource with a key), or
+    `{query: NAME}` (a named query without parameters: every run exports all its rows)."""
 
-    resource: str
+    resource: str | None = None
+    query: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         return {"resource": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one(self) -> ExportFrom:
+        if (self.resource is None) == (self.query is None):
+            raise ValueError("export from: names a resource or a {query: NAME}, one of them")
+        return self
 
 
 class ExportTo(Frozen):
@@ -63,21 +71,31 @@ class ExportConfig(Frozen):
     a transaction that commits late is not passed over."""
     to: ExportTo
 
+    @model_validator(mode="after")
+    def _walkable(self) -> ExportConfig:
+        if self.incremental is not None and self.from_.query is not None:
+            raise ValueError(
+                "incremental: needs a resource to walk; a query's rows are exported whole"
+            )
+        return self
+
 
 class ImportFrom(Frozen):
-    """`{url: https://..., format: csv}`, or `{resource: NAME}` of this agent (a table of
-    another source: database-to-database reconciliation on-prem)."""
+    """`{url: https://..., format: csv}`, or `{resource: NAME}` or `{query: NAME}` of this
+    agent (of another source: database-to-database reconciliation on-prem)."""
 
     url: str | None = None
     format: Format = "csv"
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     proxy: str | None = None
     resource: str | None = None
+    query: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> ImportFrom:
-        if (self.url is None) == (self.resource is None):
-            raise ValueError("import from: names a url: or a resource:, one of them")
+        given = [n for n in ("url", "resource", "query") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("import from: names one of url:, resource: or query:")
         if self.url is not None and not self.url.startswith(("https://", "http://")):
             raise ValueError(f"import from: url {self.url!r} must start with https://")
         return self

@@ -56,7 +56,7 @@ def _jobs(data: Mapping[str, Any]) -> Iterator[Found]:
             source = {"resource": source}
         if not isinstance(source, dict):
             continue
-        for kind, section in (("resource", "resources"),):
+        for kind, section in (("resource", "resources"), ("query", "queries")):
             target = source.get(kind)
             if isinstance(target, str) and target not in _section(data, section):
                 known = ", ".join(_section(data, section)) or "none"
@@ -147,7 +147,7 @@ def _import_names(data: Mapping[str, Any], name: str, imported: dict[str, Any]) 
         known = ", ".join(_section(data, "resources")) or "none"
         yield ("jobs", name, "import", "into"), f"no resource named {into!r} (resources: {known})"
     source = imported.get("from")
-    for kind, section in (("resource", "resources"),):
+    for kind, section in (("resource", "resources"), ("query", "queries")):
         target = source.get(kind) if isinstance(source, dict) else None
         if isinstance(target, str) and target not in _section(data, section):
             known = ", ".join(_section(data, section)) or "none"

@@ -44,6 +44,23 @@ class _RolledBack(Exception):
     """Ends a dry run's (or a refused atomic run's) transaction without committing it."""
 
 
+class QueryFeed:
+    """The rows of a named query (of any source), as records; resumed by skipping the rows
+    already taken (`agent.jobs.queries`)."""
+
+    def __init__(
+        self, batches: Callable[[int], AsyncIterator[list[dict[str, Any]]]], at: Position
+    ) -> None:
+        self.batches, self.at = batches, at
+
+    async def records(self) -> AsyncIterator[Record]:
+        async for batch in self.batches(self.at.line):
+            for values in batch:
+                self.at.line += 1
+                self.at.offset = self.at.line
+                yield Record(self.at.line, self.at.offset, values)
+
+
 class ResourceFeed:
     """The rows of a resource (of any source), in key order, as records."""
 
@@ -76,18 +93,24 @@ async def run_import(
     *,
     target: Resource,
     source: Resource | None,
+    query: Callable[[int], AsyncIterator[list[dict[str, Any]]]] | None = None,
     store: JobStore,
     state: JobState,
     checkpoint: Checkpoint,
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Any]:
     """Carry the run in `checkpoint` (new or resumed) to its end; its counts."""
-    textual = config.from_.format == "csv" and source is None
+    textual = config.from_.url is not None and config.from_.format == "csv"
     applier = Applier(target, config.mode, config.scope, textual=textual)
     saved = checkpoint.position or {}
     at = Position(**saved.get("feed", {}))
-    feed = ResourceFeed(source, at, config.chunk_rows) if source is not None else UrlFeed(
-        config.from_, at, sleep)  # fmt: skip
+    feed: UrlFeed | ResourceFeed | QueryFeed
+    if source is not None:
+        feed = ResourceFeed(source, at, config.chunk_rows)
+    elif query is not None:
+        feed = QueryFeed(query, at)
+    else:
+        feed = UrlFeed(config.from_, at, sleep)
     tally = Tally.of(checkpoint.counts)
     seen = None
     if config.mode == "mirror":
@@ -139,7 +162,7 @@ class _Run:
             f"({self.config.max_rejects}); the first: line {first['line']}: {first['reason']}"
         )
 
-    async def in_chunks(self, feed: UrlFeed | ResourceFeed) -> None:
+    async def in_chunks(self, feed: UrlFeed | ResourceFeed | QueryFeed) -> None:
         batch: list[tuple[Record, dict[str, Any]]] = []
         async for record in feed.records():
             self._take(record, batch)
@@ -196,7 +219,7 @@ class _Run:
             if after_key is None:
                 return
 
-    async def atomically(self, feed: UrlFeed | ResourceFeed) -> None:
+    async def atomically(self, feed: UrlFeed | ResourceFeed | QueryFeed) -> None:
         try:
             async with self.adapter.transaction() as tx:
                 batch: list[tuple[Record, dict[str, Any]]] = []

@@ -19,18 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bridgehead.agent.api.apply import ImportRefused
+from bridgehead.agent.api.query_types import QueryTypes
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.jobs import JobConfig
+from bridgehead.agent.config.model import QueryConfig
 from bridgehead.agent.errors import RunUnderWay
-from bridgehead.agent.jobs.export import ExportRefused, run_export
+from bridgehead.agent.jobs.export import ExportRefused, run_export, run_query_export
 from bridgehead.agent.jobs.feeds import FeedFailed
 from bridgehead.agent.jobs.imports import run_import
+from bridgehead.agent.jobs.queries import QueryRefused, query_rows
 from bridgehead.agent.jobs.sinks import SinkFailed, sink_for
 from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore, Report
 from bridgehead.agent.schedule import Schedule, Timetable
@@ -43,6 +46,7 @@ FAILURES = (
     ExportRefused,
     ImportRefused,
     FeedFailed,
+    QueryRefused,
     TimeoutError,
     OSError,
     ValueError,
@@ -87,15 +91,21 @@ class Jobs:
         jobs: dict[str, JobConfig],
         catalog: Callable[[], Catalog],
         state_dir: Path,
+        *,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
+        queries: Mapping[str, QueryConfig] | None = None,
     ) -> None:
         self.jobs, self.catalog, self.clock, self.sleep = jobs, catalog, clock, sleep
+        self.queries = dict(queries or {})
+        self.query_types = QueryTypes()
         self.stores = {name: JobStore(state_dir, name, job.keep_runs) for name, job in jobs.items()}
         self.timetable = Timetable()
         self.running: dict[str, asyncio.Task[Report]] = {}
         self._started: dict[str, asyncio.Future[Report]] = {}
         self._claiming: set[str] = set()
+        self._skipped: dict[str, list[str]] = {}
+        """Scheduled starts skipped while a run was under way, for that run's report."""
         self._latest: dict[str, asyncio.Task[Report]] = {}
         self.listeners: list[Callable[[Report], None]] = []
         """Told of every run that ends (succeeded or failed), with its final report."""
@@ -135,7 +145,8 @@ class Jobs:
             for name, planned in self.timetable.due(now):
                 try:
                     await self._begin(name, planned.isoformat(), dry_run=False, resume=False)
-                except RunUnderWay:
+                except RunUnderWay:  # recorded in the report of the run that held it up
+                    self._skipped.setdefault(name, []).append(planned.isoformat())
                     log.warning("job %s: the run planned for %s is skipped: the last one is "
                                 "still under way", name, planned.isoformat())  # fmt: skip
             wake = self.timetable.next_wake()
@@ -245,7 +256,15 @@ class Jobs:
         sink = sink_for(export.to, name, self.sleep) if export is not None else None
         try:
             async with asyncio.timeout(job.timeout):
-                if export is not None and sink is not None:
+                if export is not None and sink is not None and export.from_.query is not None:
+                    query = export.from_.query
+                    counts = await run_query_export(
+                        export, batches=self._query_rows(query),
+                        defuse=self.queries[query].csv_formulas == "escape",
+                        store=store, state=state, sink=sink, checkpoint=checkpoint,
+                    )  # fmt: skip
+                elif export is not None and sink is not None:
+                    assert export.from_.resource is not None
                     counts = await run_export(
                         export, resource=await self._resource(export.from_.resource),
                         store=store, state=state, sink=sink, checkpoint=checkpoint,
@@ -254,7 +273,7 @@ class Jobs:
                 else:
                     counts = await self._import(job, store, state, checkpoint)
         except asyncio.CancelledError:
-            report = {**report, "status": "interrupted", **self._progress(checkpoint, state)}
+            report = {**report, "status": "interrupted", **self._progress(name, checkpoint, state)}
             await asyncio.shield(asyncio.to_thread(store.record, report))
             raise
         except Exception as exc:  # every failure ends the run with its reason
@@ -264,13 +283,18 @@ class Jobs:
             else:
                 log.exception("job %s: run %d failed", name, checkpoint.run)
             report = {**report, "status": "failed", "error": why,
-                      **self._progress(checkpoint, state)}  # fmt: skip
+                      **self._progress(name, checkpoint, state)}  # fmt: skip
             await self._ended(store, state, report)
             return report
         finally:
             if sink is not None:
                 await sink.close()
-        report = {**report, **self._progress(checkpoint, state), **counts, "status": "succeeded"}
+        report = {
+            **report,
+            **self._progress(name, checkpoint, state),
+            **counts,
+            "status": "succeeded",
+        }
         log.info("job %s: run %d %s: %s", name, checkpoint.run,
                  "(dry run) done" if checkpoint.dry_run else "done", summary(report))  # fmt: skip
         await self._ended(store, state, report)
@@ -287,21 +311,32 @@ class Jobs:
     ) -> dict[str, Any]:
         imported = job.import_
         assert imported is not None
-        source = imported.from_.resource
+        source, query = imported.from_.resource, imported.from_.query
         return await run_import(
             imported, target=await self._resource(imported.into),
             source=await self._resource(source) if source is not None else None,
+            query=self._query_rows(query) if query is not None else None,
             store=store, state=state, checkpoint=checkpoint, sleep=self.sleep,
         )  # fmt: skip
 
-    def _progress(self, checkpoint: Checkpoint, state: JobState) -> dict[str, Any]:
+    def _query_rows(self, name: str) -> Callable[[int], AsyncIterator[list[dict[str, Any]]]]:
+        query = self.queries.get(name)
+        if query is None:
+            raise ExportRefused(f"no query named {name!r} in this config")
+        adapter = self.catalog().adapter(query.source)
+        return lambda skip: query_rows(name, query, adapter, self.query_types, skip)
+
+    def _progress(self, name: str, checkpoint: Checkpoint, state: JobState) -> dict[str, Any]:
+        skipped = self._skipped.get(name, [])
         return {
             **checkpoint.counts, "finished": self.clock().isoformat(),
             "chunks": checkpoint.chunk, "watermark_after": state.watermark,
+            "skipped_starts": list(skipped),
         }  # fmt: skip
 
     async def _ended(self, store: JobStore, state: JobState, report: Report) -> None:
         await asyncio.to_thread(self._end, store, state, report)
+        self._skipped.pop(str(report["job"]), None)
         for listener in self.listeners:
             listener(report)
 
