@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
 from bridgehead.agent.config import load_config
 from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig, TunnelConfig
+from bridgehead.agent.events.service import Events
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.jobs.runner import Jobs
 from bridgehead.agent.listener import GuardedSite, listener_guard
@@ -49,6 +51,7 @@ from bridgehead.agent.reload import needs_restart
 from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
 from bridgehead.agent.tunnel.renewal import read_certificate
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
+from bridgehead.certs.pki import Identity
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.config.document import ConfigError
 from bridgehead.common.guard import Guard
@@ -138,6 +141,7 @@ class Agent:
         self.listen_url: str | None = None
         self.pipeline: Pipeline | None = None
         self.jobs: Jobs | None = None
+        self.events: Events | None = None
         self._runs: RunWatcher | None = None
 
     async def start(self) -> None:
@@ -165,9 +169,27 @@ class Agent:
             )
             self._runs = RunWatcher(self.jobs, self.metrics, audit)  # figures and audit records
             self.jobs.listeners.append(self._runs)
+        if any(r.events is not None for r in self.config.resources.values()):
+            pipeline = self.pipeline
+            source = f"bridgehead://agent/{await asyncio.to_thread(self._agent_id)}"
+            self.events = pipeline.events = Events(
+                self.config, lambda: pipeline.catalog, state, source
+            )
         await self._serve(self.pipeline, store, audit)
         if self.jobs is not None:
             await self.jobs.start()
+        if self.events is not None:
+            await self.events.start()
+
+    def _agent_id(self) -> str:
+        """This agent's id: its tunnel certificate's, or else the machine's name."""
+        if self.config.tunnel is not None:
+            try:
+                certificate = read_certificate(self.config.tunnel.cert)
+                return Identity.from_certificate(certificate).agent_id
+            except (OSError, ValueError):
+                pass
+        return socket.gethostname()
 
     async def _refuse_unsafe_files(self) -> None:
         problem = await asyncio.to_thread(exposed, _private_keys(self.config))
@@ -330,6 +352,9 @@ class Agent:
         if self.jobs is not None:  # runs under way keep their checkpoints and resume
             await self.jobs.stop()
             self.jobs = None
+        if self.events is not None:  # a batch not yet in the log is captured again
+            await self.events.stop()
+            self.events = None
         if self._runs is not None:  # the last runs' audit records, queued before it closes
             await self._runs.close()
             self._runs = None

@@ -138,6 +138,7 @@ def agent_config(
     scopes += [f"queries:{q}" for q in extra.get("queries", {})]
     scopes += [f"procedures:{p}" for p in extra.get("procedures", {})]
     scopes += [f"jobs:{j}" for j in extra.get("jobs", {})]
+    scopes += ["events:read"] if any("events" in r for r in resources.values()) else []
     auth_jwt = extra.pop("auth_jwt", None)
     config = {
         "sources": sources,

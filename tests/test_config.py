@@ -22,7 +22,8 @@ from bridgehead.relay.config import RelayConfig, check_relay_references
 KEY_HASH = hashlib.sha256(b"crm-api-key").hexdigest()
 PASSWORD = "Zebra-Tr0ub4dor-7781"  # distinctive, so any leak is unambiguous
 SCOPE_HINT = (
-    "(use <resource>:read, <resource>:write, queries:<name>, procedures:<name>, jobs:<name>)"
+    "(use <resource>:read, <resource>:write, queries:<name>, procedures:<name>, jobs:<name>, "
+    "events:read)"
 )
 UNKNOWN_HINT = "check its spelling against the config reference"
 

@@ -22,9 +22,10 @@ from urllib.parse import unquote
 
 import orjson
 
-from bridgehead.agent.api import bulk, export, jobs, problems, reads, routines, writes
+from bridgehead.agent.api import bulk, events, export, jobs, problems, reads, routines, writes
 from bridgehead.agent.api.auth import Authenticator, Principal
 from bridgehead.agent.api.cursor import CursorCodec
+from bridgehead.agent.api.events import EventsDesk
 from bridgehead.agent.api.jobs import JobsDesk
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
 from bridgehead.agent.api.openapi import build_openapi, served_operations
@@ -156,8 +157,9 @@ class Pipeline:
         clock: Clock = time.monotonic,
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jobs: JobsDesk | None = None,
+        events: EventsDesk | None = None,
     ) -> None:
-        self.jobs = jobs
+        self.jobs, self.events = jobs, events
         self.audit = audit
         self.config = config
         self.wallclock = wallclock
@@ -232,6 +234,8 @@ class Pipeline:
         segments = request.path.split("/")
         if segments[:3] == ["", "v1", "jobs"] and all(segments[3:]) and len(segments) <= 6:
             return await self._jobs(request, [unquote(s) for s in segments[3:]], trace)
+        if segments[:3] == ["", "v1", "events"] and all(segments[3:]) and len(segments) <= 6:
+            return await self._events(request, [unquote(s) for s in segments[3:]], trace)
         if len(segments) not in (3, 4) or segments[:2] != ["", "v1"] or not all(segments[2:]):
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
         name = unquote(segments[2])
@@ -271,6 +275,14 @@ class Pipeline:
         trace.principal = principal.qualified_name
         self._throttle(principal)
         return await jobs.handle(self.jobs, request, principal, path)
+
+    async def _events(self, request: ApiRequest, path: list[str], trace: Trace) -> ApiResponse:
+        """GET /v1/events, POST /v1/events/consumers/{name}/ack."""
+        trace.target, trace.operation = "events", "ack" if path else "events"
+        principal = self._authenticate(request)
+        trace.principal = principal.qualified_name
+        self._throttle(principal)
+        return await events.handle(self.events, request, principal, path)
 
     async def _routine(
         self, request: ApiRequest, principal: Principal, kind: str, name: str, trace: Trace

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from bridgehead.adapters import registry
+from bridgehead.agent.config.events import EventCapture, EventSettings
 from bridgehead.agent.config.jobs import JobConfig
 from bridgehead.common.config.base import (
     ConfigPath,
@@ -73,6 +74,8 @@ class ResourceConfig(Frozen):
     csv_formulas: CsvFormulas = "escape"
     """`escape`: CSV fields a spreadsheet would run as formulas get a leading `'` (OWASP);
     `allow`: fields as stored, for programs that read the CSV."""
+    events: EventCapture | None = None
+    """Emit change events for this resource's rows (see `agent.events`)."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod
@@ -246,6 +249,7 @@ class AgentConfig(Document):
     limits: LimitsConfig = LimitsConfig()
     idempotency: IdempotencyConfig = IdempotencyConfig()
     jobs: dict[str, JobConfig] = Field(default_factory=dict)
+    events: EventSettings = EventSettings()
     shutdown_grace: Duration = 30.0
     """On SIGTERM, how long requests and streams in flight may take to finish (then cut)."""
     logging: LoggingConfig = LoggingConfig()

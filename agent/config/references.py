@@ -16,7 +16,9 @@ from bridgehead.common.config.yamltree import Path_
 
 Found = tuple[Path_, str]
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
-RESERVED_RESOURCE_NAMES = frozenset({"queries", "procedures", "openapi.json", "openapi", "jobs"})
+RESERVED_RESOURCE_NAMES = frozenset(
+    {"queries", "procedures", "openapi.json", "openapi", "jobs", "events"}
+)
 NAMED_SECTIONS = ("sources", "resources", "queries", "procedures", "jobs")
 
 
@@ -127,7 +129,7 @@ def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
     known = {f"{r}:{a}" for r in _section(data, "resources") for a in ("read", "write")}
     known |= {f"queries:{q}" for q in _section(data, "queries")}
     known |= {f"procedures:{p}" for p in _section(data, "procedures")}
-    known |= {f"jobs:{j}" for j in _section(data, "jobs")}
+    known |= {f"jobs:{j}" for j in _section(data, "jobs")} | {"events:read"}
     keys = _section(data, "auth").get("api_keys")
     for i, key in enumerate(keys if isinstance(keys, list) else []):
         scopes = key.get("scopes") if isinstance(key, dict) else None
@@ -137,7 +139,7 @@ def _scopes(data: Mapping[str, Any]) -> Iterator[Found]:
                     ("auth", "api_keys", i, "scopes", j),
                     f"scope {scope!r} names nothing this agent exposes (use "
                     "<resource>:read, <resource>:write, queries:<name>, procedures:<name>, "
-                    "jobs:<name>)",
+                    "jobs:<name>, events:read)",
                 )
 
 

@@ -1,0 +1,138 @@
+"""The agent's change-event service: the event log, one outbox reader per source whose
+resources capture by triggers, retention, and what `/v1/events` asks of them.
+
+Rules:
+- Each reader captures every `events.interval`, and at once again while it finds a full
+  batch; a failing source is logged (once per distinct failure) and tried again next time.
+- Readers of new events wait on one condition the readers notify, so a stream answers a
+  change within a capture interval, without polling the log.
+- Retention runs every minute (`events.retention`: age and size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bridgehead.adapters.types import TableRef
+from bridgehead.agent.catalog import Catalog, Resource
+from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.events.capture import BATCH, OutboxReader
+from bridgehead.agent.events.log import Event, EventLog
+
+log = logging.getLogger("bridgehead.events")
+TRIM_EVERY = 60.0
+OUTBOX = "bridgehead_outbox"
+
+
+def outbox_beside(table: TableRef) -> TableRef:
+    return TableRef(OUTBOX, table.schema)
+
+
+class Events:
+    def __init__(
+        self,
+        config: AgentConfig,
+        catalog: Callable[[], Catalog],
+        state_dir: Path,
+        source: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config, self.catalog, self.clock = config, catalog, clock
+        self.source = source
+        """`bridgehead://agent/ID`: the CloudEvents source, before `/resources/NAME`."""
+        self.path = state_dir / "events.db"
+        self.log: EventLog | None = None
+        self.captured = [n for n, r in config.resources.items() if r.events is not None]
+        self._changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.log = await asyncio.to_thread(EventLog, self.path)
+        catalog = self.catalog()
+        by_source: dict[str, list[Resource]] = {}
+        for name in self.captured:
+            resource = await catalog.get(name)
+            if resource is not None:
+                by_source.setdefault(resource.config.source, []).append(resource)
+        for source, resources in by_source.items():
+            outbox = outbox_beside(resources[0].table.ref)
+            reader = OutboxReader(source, resources[0].adapter, outbox=outbox,
+                                  resources=resources, events=self.log,
+                                  notify=self._wake_readers)  # fmt: skip
+            self._tasks.append(asyncio.create_task(self._capture(reader)))
+        self._tasks.append(asyncio.create_task(self._trim()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+            self.log = None
+
+    def _wake_readers(self) -> None:
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _capture(self, reader: OutboxReader) -> None:
+        interval, last_error = self.config.events.interval, ""
+        while True:
+            try:
+                taken = await reader.once()
+                last_error = ""
+            except Exception as exc:  # the source is down, or the outbox is not installed
+                taken, why = 0, f"{type(exc).__name__}: {exc}"
+                if why != last_error:
+                    log.warning("events: capture from %s failed: %s; trying again every "
+                                "%g s", reader.source, why, interval)  # fmt: skip
+                    last_error = why
+            if taken < BATCH:
+                await asyncio.sleep(interval)
+
+    async def _trim(self) -> None:
+        retention = self.config.events.retention
+        while True:
+            if self.log is not None:
+                dropped = await asyncio.to_thread(
+                    self.log.trim, self.clock(), timedelta(seconds=retention.age),
+                    retention.max_bytes,
+                )  # fmt: skip
+                if dropped:
+                    log.info("events: retention dropped %d old events", dropped)
+            await asyncio.sleep(TRIM_EVERY)
+
+    # -- what /v1/events asks -------------------------------------------------------------------
+
+    async def read(
+        self, after: int, limit: int, resources: list[str], types: list[str] | None
+    ) -> list[Event]:
+        assert self.log is not None
+        return await asyncio.to_thread(self.log.read, after, limit, resources, types)
+
+    async def wait(self, after: int, within: float) -> None:
+        """Return when an event past `after` may be in the log, or after `within` seconds."""
+        assert self.log is not None
+        if await asyncio.to_thread(self.log.last_seq) > after:
+            return
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), within)
+
+    async def position(self, consumer: str) -> int:
+        assert self.log is not None
+        return await asyncio.to_thread(self.log.position, consumer)
+
+    async def commit(self, consumer: str, upto: int) -> int:
+        assert self.log is not None
+        return await asyncio.to_thread(self.log.commit, consumer, upto, self.clock())
