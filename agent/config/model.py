@@ -59,6 +59,25 @@ class SourceConfig(Frozen):
 
 
 CsvFormulas = Literal["escape", "allow"]
+CAPTURE_MODES = ("triggers",)
+
+
+class EventsConfig(Frozen):
+    """`events: {capture: triggers}`: the resource's changes become events. `triggers`:
+    triggers the agent installs (`bridgehead events install`) write each change into an
+    outbox table in the change's own transaction."""
+
+    capture: Literal["triggers"]
+
+    @field_validator("capture", mode="before")
+    @classmethod
+    def _known_mode(cls, value: Any) -> Any:
+        if value not in CAPTURE_MODES:
+            raise ValueError(
+                f"capture {value!r} is not supported; the one capture mode is triggers "
+                "(events: {capture: triggers})"
+            )
+        return value
 
 
 class ResourceConfig(Frozen):
@@ -73,6 +92,8 @@ class ResourceConfig(Frozen):
     csv_formulas: CsvFormulas = "escape"
     """`escape`: CSV fields a spreadsheet would run as formulas get a leading `'` (OWASP);
     `allow`: fields as stored, for programs that read the CSV."""
+    events: EventsConfig | None = None
+    """How the resource's changes are captured as events; None: they are not."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod

@@ -1,0 +1,1 @@
+"""Change events: capture from the legacy database, the agent's event log, delivery."""
