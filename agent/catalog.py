@@ -86,6 +86,12 @@ def _mismatches(where: str, config: ResourceConfig, table: TableInfo) -> Iterato
     key_names = config.key or table.primary_key
     for missing in (c for c in key_names if c not in available):
         yield CatalogProblem(f"{where}.key", f"no column {missing!r} in {config.table}")
+    if config.events is not None and not key_names:
+        yield CatalogProblem(
+            f"{where}.events",
+            f"change events need a key, and {config.table} has no primary key; "
+            "add key: [...] naming columns that identify a row to the resource",
+        )
     writes = sorted(set(config.operations) - {"read"})
     if writes and not key_names:
         yield CatalogProblem(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridgehead.agent import commands
 from bridgehead.agent.audit_cli import verify_command
+from bridgehead.agent.events_cli import events_command
 from bridgehead.agent.jobs_cli import jobs_command
 from bridgehead.agent.secret_cli import encrypt_command
 from bridgehead.agent.service_cli import service_command
@@ -85,6 +86,20 @@ def parser() -> argparse.ArgumentParser:
     jobs.add_argument("name", nargs="?", help="the job (history, run)")
     jobs.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
     jobs.add_argument("--dry-run", action="store_true", help="run: count, send nothing")
+    events = sub.add_parser("events", help="change capture: install or remove the triggers")
+    events.add_argument("action", choices=["install", "uninstall"])
+    events.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
+    events.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this resource, repeatable (default: every one with events:)",
+    )
+    events.add_argument("--yes", action="store_true", help="run the statements (else: print)")
+    events.add_argument(
+        "--drop-outbox", action="store_true", help="uninstall: drop the outbox table too"
+    )
     audit = sub.add_parser("audit", help="work with the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
@@ -112,6 +127,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     ),
     "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
     "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
+    "events": lambda args: events_command(
+        commands.load(args.config),
+        args.action,
+        args.resource,
+        args.yes,
+        args.drop_outbox,
+        sys.stdout,
+    ),
     "jobs": lambda args: jobs_command(
         commands.load(args.config), args.action, args.name, args.dry_run, sys.stdout
     ),

@@ -3,8 +3,6 @@ agent's event log keeps events. (A resource's own `events:` says how it is captu
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from bridgehead.common.config.base import Duration, Frozen
@@ -20,10 +18,3 @@ class EventSettings(Frozen):
     interval: Duration = 0.5
     """How often each source's outbox is read (at once again while it is full)."""
     retention: Retention = Retention()
-
-
-class EventCapture(Frozen):
-    """A resource's `events:`: how its changes are captured."""
-
-    capture: Literal["triggers"]
-    """`triggers`: an outbox table and triggers (`bridgehead events install`)."""

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from bridgehead.adapters import registry
-from bridgehead.agent.config.events import EventCapture, EventSettings
+from bridgehead.agent.config.events import EventSettings
 from bridgehead.agent.config.jobs import JobConfig
 from bridgehead.common.config.base import (
     ConfigPath,
@@ -60,6 +60,25 @@ class SourceConfig(Frozen):
 
 
 CsvFormulas = Literal["escape", "allow"]
+CAPTURE_MODES = ("triggers",)
+
+
+class EventsConfig(Frozen):
+    """`events: {capture: triggers}`: the resource's changes become events. `triggers`:
+    triggers the agent installs (`bridgehead events install`) write each change into an
+    outbox table in the change's own transaction."""
+
+    capture: Literal["triggers"]
+
+    @field_validator("capture", mode="before")
+    @classmethod
+    def _known_mode(cls, value: Any) -> Any:
+        if value not in CAPTURE_MODES:
+            raise ValueError(
+                f"capture {value!r} is not supported; the one capture mode is triggers "
+                "(events: {capture: triggers})"
+            )
+        return value
 
 
 class ResourceConfig(Frozen):
@@ -74,8 +93,8 @@ class ResourceConfig(Frozen):
     csv_formulas: CsvFormulas = "escape"
     """`escape`: CSV fields a spreadsheet would run as formulas get a leading `'` (OWASP);
     `allow`: fields as stored, for programs that read the CSV."""
-    events: EventCapture | None = None
-    """Emit change events for this resource's rows (see `agent.events`)."""
+    events: EventsConfig | None = None
+    """How the resource's changes are captured as events; None: they are not."""
 
     @field_validator("key", "columns", mode="before")
     @classmethod

@@ -2,10 +2,12 @@
 
 Rules (what a process killed at each step leaves):
 - A batch of outbox rows is read in `seq` order, turned into events, appended to the log
-  (durably), and only then deleted from the outbox, up to the last `seq` read. Killed before
-  the append: the rows are read again. Killed after it, before the delete: they are read
-  again and appended again, and skipped there, because an event's id is derived from its
-  outbox row (source, seq, time, operation, key). Nothing is lost or doubled.
+  (durably), and only then deleted from the outbox: those rows, by their `seq` (a `seq` is
+  handed out when the row is written, not when it commits, so a lower one may appear later).
+  Killed before the append: the rows are read again. Killed after it, before the delete:
+  they are read again and appended again, and skipped there, because an event's id is
+  derived from its outbox row (source, seq, time, operation, key). Nothing is lost or
+  doubled.
 - `data` is the row as the API serves it, read when the change is captured (so several
   changes to one row between two reads each carry its state at that read), or the key alone
   for a delete, or for a row already deleted again when it is read.
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from bridgehead.adapters.base import Adapter
-from bridgehead.adapters.sql import Compare, Delete, In, Op, Or, OrderBy, Select
+from bridgehead.adapters.sql import Compare, Delete, In, Or, OrderBy, Select
 from bridgehead.adapters.types import TableRef
 from bridgehead.agent.api.reads import encode_rows, key_condition, text_columns
 from bridgehead.agent.catalog import Resource
@@ -84,9 +86,9 @@ class OutboxReader:
         changes = await self._changes(rows)
         await asyncio.to_thread(self.events.append, changes)
         failpoints.reach("events-appended")
-        last = rows[-1][0]
+        # exactly the rows read: a lower seq whose transaction commits later is read next time
         async with self.adapter.transaction() as tx:
-            await tx.delete(Delete(self.outbox, Compare("seq", Op.LTE, last)))
+            await tx.delete(Delete(self.outbox, In("seq", tuple(row[0] for row in rows))))
         if changes:
             self.notify()
         return len(rows)

@@ -18,19 +18,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bridgehead.adapters.types import TableRef
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.events.capture import BATCH, OutboxReader
+from bridgehead.agent.events.ddl import outbox_ref
 from bridgehead.agent.events.log import Event, EventLog
 
 log = logging.getLogger("bridgehead.events")
 TRIM_EVERY = 60.0
-OUTBOX = "bridgehead_outbox"
-
-
-def outbox_beside(table: TableRef) -> TableRef:
-    return TableRef(OUTBOX, table.schema)
 
 
 class Events:
@@ -60,7 +55,7 @@ class Events:
             if resource is not None:
                 by_source.setdefault(resource.config.source, []).append(resource)
         for source, resources in by_source.items():
-            outbox = outbox_beside(resources[0].table.ref)
+            outbox = outbox_ref(resources[0].table.ref)
             reader = OutboxReader(source, resources[0].adapter, outbox=outbox,
                                   resources=resources, events=self.log,
                                   notify=self._wake_readers)  # fmt: skip
