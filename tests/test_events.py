@@ -23,7 +23,7 @@ import orjson
 import pytest
 import yaml
 from agentproc import AgentProcess, free_port, stop_process
-from conftest import Caller
+from conftest import Caller, make_backend
 from tunnelkit import Pki, reached_both_ways, running_relay
 
 from bridgehead.adapters.types import TableRef
@@ -212,3 +212,34 @@ def test_an_agent_killed_after_appending_loses_and_doubles_nothing(tmp_path: Pat
         (1, "bridgehead.row.created", "1"), (2, "bridgehead.row.created", "2"),
         (3, "bridgehead.row.updated", "1"), (4, "bridgehead.row.deleted", "2"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mariadb"])
+async def test_changes_on_postgresql_and_mariadb_stream_out(
+    name: str, run_agent: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The same legacy changes on PostgreSQL and MariaDB, through their ODBC drivers and the
+    triggers install makes there, arrive in order with the rows as the API serves them."""
+    backend = await asyncio.to_thread(make_backend, name, request, tmp_path, f"events_{name}")
+    dialect = "postgresql" if name == "postgresql" else "mysql"
+    capture = Capture("customers", TableRef("customers"), ("id",))
+    await asyncio.to_thread(backend.run, [
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(40), "
+        "balance NUMERIC(12,2))",
+        *install_statements(dialect, [capture]),
+    ])  # fmt: skip
+    resources = {"customers": {"source": "db", "table": "customers", "key": ["id"],
+                               "events": {"capture": "triggers"}}}  # fmt: skip
+    agent = await run_agent({"db": backend.source}, resources, events={"interval": "100ms"})
+    await asyncio.to_thread(backend.run, [
+        "INSERT INTO customers VALUES (1, 'Ada', 10.50)",
+        "UPDATE customers SET balance = 11.25 WHERE id = 1",
+        "DELETE FROM customers WHERE id = 1",
+    ])  # fmt: skip
+    records = [orjson.loads(line) for line in await lines(agent, "/v1/events", 3)]
+    assert [(r["type"], r["subject"]) for r in records] == [
+        ("bridgehead.row.created", "1"), ("bridgehead.row.updated", "1"),
+        ("bridgehead.row.deleted", "1"),
+    ]  # fmt: skip
+    assert records[2]["data"] == {"id": 1}
+    assert records[0]["time"].endswith("Z")
