@@ -23,15 +23,12 @@ import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from bridgehead.adapters.sql import And, Compare, Condition, IsNull, Not, Op, OrderBy, Select
-from bridgehead.adapters.types import Column, Kind
 from bridgehead.agent.api.export import csv_header, csv_lines, csv_lines_raw, ndjson_lines
-from bridgehead.agent.api.filters import after
-from bridgehead.agent.api.reads import encode_rows, text_columns
+from bridgehead.agent.api.reads import encode_rows
 from bridgehead.agent.api.records import freeze, freeze_all, thaw, thaw_all
+from bridgehead.agent.api.walk import Walk, WalkRefused
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.jobs import ExportConfig
 from bridgehead.agent.jobs.sinks import Sink
@@ -39,90 +36,17 @@ from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore
 from bridgehead.common import failpoints
 
 Clock = Callable[[], dt.datetime]
-CLOCK_KINDS = frozenset({Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.DATE})
 
 
 class ExportRefused(Exception):
     """The export cannot run as configured; the message says what to change."""
 
 
-@dataclass(frozen=True)
-class Walk:
-    """How the rows of one export are read: the columns, the keyset order, the bound."""
-
-    resource: Resource
-    columns: tuple[Column, ...]
-    order: tuple[OrderBy, ...]
-    incremental: Column | None
-
-    @classmethod
-    def of(cls, resource: Resource, export: ExportConfig) -> Walk:
-        if not resource.key:
-            raise ExportRefused(
-                f"resource {resource.name!r} has no key; give it key: so its rows can be "
-                "walked in order"
-            )
-        keys = tuple(OrderBy(c.name) for c in resource.key)
-        if export.incremental is None:
-            return cls(resource, resource.columns, keys, None)
-        column = resource.table.column(export.incremental)
-        if column is None:
-            names = ", ".join(c.name for c in resource.table.columns)
-            raise ExportRefused(
-                f"incremental: {export.incremental!r} is not a column of {resource.name} ({names})"
-            )
-        if column.type.kind in (Kind.BINARY, Kind.UNKNOWN, Kind.BOOLEAN):
-            raise ExportRefused(
-                f"incremental: {column.name!r} is {column.type.kind}; name a timestamp or a "
-                "number that grows whenever a row changes"
-            )
-        first = OrderBy(column.name, nullable=column.nullable)
-        return cls(resource, resource.columns, (first, *keys), column)
-
-    def fetched(self) -> list[Column]:
-        """The served columns, then any ordering column not among them."""
-        names = {c.name for c in self.columns}
-        extra = [self.resource.table.column(o.column) for o in self.order]
-        return [*self.columns, *(c for c in extra if c is not None and c.name not in names)]
-
-    async def bound(self, now: dt.datetime, lag: float) -> Any:
-        """The frozen upper bound of the incremental column: the run's start minus `lag` for
-        a time, the largest value present for a number (counters do not commit late)."""
-        column = self.incremental
-        if column is None:
-            return None
-        if column.type.kind in CLOCK_KINDS:
-            edge = now - dt.timedelta(seconds=lag)
-            if column.type.kind is Kind.TIMESTAMP:
-                return edge.astimezone(dt.UTC).replace(tzinfo=None)
-            if column.type.kind is Kind.DATE:
-                return edge.date() - dt.timedelta(days=1)
-            return edge
-        largest = Select(
-            self.resource.table.ref, (column.name,), where=Not(IsNull(column.name)),
-            order=(OrderBy(column.name, descending=True),), limit=1,
-        )  # fmt: skip
-        rows = await self.resource.adapter.select(largest)
-        return rows[0][0] if rows else None
-
-    def select(self, position: list[Any] | None, bound: Any, limit: int) -> Select:
-        conditions: list[Condition] = []
-        if self.incremental is not None:
-            conditions.append(Compare(self.incremental.name, Op.LTE, bound))
-        if position is not None:
-            beyond = after(self.order, position)
-            if beyond is not None:
-                conditions.append(beyond)
-        fetch = self.fetched()
-        return Select(
-            self.resource.table.ref, tuple(c.name for c in fetch),
-            where=And(tuple(conditions)) if conditions else None, order=self.order,
-            limit=limit, as_text=text_columns(self.resource, fetch),
-        )  # fmt: skip
-
-    def position(self, row: Sequence[Any]) -> list[Any]:
-        index = {c.name: i for i, c in enumerate(self.fetched())}
-        return [row[index[o.column]] for o in self.order]
+def walk_for(resource: Resource, export: ExportConfig) -> Walk:
+    try:
+        return Walk.of(resource, export.incremental)
+    except WalkRefused as exc:
+        raise ExportRefused(str(exc)) from None
 
 
 def encode_chunk(resource: Resource, rows: Sequence[tuple[Any, ...]], media: str) -> bytes:
@@ -148,7 +72,7 @@ async def run_export(
     """Carry the run in `checkpoint` (new, or resumed) to its end; the counts and checksum
     for its report. Raises what stopped it, with the checkpoint at its last acknowledged
     chunk (and the watermark with it)."""
-    walk = Walk.of(resource, export)
+    walk = walk_for(resource, export)
     if checkpoint.chunk == 0 and checkpoint.bound is None and walk.incremental is not None:
         checkpoint.bound = freeze(await walk.bound(clock(), export.lag))
         if not checkpoint.dry_run:
