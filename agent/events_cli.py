@@ -28,7 +28,7 @@ from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError
 from bridgehead.agent.app import source_settings
 from bridgehead.agent.catalog import Catalog
-from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.config.model import AgentConfig, ResourceConfig
 from bridgehead.agent.events.ddl import Capture, install_statements, uninstall_statements
 from bridgehead.common.commands import Failure, UsageError
 
@@ -73,10 +73,15 @@ def events_command(  # noqa: PLR0917 - as the CLI's table of commands calls it
     return 0
 
 
+def _triggered(resource: ResourceConfig) -> bool:
+    """Whether the resource's changes are captured by triggers (not by polling)."""
+    return resource.events is not None and resource.events.capture == "triggers"
+
+
 def _chosen(config: AgentConfig, action: str, names: Sequence[str]) -> list[str]:
     """The resources to act on, in the config's order."""
     if not names:
-        chosen = [n for n, r in config.resources.items() if r.events is not None]
+        chosen = [n for n, r in config.resources.items() if _triggered(r)]
         if not chosen:
             raise UsageError(
                 "no resource has events: {capture: triggers}; add it to the resources whose "
@@ -88,7 +93,7 @@ def _chosen(config: AgentConfig, action: str, names: Sequence[str]) -> list[str]
         if resource is None:
             known = ", ".join(config.resources) or "none"
             raise UsageError(f"no resource {name!r} in the config (resources: {known})")
-        if action == "install" and resource.events is None:
+        if action == "install" and not _triggered(resource):
             raise UsageError(
                 f"resources.{name} has no events: {{capture: triggers}}; add it to capture "
                 "its changes"
@@ -99,7 +104,7 @@ def _chosen(config: AgentConfig, action: str, names: Sequence[str]) -> list[str]
 def _refuse_shared_outbox(config: AgentConfig, chosen: Sequence[str]) -> None:
     sources = {config.resources[n].source for n in chosen}
     for name, resource in config.resources.items():
-        if resource.events is not None and resource.source in sources and name not in chosen:
+        if _triggered(resource) and resource.source in sources and name not in chosen:
             raise UsageError(
                 f"--drop-outbox would drop the outbox that resources.{name} still captures "
                 "into; uninstall it too (add --resource " + name + ") or leave out --drop-outbox"

@@ -216,17 +216,27 @@ def test_refused_without_rights(
 
 
 def test_refusals_before_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An unknown capture mode, a resource without events, a keyless table, and a
+    """An unknown capture mode, poll without its watermark, a resource without events (or
+    polled, so without triggers to install), a keyless table, and a
     --drop-outbox that would leave another resource's triggers writing to nothing."""
     b = sqlite_backend(tmp_path / "legacy.db", odbc=False)
     b.run([
         "CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)",
         "CREATE TABLE logbook (at TEXT, note TEXT)",
     ])  # fmt: skip
+    unknown = write_config(tmp_path, b.source, {"orders": {**ORDERS, "events": {"capture": "cdc"}}})
+    code, _, err = cli(capsys, "install", "-c", unknown)
+    assert code == 2
+    assert "capture 'cdc' is not supported; use triggers" in err
     poll = write_config(tmp_path, b.source, {"orders": {**ORDERS, "events": {"capture": "poll"}}})
     code, _, err = cli(capsys, "install", "-c", poll)
     assert code == 2
-    assert "capture 'poll' is not supported; the one capture mode is triggers" in err
+    assert "capture: poll needs watermark: COLUMN" in err
+    polled = {"capture": "poll", "watermark": "id"}
+    config = write_config(tmp_path, b.source, {"orders": {**ORDERS, "events": polled}})
+    code, _, err = cli(capsys, "install", "-c", config)
+    assert code == 2
+    assert "no resource has events: {capture: triggers}" in err
 
     resources = {
         "orders": ORDERS,

@@ -51,9 +51,7 @@ class Walk:
         column = resource.table.column(incremental)
         if column is None:
             names = ", ".join(c.name for c in resource.table.columns)
-            raise WalkRefused(
-                f"{incremental!r} is not a column of {resource.name} ({names})"
-            )
+            raise WalkRefused(f"{incremental!r} is not a column of {resource.name} ({names})")
         if column.type.kind in (Kind.BINARY, Kind.UNKNOWN, Kind.BOOLEAN):
             raise WalkRefused(
                 f"{column.name!r} is {column.type.kind}; name a timestamp or a "

@@ -60,25 +60,40 @@ class SourceConfig(Frozen):
 
 
 CsvFormulas = Literal["escape", "allow"]
-CAPTURE_MODES = ("triggers",)
+CAPTURE_MODES = ("triggers", "poll")
 
 
 class EventsConfig(Frozen):
     """`events: {capture: triggers}`: the resource's changes become events. `triggers`:
     triggers the agent installs (`bridgehead events install`) write each change into an
-    outbox table in the change's own transaction."""
+    outbox table in the change's own transaction. `poll`: no DDL; the `watermark` column (an
+    updated-at or a row version) is walked by keyset with a `lag`, and deletes are found by
+    comparing the keys seen with the table's every `every` (`deletes: reconcile`)."""
 
-    capture: Literal["triggers"]
+    capture: Literal["triggers", "poll"]
+    watermark: str | None = None
+    lag: Duration = 5.0
+    deletes: Literal["reconcile", "none"] = "reconcile"
+    every: Duration = 600.0
+    """How often a polled resource's keys are reconciled to find deleted rows."""
 
     @field_validator("capture", mode="before")
     @classmethod
     def _known_mode(cls, value: Any) -> Any:
         if value not in CAPTURE_MODES:
             raise ValueError(
-                f"capture {value!r} is not supported; the one capture mode is triggers "
-                "(events: {capture: triggers})"
+                f"capture {value!r} is not supported; use triggers (an outbox and triggers "
+                "`bridgehead events install` makes) or poll (with a watermark: column)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _watermark(self) -> EventsConfig:
+        if self.capture == "poll" and self.watermark is None:
+            raise ValueError("capture: poll needs watermark: COLUMN (an updated-at or version)")
+        if self.capture == "triggers" and self.watermark is not None:
+            raise ValueError("watermark: is for capture: poll; triggers need none")
+        return self
 
 
 class ResourceConfig(Frozen):

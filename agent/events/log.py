@@ -10,6 +10,9 @@ Rules:
 - A named consumer's position only moves forward, and only when it says so (`commit`).
 - Retention drops the oldest events past `age` or past `max_bytes` of data; the log says how
   far it was trimmed (`first_seq`), so a consumer behind it can be told what it missed.
+- For a polled resource the log also keeps where the poll stands and which keys it has seen
+  (to tell created from updated, and to find deletes), written in the same transaction as
+  the events they produced: a poll killed at any point repeats nothing and skips nothing.
 All methods block: the service calls them in a thread.
 """
 
@@ -43,6 +46,15 @@ CREATE TABLE IF NOT EXISTS consumers (
     position INTEGER NOT NULL,
     updated TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS polled (
+    resource TEXT PRIMARY KEY,
+    position TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known (
+    resource TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (resource, key)
+) WITHOUT ROWID;
 """
 
 
@@ -100,30 +112,93 @@ class EventLog:
     def append(self, changes: Sequence[Change]) -> int:
         """Append `changes` in one durable transaction; how many were new (an id already in
         the log is a change captured before, skipped)."""
-        rows = [
-            (c.id, c.resource, c.type, c.subject, c.partitionkey, c.time, orjson.dumps(c.data))
-            for c in changes
-        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                ids = [row[0] for row in rows]
-                known = {
-                    found for (found,) in self._db.execute(
-                        f"SELECT id FROM events WHERE id IN ({','.join('?' * len(ids))})",
-                        ids,
-                    )
-                } if ids else set()  # fmt: skip
-                new = list({r[0]: r for r in rows if r[0] not in known}.values())
-                self._db.executemany(
-                    "INSERT INTO events (id, resource, type, subject, partitionkey, time, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", new,
-                )  # fmt: skip
+                added = self._insert(changes)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return len(new)
+            return added
+
+    def _insert(self, changes: Sequence[Change]) -> int:
+        """Insert the changes whose ids are new, in the transaction under way."""
+        rows = [
+            (c.id, c.resource, c.type, c.subject, c.partitionkey, c.time, orjson.dumps(c.data))
+            for c in changes
+        ]
+        ids = [row[0] for row in rows]
+        known = {
+            found for (found,) in self._db.execute(
+                f"SELECT id FROM events WHERE id IN ({','.join('?' * len(ids))})", ids,
+            )
+        } if ids else set()  # fmt: skip
+        new = list({r[0]: r for r in rows if r[0] not in known}.values())
+        self._db.executemany(
+            "INSERT INTO events (id, resource, type, subject, partitionkey, time, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", new,
+        )  # fmt: skip
+        return len(new)
+
+    def polled(self, resource: str) -> list[Any] | None:
+        """Where the poll of `resource` stands (its last position, as JSON), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT position FROM polled WHERE resource = ?", (resource,)
+            ).fetchone()
+        return None if row is None else list(orjson.loads(row[0]))
+
+    def known_among(self, resource: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` (JSON) the poll of `resource` has seen."""
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key FROM known WHERE resource = ? AND key IN ({marks})",
+                [resource, *keys],
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def known_page(self, resource: str, after: str, limit: int) -> list[str]:
+        """Keys (JSON) the poll of `resource` has seen, in order, after `after`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM known WHERE resource = ? AND key > ? ORDER BY key LIMIT ?",
+                (resource, after, limit),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def append_polled(
+        self,
+        resource: str,
+        changes: Sequence[Change],
+        *,
+        position: list[Any] | None = None,
+        seen: Sequence[str] = (),
+        gone: Sequence[str] = (),
+    ) -> int:
+        """Append a poll's events and, in the same transaction, its new position and the keys
+        it saw appear (`seen`) or disappear (`gone`); how many events were new."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                added = self._insert(changes)
+                if position is not None:
+                    self._db.execute(
+                        "INSERT INTO polled VALUES (?, ?) ON CONFLICT (resource) DO UPDATE "
+                        "SET position = excluded.position", (resource, orjson.dumps(position)),
+                    )  # fmt: skip
+                self._db.executemany("INSERT OR IGNORE INTO known VALUES (?, ?)",
+                                     [(resource, k) for k in seen])  # fmt: skip
+                self._db.executemany("DELETE FROM known WHERE resource = ? AND key = ?",
+                                     [(resource, k) for k in gone])  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return added
 
     def read(
         self,

@@ -1,5 +1,6 @@
 """The agent's change-event service: the event log, one outbox reader per source whose
-resources capture by triggers, retention, and what `/v1/events` asks of them.
+resources capture by triggers, one poller per resource captured by polling, retention, and
+what `/v1/events` asks of them.
 
 Rules:
 - Each reader captures every `events.interval`, and at once again while it finds a full
@@ -18,11 +19,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bridgehead.agent.api.walk import WalkRefused
 from bridgehead.agent.catalog import Catalog, Resource
-from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.config.model import AgentConfig, EventsConfig
 from bridgehead.agent.events.capture import BATCH, OutboxReader
 from bridgehead.agent.events.ddl import outbox_ref
 from bridgehead.agent.events.log import Event, EventLog
+from bridgehead.agent.events.poll import WatermarkPoller
 
 log = logging.getLogger("bridgehead.events")
 TRIM_EVERY = 60.0
@@ -52,8 +55,19 @@ class Events:
         by_source: dict[str, list[Resource]] = {}
         for name in self.captured:
             resource = await catalog.get(name)
-            if resource is not None:
+            settings = self.config.resources[name].events
+            if resource is None or settings is None:
+                continue
+            if settings.capture == "triggers":
                 by_source.setdefault(resource.config.source, []).append(resource)
+                continue
+            try:
+                poller = WatermarkPoller(resource, settings, self.log, notify=self._wake_readers,
+                                         clock=self.clock)  # fmt: skip
+            except WalkRefused as exc:
+                log.error("events: resources.%s cannot be polled: %s", name, exc)
+                continue
+            self._tasks.append(asyncio.create_task(self._poll(poller, settings)))
         for source, resources in by_source.items():
             outbox = outbox_ref(resources[0].table.ref)
             reader = OutboxReader(source, resources[0].adapter, outbox=outbox,
@@ -91,6 +105,27 @@ class Events:
                 if why != last_error:
                     log.warning("events: capture from %s failed: %s; trying again every "
                                 "%g s", reader.source, why, interval)  # fmt: skip
+                    last_error = why
+            if taken < BATCH:
+                await asyncio.sleep(interval)
+
+    async def _poll(self, poller: WatermarkPoller, settings: EventsConfig) -> None:
+        interval, last_error = self.config.events.interval, ""
+        loop = asyncio.get_running_loop()
+        reconcile_at = loop.time() + settings.every
+        while True:
+            taken = 0
+            try:
+                taken = await poller.once()
+                if settings.deletes == "reconcile" and loop.time() >= reconcile_at:
+                    await poller.reconcile()
+                    reconcile_at = loop.time() + settings.every
+                last_error = ""
+            except Exception as exc:  # the source is down, or the column is gone
+                why = f"{type(exc).__name__}: {exc}"
+                if why != last_error:
+                    log.warning("events: polling %s failed: %s; trying again every %g s",
+                                poller.name, why, interval)  # fmt: skip
                     last_error = why
             if taken < BATCH:
                 await asyncio.sleep(interval)
