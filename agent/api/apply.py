@@ -25,9 +25,9 @@ from typing import Any, Literal
 import orjson
 
 from bridgehead.adapters.base import Transaction
-from bridgehead.adapters.sql import And, Condition, Delete, In, Insert, Or, OrderBy, Select, Update
+from bridgehead.adapters.sql import And, Condition, Delete, Insert, OrderBy, Select, Update
 from bridgehead.agent.api.filters import after, parse_filter
-from bridgehead.agent.api.reads import encode_rows, key_condition, text_columns
+from bridgehead.agent.api.reads import encode_rows, key_condition, rows_by_key
 from bridgehead.agent.api.records import Record, freeze_all
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.values import from_json, from_text
@@ -181,21 +181,10 @@ class Applier:
         return tuple(c.name for c in self.resource.key)
 
     async def _existing(self, tx: Transaction, keys: list[Key]) -> dict[Key, dict[str, Any]]:
-        columns = self.resource.columns
-        select = Select(
-            self.resource.table.ref, tuple(c.name for c in columns), where=self._any_of(keys),
-            limit=len(keys) + 1, as_text=text_columns(self.resource, columns),
-        )  # fmt: skip
-        rows = encode_rows(self.resource, columns, await tx.select(select))
-        return {tuple(r[n] for n in self._key_names): r for r in rows}
-
-    def _any_of(self, keys: list[Key]) -> Condition:
         names = self._key_names
-        unique = list(dict.fromkeys(keys))
-        if len(names) == 1:
-            return In(names[0], tuple(k[0] for k in unique))
-        return Or(tuple(key_condition(self.resource, dict(zip(names, k, strict=True)))
-                        for k in unique))  # fmt: skip
+        wanted = [dict(zip(names, key, strict=True)) for key in dict.fromkeys(keys)]
+        rows = await rows_by_key(tx, self.resource, wanted)
+        return {tuple(r[n] for n in names): r for r in rows}
 
     async def _insert(self, tx: Transaction, rows: list[tuple[Record, dict[str, Any]]]) -> None:
         """The chunk's new rows, sent together; each must count one row inserted."""

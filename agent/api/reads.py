@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bridgehead.adapters.base import Row
-from bridgehead.adapters.sql import And, Compare, Condition, Op, Select
+from bridgehead.adapters.sql import And, Compare, Condition, In, Op, Or, Select
 from bridgehead.adapters.types import Column, Kind
 from bridgehead.agent.api.cursor import CursorCodec, shape_digest
 from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_list
@@ -185,6 +185,38 @@ def key_condition(resource: Resource, values: Mapping[str, Any]) -> Condition:
             value = parse(column.type, value)
         terms.append(Compare(column.name, Op.EQ, value))
     return terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
+def any_key(resource: Resource, keys: Sequence[Mapping[str, Any]]) -> Condition:
+    """Rows with any of these keys (canonical or JSON values): one IN for a one-column key,
+    an OR of the keys for a composite one."""
+    terms = [key_condition(resource, key) for key in keys]
+    if len(resource.key) == 1:  # each term is `key = value`
+        values = tuple(dict.fromkeys(t.value for t in terms if isinstance(t, Compare)))
+        return In(resource.key[0].name, values)
+    return Or(tuple(dict.fromkeys(terms)))
+
+
+class Selects(Protocol):
+    async def select(self, select: Select) -> list[Row]: ...
+
+
+async def rows_by_key(
+    on: Selects,
+    resource: Resource,
+    keys: Sequence[Mapping[str, Any]],
+    columns: Sequence[Column] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows with these keys, as served (encoded), read in one statement on `on` (the
+    adapter, or a transaction); `columns`: those to read, by default all served."""
+    if not keys:
+        return []
+    chosen = tuple(columns or resource.columns)
+    select = Select(
+        resource.table.ref, tuple(c.name for c in chosen), where=any_key(resource, keys),
+        limit=len(keys) + 1, as_text=text_columns(resource, chosen),
+    )  # fmt: skip
+    return encode_rows(resource, chosen, await on.select(select))
 
 
 def etag_of(resource: Resource, item: Mapping[str, Any]) -> str:

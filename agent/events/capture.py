@@ -29,9 +29,9 @@ from typing import Any
 import orjson
 
 from bridgehead.adapters.base import Adapter
-from bridgehead.adapters.sql import Compare, Delete, In, Or, OrderBy, Select
+from bridgehead.adapters.sql import Delete, In, OrderBy, Select
 from bridgehead.adapters.types import TableRef
-from bridgehead.agent.api.reads import encode_rows, key_condition, text_columns
+from bridgehead.agent.api.reads import rows_by_key
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.events.log import Change, EventLog
 from bridgehead.agent.values import dumps
@@ -129,17 +129,7 @@ class OutboxReader:
         for resource, key in wanted:
             by_resource.setdefault(resource.name, (resource, []))[1].append(key)
         for resource, keys in by_resource.values():
-            terms = [key_condition(resource, k) for k in keys]
-            if len(resource.key) == 1:  # one IN for a one-column key (each term is `key = v`)
-                values = tuple(dict.fromkeys(t.value for t in terms if isinstance(t, Compare)))
-                where: Any = In(resource.key[0].name, values)
-            else:
-                where = Or(tuple(terms))
-            select = Select(
-                resource.table.ref, tuple(c.name for c in resource.columns), where=where,
-                limit=len(keys) + 1, as_text=text_columns(resource, resource.columns),
-            )  # fmt: skip
-            rows = encode_rows(resource, resource.columns, await resource.adapter.select(select))
+            rows = await rows_by_key(resource.adapter, resource, keys)
             for row in orjson.loads(dumps(rows)):
                 found[(resource.name, subject_of(resource, row))] = row
         return found

@@ -30,8 +30,7 @@ from typing import Any
 
 import orjson
 
-from bridgehead.adapters.sql import In, Or, Select
-from bridgehead.agent.api.reads import encode_rows, key_condition, text_columns
+from bridgehead.agent.api.reads import encode_rows, rows_by_key
 from bridgehead.agent.api.records import freeze_all, thaw_all
 from bridgehead.agent.api.walk import Walk
 from bridgehead.agent.catalog import Resource
@@ -112,17 +111,8 @@ class WatermarkPoller:
         return gone_total
 
     async def _present(self, keys: list[list[Any]], names: list[str]) -> set[str]:
-        terms = [key_condition(self.resource, dict(zip(names, k, strict=True))) for k in keys]
-        if len(names) == 1:
-            where: Any = In(names[0], tuple(getattr(t, "value", None) for t in terms))
-        else:
-            where = Or(tuple(terms))
-        select = Select(
-            self.resource.table.ref, tuple(names), where=where, limit=len(keys) + 1,
-            as_text=text_columns(self.resource, self.resource.key),
-        )  # fmt: skip
-        rows = encode_rows(self.resource, self.resource.key, await self.resource.adapter.select(
-            select))  # fmt: skip
+        wanted = [dict(zip(names, key, strict=True)) for key in keys]
+        rows = await rows_by_key(self.resource.adapter, self.resource, wanted, self.resource.key)
         return {self._key(item) for item in orjson.loads(dumps(rows))}
 
     def _change(self, basis: str, kind: str, subject: str, data: Any, now: dt.datetime) -> Change:
