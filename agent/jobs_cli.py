@@ -47,7 +47,7 @@ def _list(config: AgentConfig, out: TextIO) -> int:
     if not config.jobs:
         print("no jobs: in this config", file=out)
     for name, job in config.jobs.items():
-        when = job.schedule or (f"every {job.every:g}s" if job.every else "on demand")
+        when = job.cadence or "on demand"
         last = _store(config, name).reports(1)
         print(
             f"{name}  {kind_of(job)}  {when}  last: {_line(last[0]) if last else 'never run'}",

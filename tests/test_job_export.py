@@ -29,7 +29,7 @@ from agentproc import AgentProcess, free_port, stop_process
 from aiohttp import web
 from backends import Backend
 from conftest import Caller, make_backend
-from jobkit import run_job
+from jobkit import on_loopback, run_job
 from polling import wait_for
 
 DATABASES = itertools.count()
@@ -66,14 +66,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/ingest", found.ingest)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    found.url = f"http://{host}:{port}/ingest"
-    yield found
-    await runner.cleanup()
+    async with on_loopback(app) as base:
+        found.url = f"{base}/ingest"
+        yield found
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

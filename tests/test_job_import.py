@@ -29,7 +29,7 @@ from agentproc import AgentProcess, free_port, stop_process
 from aiohttp import web
 from backends import Backend
 from conftest import Caller, make_backend
-from jobkit import run_job
+from jobkit import on_loopback, run_job
 
 DATABASES = itertools.count()
 TRIGGERS = {
@@ -88,14 +88,8 @@ async def files(tmp_path: Path) -> AsyncIterator[Files]:
     found = Files(folder)
     app = web.Application()
     app.router.add_get("/{name}", found.serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    found.url = f"http://{host}:{port}"
-    yield found
-    await runner.cleanup()
+    async with on_loopback(app) as found.url:
+        yield found
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

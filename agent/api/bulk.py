@@ -17,30 +17,28 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from bridgehead.agent.api.apply import Applier, ImportRefused, Mode, Tally
 from bridgehead.agent.api.message import ApiRequest, ApiResponse
-from bridgehead.agent.api.records import Format, Position, Record, RecordSplitter, RecordTooLong
+from bridgehead.agent.api.records import (
+    Position,
+    Record,
+    RecordSplitter,
+    RecordTooLong,
+    record_format,
+)
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.errors import MethodNotAllowed, PayloadTooLarge
 from bridgehead.agent.values import dumps
 from bridgehead.common.errors import BadRequest
 
 CHUNK = 1000
-SLICE = 1 << 16
 SHOWN_REJECTS = 5
-FORMATS: dict[str, Format] = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
-
-
-def bulk_format(headers: Mapping[str, str]) -> Format | None:
-    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return FORMATS.get(media)
 
 
 async def load(resource: Resource, request: ApiRequest, max_rows: int) -> ApiResponse:
-    fmt, stream = bulk_format(request.headers), request.stream
+    fmt, stream = record_format(request.headers.get("content-type", "")), request.stream
     assert fmt is not None
     assert stream is not None
     if "idempotency-key" in request.headers:
@@ -59,9 +57,8 @@ async def load(resource: Resource, request: ApiRequest, max_rows: int) -> ApiRes
         batch: list[tuple[Record, dict[str, Any]]] = []
         try:
             async for piece in stream:
-                for at in range(0, len(piece), SLICE):  # a large piece: a bounded bite at a time
-                    for record in splitter.feed(piece[at : at + SLICE]):
-                        _take(applier, record, batch, tally, max_rows)
+                for record in splitter.feed(piece):
+                    _take(applier, record, batch, tally, max_rows)
                     if len(batch) >= CHUNK:
                         await applier.apply(tx, batch, tally)
                         batch = []

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from bridgehead.agent.api.message import ApiRequest
+from bridgehead.agent.api.records import record_format
 from bridgehead.agent.errors import PayloadTooLarge
 from bridgehead.common.errors import ApiError
 from bridgehead.common.headers import request_headers
 from bridgehead.common.requestid import HEADER, request_id
-
-BULK_MEDIA = frozenset({"application/x-ndjson", "text/csv"})
 
 
 def too_large(max_body: int) -> PayloadTooLarge:
@@ -69,8 +68,8 @@ class Intake:
     @property
     def streams_body(self) -> bool:
         """Whether the body goes to the pipeline as a stream (a bulk load), not whole."""
-        media = self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        return self.method == "POST" and media in BULK_MEDIA and self._refusal is None
+        bulk = record_format(self.headers.get("content-type", "")) is not None
+        return self.method == "POST" and bulk and self._refusal is None
 
     @property
     def wants_body(self) -> bool:

@@ -17,7 +17,7 @@ import base64
 import csv
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -27,6 +27,13 @@ import orjson
 MAX_RECORD = 16 << 20
 """The longest record accepted (a CSV record with its quoted line breaks), in bytes."""
 Format = Literal["csv", "ndjson"]
+MEDIA_FORMATS: dict[str, Format] = {"application/x-ndjson": "ndjson", "text/csv": "csv"}
+"""The media types of record input (a bulk load's body), and their formats."""
+
+
+def record_format(content_type: str) -> Format | None:
+    """The format of a body of this Content-Type, or None if it is not record input."""
+    return MEDIA_FORMATS.get(content_type.split(";", 1)[0].strip().lower())
 
 
 class RecordTooLong(ValueError):
@@ -63,8 +70,9 @@ class RecordSplitter:
         self._pending = bytearray()
         self._quotes = 0
 
-    def feed(self, data: bytes) -> list[Record]:
-        records: list[Record] = []
+    def feed(self, data: bytes) -> Iterator[Record]:
+        """The records `data` completes, each as soon as it is cut (so however large `data`
+        is, one record at a time is held); consume them before the next `feed`."""
         view = 0
         while (newline := data.find(b"\n", view)) >= 0:
             piece = data[view : newline + 1]
@@ -74,28 +82,25 @@ class RecordSplitter:
                 self._quotes += piece.count(b'"')
                 if self._quotes % 2:
                     continue  # inside a quoted field: the record goes on
-            self._cut(records)
+            if (record := self._cut()) is not None:
+                yield record
         self._pending += data[view:]
         if len(self._pending) > MAX_RECORD:
             raise RecordTooLong(f"line {self.at.line + 1} is over {MAX_RECORD} bytes")
-        return records
 
-    def end(self) -> list[Record]:
+    def end(self) -> Iterator[Record]:
         """The last record, when the input does not end with a line break."""
-        records: list[Record] = []
-        if self._pending.strip():
-            self._cut(records, closing=True)
-        return records
+        if self._pending.strip() and (record := self._cut(closing=True)) is not None:
+            yield record
 
-    def _cut(self, records: list[Record], *, closing: bool = False) -> None:
+    def _cut(self, *, closing: bool = False) -> Record | None:
         raw, start = bytes(self._pending), self.at.offset
         record = self._record(raw, start)
         self.at.line += raw.count(b"\n") + (1 if closing else 0)
         self.at.offset = start + len(raw)
         self._pending.clear()
         self._quotes = 0
-        if record is not None:
-            records.append(record)
+        return record
 
     def _record(self, raw: bytes, start: int) -> Record | None:
         line, end = self.at.line + 1, start + len(raw)

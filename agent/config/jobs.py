@@ -148,7 +148,17 @@ class JobConfig(Frozen):
             raise ValueError("a job has a schedule: (cron) or every:, not both")
         if (self.export is None) == (self.import_ is None):
             raise ValueError("a job has an import: section or an export: section, one of them")
-        if self.schedule is not None or self.every is not None:
-            every = None if self.every is None else timedelta(seconds=self.every)
-            Schedule.parse(self.schedule, every, self.time_zone)  # ValueError says what to fix
+        self.timetable()  # a ValueError says what to fix
         return self
+
+    def timetable(self) -> Schedule | None:
+        """When the job runs, or None when it runs only on demand."""
+        if self.schedule is None and self.every is None:
+            return None
+        every = None if self.every is None else timedelta(seconds=self.every)
+        return Schedule.parse(self.schedule, every, self.time_zone)
+
+    @property
+    def cadence(self) -> str | None:
+        """The schedule in words (`30 2 * * *`, `every 900s`), or None: on demand."""
+        return self.schedule or (f"every {self.every:g}s" if self.every else None)

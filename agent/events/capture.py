@@ -54,7 +54,9 @@ def subject_of(resource: Resource, key: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _time(value: Any) -> str:
+def utc_text(value: Any) -> str:
+    """An event's `time`: a datetime (naive meaning UTC) as ISO 8601 in UTC with `Z`; text
+    as it came."""
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
@@ -116,7 +118,7 @@ class OutboxReader:
             changes.append(Change(
                 id=hashlib.sha256(basis).hexdigest()[:32], resource=resource.name,
                 type=TYPES.get(op, "bridgehead.row.updated"), subject=subject,
-                partitionkey=f"{resource.name}/{subject}", time=_time(changed_at), data=data,
+                partitionkey=f"{resource.name}/{subject}", time=utc_text(changed_at), data=data,
             ))  # fmt: skip
         return changes
 

@@ -35,7 +35,7 @@ from bridgehead.agent.api.records import freeze_all, thaw_all
 from bridgehead.agent.api.walk import Walk
 from bridgehead.agent.catalog import Resource
 from bridgehead.agent.config.model import EventsConfig
-from bridgehead.agent.events.capture import subject_of
+from bridgehead.agent.events.capture import subject_of, utc_text
 from bridgehead.agent.events.log import Change, EventLog
 from bridgehead.agent.values import dumps
 
@@ -57,7 +57,17 @@ class WatermarkPoller:
         self.notify, self.clock = notify, clock
         self.walk = Walk.of(resource, settings.watermark)
         self.name = resource.name
-        self.source = f"poll of {resource.name}"
+        self._reconcile_at = asyncio.get_running_loop().time() + settings.every
+
+    async def step(self) -> int:
+        """One poll, and the reconciliation when it is due (`deletes: reconcile`, every
+        `every`); how many rows the poll read."""
+        taken = await self.once()
+        now = asyncio.get_running_loop().time()
+        if self.settings.deletes == "reconcile" and now >= self._reconcile_at:
+            await self.reconcile()
+            self._reconcile_at = now + self.settings.every
+        return taken
 
     def _key(self, item: dict[str, Any]) -> str:
         return orjson.dumps([item[c.name] for c in self.resource.key]).decode()
@@ -120,5 +130,5 @@ class WatermarkPoller:
         return Change(
             id=digest[:32], resource=self.name, type=f"bridgehead.row.{kind}", subject=subject,
             partitionkey=f"{self.name}/{subject}",
-            time=now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"), data=data,
+            time=utc_text(now), data=data,
         )  # fmt: skip

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bridgehead.agent.api.walk import WalkRefused
 from bridgehead.agent.catalog import Catalog, Resource
-from bridgehead.agent.config.model import AgentConfig, EventsConfig
+from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.events.capture import BATCH, OutboxReader
 from bridgehead.agent.events.ddl import outbox_ref
 from bridgehead.agent.events.log import Event, EventLog
@@ -67,13 +67,14 @@ class Events:
             except WalkRefused as exc:
                 log.error("events: resources.%s cannot be polled: %s", name, exc)
                 continue
-            self._tasks.append(asyncio.create_task(self._poll(poller, settings)))
+            self._tasks.append(asyncio.create_task(self._keep(f"polling {name}", poller.step)))
         for source, resources in by_source.items():
             outbox = outbox_ref(resources[0].table.ref)
             reader = OutboxReader(source, resources[0].adapter, outbox=outbox,
                                   resources=resources, events=self.log,
                                   notify=self._wake_readers)  # fmt: skip
-            self._tasks.append(asyncio.create_task(self._capture(reader)))
+            capture = self._keep(f"capture from {source}", reader.once)
+            self._tasks.append(asyncio.create_task(capture))
         self._tasks.append(asyncio.create_task(self._trim()))
 
     async def stop(self) -> None:
@@ -94,38 +95,21 @@ class Events:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _capture(self, reader: OutboxReader) -> None:
+    async def _keep(self, what: str, step: Callable[[], Awaitable[int]]) -> None:
+        """Run `step` every interval, at once again while it takes a full batch; a failure
+        (the source down, the outbox not installed, a column gone) is logged once until it
+        changes, and tried again."""
         interval, last_error = self.config.events.interval, ""
-        while True:
-            try:
-                taken = await reader.once()
-                last_error = ""
-            except Exception as exc:  # the source is down, or the outbox is not installed
-                taken, why = 0, f"{type(exc).__name__}: {exc}"
-                if why != last_error:
-                    log.warning("events: capture from %s failed: %s; trying again every "
-                                "%g s", reader.source, why, interval)  # fmt: skip
-                    last_error = why
-            if taken < BATCH:
-                await asyncio.sleep(interval)
-
-    async def _poll(self, poller: WatermarkPoller, settings: EventsConfig) -> None:
-        interval, last_error = self.config.events.interval, ""
-        loop = asyncio.get_running_loop()
-        reconcile_at = loop.time() + settings.every
         while True:
             taken = 0
             try:
-                taken = await poller.once()
-                if settings.deletes == "reconcile" and loop.time() >= reconcile_at:
-                    await poller.reconcile()
-                    reconcile_at = loop.time() + settings.every
+                taken = await step()
                 last_error = ""
-            except Exception as exc:  # the source is down, or the column is gone
+            except Exception as exc:
                 why = f"{type(exc).__name__}: {exc}"
                 if why != last_error:
-                    log.warning("events: polling %s failed: %s; trying again every %g s",
-                                poller.name, why, interval)  # fmt: skip
+                    log.warning("events: %s failed: %s; trying again every %g s", what, why,
+                                interval)  # fmt: skip
                     last_error = why
             if taken < BATCH:
                 await asyncio.sleep(interval)

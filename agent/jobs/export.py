@@ -108,7 +108,7 @@ async def run_export(
     return {
         "read": counts["read"], "exported": counts.get("exported", 0),
         "chunks": checkpoint.chunk,
-        "checksum": hashlib.sha256("".join(checkpoint.digests).encode()).hexdigest(),
+        "checksum": checkpoint.checksum,
     }  # fmt: skip
 
 
@@ -156,5 +156,5 @@ async def run_query_export(
     return {
         "read": counts["read"], "exported": counts.get("exported", 0),
         "chunks": checkpoint.chunk,
-        "checksum": hashlib.sha256("".join(checkpoint.digests).encode()).hexdigest(),
+        "checksum": checkpoint.checksum,
     }  # fmt: skip

@@ -18,6 +18,7 @@ Rules (what a process killed at each step leaves):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from bridgehead.adapters.base import Transaction
 from bridgehead.adapters.sql import OrderBy, Select
 from bridgehead.agent.api.apply import Applier, ImportRefused, SeenKeys, Tally
 from bridgehead.agent.api.filters import after
@@ -132,8 +134,7 @@ async def run_import(
     # A run stopped by the agent's shutdown keeps its keys: it resumes with them.
     if seen is not None:
         await asyncio.to_thread(seen.drop)
-    checksum = hashlib.sha256("".join(checkpoint.digests).encode()).hexdigest()
-    return {**tally.counts(), "chunks": checkpoint.chunk, "checksum": checksum}
+    return {**tally.counts(), "chunks": checkpoint.chunk, "checksum": checkpoint.checksum}
 
 
 class _Run:
@@ -162,6 +163,15 @@ class _Run:
             f"({self.config.max_rejects}); the first: line {first['line']}: {first['reason']}"
         )
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction of the target's, rolled back at its end in a dry run."""
+        with contextlib.suppress(_RolledBack):
+            async with self.adapter.transaction() as tx:
+                yield tx
+                if self.checkpoint.dry_run:
+                    raise _RolledBack
+
     async def in_chunks(self, feed: UrlFeed | ResourceFeed | QueryFeed) -> None:
         batch: list[tuple[Record, dict[str, Any]]] = []
         async for record in feed.records():
@@ -175,18 +185,8 @@ class _Run:
         self, batch: list[tuple[Record, dict[str, Any]]], final: bool = False
     ) -> None:
         if batch:
-            try:
-                async with self.adapter.transaction() as tx:
-                    await self.applier.apply(tx, batch, self.tally)
-                    if self.checkpoint.dry_run:
-                        raise _RolledBack
-            except _RolledBack:
-                pass
-            if self.seen is not None:
-                keys = [self.applier.key_of(values) for _, values in batch]
-                await asyncio.to_thread(self.seen.add, keys)
-            self.checkpoint.digests.append(_digest(batch))
-            self.checkpoint.chunk += 1
+            async with self._transaction() as tx:
+                await self._apply_in(tx, batch)
         if batch or final:
             phase = "delete" if final and self.seen is not None else "apply"
             await self._save({"feed": asdict(self.at), "phase": phase})
@@ -199,64 +199,52 @@ class _Run:
             await asyncio.to_thread(self.store.save, self.state)
 
     async def delete_absent(self, start: list[Any] | None) -> None:
-        assert self.seen is not None
+        """Mirror's deletes, a page a transaction, each page's position checkpointed."""
         after_key = thaw_all(start) if start else None
         while True:
-            try:
-                async with self.adapter.transaction() as tx:
-                    keys, after_key = await self.applier.page_of_keys(
-                        tx, after_key, self.config.chunk_rows
-                    )
-                    gone = await asyncio.to_thread(self.seen.missing, keys) if keys else []
-                    await self.applier.delete(tx, gone)
-                    self.tally.deleted += len(gone)
-                    if self.checkpoint.dry_run:
-                        raise _RolledBack
-            except _RolledBack:
-                pass
+            async with self._transaction() as tx:
+                after_key = await self._delete_page(tx, after_key)
             where = freeze_all(after_key) if after_key else None
             await self._save({"feed": asdict(self.at), "phase": "delete", "after": where})
             if after_key is None:
                 return
 
     async def atomically(self, feed: UrlFeed | ResourceFeed | QueryFeed) -> None:
-        try:
-            async with self.adapter.transaction() as tx:
-                batch: list[tuple[Record, dict[str, Any]]] = []
-                async for record in feed.records():
-                    self._take(record, batch)
-                    if len(batch) >= self.config.chunk_rows:
-                        await self._apply_in(tx, batch)
-                        batch = []
-                await self._apply_in(tx, batch)
-                if self.tally.rejected > self.config.max_rejects:
-                    raise ImportRefused(self._too_many() + "; nothing was applied")
-                if self.seen is not None:
-                    await self._delete_all(tx)
-                if self.checkpoint.dry_run:
-                    raise _RolledBack
-        except _RolledBack:
-            pass
+        async with self._transaction() as tx:
+            batch: list[tuple[Record, dict[str, Any]]] = []
+            async for record in feed.records():
+                self._take(record, batch)
+                if len(batch) >= self.config.chunk_rows:
+                    await self._apply_in(tx, batch)
+                    batch = []
+            await self._apply_in(tx, batch)
+            if self.tally.rejected > self.config.max_rejects:
+                raise ImportRefused(self._too_many() + "; nothing was applied")
+            if self.seen is not None:
+                after_key = await self._delete_page(tx, None)
+                while after_key is not None:
+                    after_key = await self._delete_page(tx, after_key)
 
-    async def _apply_in(self, tx: Any, batch: list[tuple[Record, dict[str, Any]]]) -> None:
+    async def _apply_in(self, tx: Transaction, batch: list[tuple[Record, dict[str, Any]]]) -> None:
+        """One chunk written in `tx`, its keys remembered (mirror), its digest kept."""
+        if not batch:
+            return
         await self.applier.apply(tx, batch, self.tally)
-        if self.seen is not None and batch:
+        if self.seen is not None:
             keys = [self.applier.key_of(values) for _, values in batch]
             await asyncio.to_thread(self.seen.add, keys)
-        if batch:
-            self.checkpoint.digests.append(_digest(batch))
-            self.checkpoint.chunk += 1
+        self.checkpoint.digests.append(_digest(batch))
+        self.checkpoint.chunk += 1
 
-    async def _delete_all(self, tx: Any) -> None:
+    async def _delete_page(self, tx: Transaction, after_key: list[Any] | None) -> list[Any] | None:
+        """Delete one page of the target's rows (within scope) the input did not hold; where
+        the next page starts, or None after the last."""
         assert self.seen is not None
-        after_key: list[Any] | None = None
-        while True:
-            keys, after_key = await self.applier.page_of_keys(tx, after_key, self.config.chunk_rows)
-            gone = await asyncio.to_thread(self.seen.missing, keys) if keys else []
-            await self.applier.delete(tx, gone)
-            self.tally.deleted += len(gone)
-            if after_key is None:
-                return
+        keys, after_key = await self.applier.page_of_keys(tx, after_key, self.config.chunk_rows)
+        gone = await asyncio.to_thread(self.seen.missing, keys) if keys else []
+        await self.applier.delete(tx, gone)
+        self.tally.deleted += len(gone)
+        return after_key
 
 
 def _digest(batch: list[tuple[Record, dict[str, Any]]]) -> str:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from bridgehead.agent.jobs.imports import run_import
 from bridgehead.agent.jobs.queries import QueryRefused, query_rows
 from bridgehead.agent.jobs.sinks import SinkFailed, sink_for
 from bridgehead.agent.jobs.store import Checkpoint, JobState, JobStore, Report
-from bridgehead.agent.schedule import Schedule, Timetable
+from bridgehead.agent.schedule import Timetable
 
 log = logging.getLogger("bridgehead.jobs")
 Clock = Callable[[], datetime]
@@ -78,13 +78,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def schedule_of(job: JobConfig) -> Schedule | None:
-    if job.schedule is None and job.every is None:
-        return None
-    every = None if job.every is None else timedelta(seconds=job.every)
-    return Schedule.parse(job.schedule, every, job.time_zone)
-
-
 class Jobs:
     def __init__(
         self,
@@ -120,7 +113,7 @@ class Jobs:
                 log.info("job %s: resuming run %d from chunk %d", name, state.current.run,
                          state.current.chunk)  # fmt: skip
                 await self._begin(name, state.current.planned, dry_run=False, resume=True)
-            schedule = schedule_of(job)
+            schedule = job.timetable()
             if schedule is None:
                 continue
             last = datetime.fromisoformat(state.last_planned) if state.last_planned else None
@@ -163,7 +156,7 @@ class Jobs:
         return {
             "name": name,
             "kind": kind_of(job),
-            "schedule": job.schedule or (f"every {job.every:g}s" if job.every else None),
+            "schedule": job.cadence,
             "time_zone": job.time_zone,
             "next_run": None if next_run is None else next_run.isoformat(),
             "running": name in self.running,

@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,11 @@ class Checkpoint:
     """Each acknowledged chunk's SHA-256: the run's checksum is the digest of these."""
     started: str = ""
     watermark_before: list[Any] | None = None
+
+    @property
+    def checksum(self) -> str:
+        """The run's checksum: the SHA-256 of its chunks' digests, in order."""
+        return hashlib.sha256("".join(self.digests).encode()).hexdigest()
 
 
 @dataclass
