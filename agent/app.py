@@ -175,11 +175,10 @@ class Agent:
             self.events = pipeline.events = Events(
                 self.config, lambda: pipeline.catalog, state, source
             )
+            await self.events.start()  # its log is open before any consumer can ask
         await self._serve(self.pipeline, store, audit)
         if self.jobs is not None:
             await self.jobs.start()
-        if self.events is not None:
-            await self.events.start()
 
     def _agent_id(self) -> str:
         """This agent's id: its tunnel certificate's, or else the machine's name."""

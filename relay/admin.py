@@ -36,6 +36,8 @@ from bridgehead.common.errors import Unauthorized
 from bridgehead.common.problem import JSON
 from bridgehead.relay.config import CallerConfig, RelayAdmin
 from bridgehead.relay.registry import AgentView, Registry
+from bridgehead.relay.webhooks.admin import add_webhook_routes
+from bridgehead.relay.webhooks.desk import Webhooks
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 TOKEN_BYTES = 32
@@ -95,6 +97,7 @@ def admin_app(
     where: RelayAdmin,
     *,
     unready: Callable[[], list[str]] = list,
+    webhooks: Webhooks | None = None,
 ) -> web.Application:
     """`identify` authenticates callers' bearer tokens; `token` is the admin's, and so is
     `where.token_sha256` when set. Off loopback, every path needs an admin token.
@@ -148,6 +151,8 @@ def admin_app(
         )
 
     app = web.Application(middlewares=[] if where.loopback else [admin_only])
+    if webhooks is not None:
+        add_webhook_routes(app, webhooks, is_admin)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)

@@ -28,6 +28,15 @@ COLUMNS = ("AGENT", "GROUP", "CONNECTIONS", "SINCE", "RTT", "IN FLIGHT")
 
 def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
     """The agents connected to the running relay (raises OSError when it does not answer)."""
+    agents: list[dict[str, Any]] = admin_call(config, "GET", "/agents")["agents"]
+    return agents
+
+
+def admin_call(
+    config: RelayConfig, method: str, path: str, message: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One request to the running relay's admin port with the admin token from `state_dir`
+    (raises OSError when it does not answer, or answers with a failure)."""
     if config.admin is None:
         raise UsageError("admin is off in the relay config; set admin: 127.0.0.1:9471 and restart")
     try:
@@ -45,18 +54,28 @@ def list_agents(config: RelayConfig) -> list[dict[str, Any]]:
             f"admin is {host}, not a loopback address: the admin token would cross the network "
             "in clear; run this on the relay's machine with admin: 127.0.0.1:PORT"
         )
-    url = f"http://{f'[{host}]' if ':' in host else host}:{config.admin.port}/agents"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    url = f"http://{f'[{host}]' if ':' in host else host}:{config.admin.port}{path}"
+    data = None if message is None else orjson.dumps(message)
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+    })  # fmt: skip
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
-        with direct.open(request, timeout=10) as response:
-            agents: list[dict[str, Any]] = orjson.loads(response.read())["agents"]
+        with direct.open(request, timeout=30) as response:
+            answer: dict[str, Any] = orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise OSError(f"the relay at {url} answered {exc.code} {exc.reason}") from None
+        raise OSError(f"the relay at {url} answered {exc.code}: {_detail(exc)}") from None
     except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OSError(f"no relay answers at {url} ({reason}); is it running?") from None
-    return agents
+    return answer
+
+
+def _detail(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(orjson.loads(error.read()).get("detail", error.reason))
+    except (orjson.JSONDecodeError, AttributeError, OSError):
+        return str(error.reason)
 
 
 def format_agents(agents: list[dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
-"""The relay's composition root: agent port, caller port, admin port and the revocation
-watcher, started and stopped together; the first failure stops the rest."""
+"""The relay's composition root: agent port, caller port, admin port, the revocation
+watcher and the webhook deliveries, started and stopped together; the first failure stops
+the rest."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bridgehead.relay.registry import Registry
 from bridgehead.relay.renewal import RenewalDesk
 from bridgehead.relay.revocations import Revocations, watch
 from bridgehead.relay.tokens import TokenStore, utc_now
+from bridgehead.relay.webhooks.desk import Webhooks
 
 log = logging.getLogger("bridgehead.relay")
 SHUTDOWN_GRACE = 10.0
@@ -77,6 +79,7 @@ class Relay:
         )
         self._watcher: asyncio.Task[None] | None = None
         self.metrics = RelayMetrics(self.registry)
+        self.webhooks = Webhooks(config.webhooks, self.registry, self.metrics.prometheus, clock)
         self._server: asyncio.Server | None = None
         self._runners: list[web.AppRunner] = []
         self.agents_address: tuple[str, int] | None = None
@@ -112,9 +115,11 @@ class Relay:
         if self.config.admin is not None:
             unready = partial(readiness.problems, self.config.ca.cert, self.config.state_path)
             admin = admin_app(self.registry, self.metrics, callers.identify, token,
-                              self.config.admin, unready=unready)  # fmt: skip
+                              self.config.admin, unready=unready,
+                              webhooks=self.webhooks)  # fmt: skip
             self.admin_url = await self._serve(admin, self.config.admin, None)
         self._watcher = asyncio.create_task(watch(self.revocations, self.registry))
+        await self.webhooks.start()
         log.info("relay: agents on %s, callers on %s", self.agents_address, self.callers_url)
 
     async def reload(self) -> bool:
@@ -163,6 +168,7 @@ class Relay:
 
     async def stop(self) -> None:
         redact.uninstall(self)
+        await self.webhooks.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,5 +1,5 @@
 """The `bridgehead-relay` command line: run the relay, create its CA, make enrollment
-tokens, list and revoke agents.
+tokens, list and revoke agents, look after webhook deliveries.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error; errors are one sentence.
 """
@@ -20,6 +20,7 @@ from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
 from bridgehead.relay.service_cli import service_command
 from bridgehead.relay.token_cli import add_token_commands, token_command
+from bridgehead.relay.webhooks.cli import add_webhook_commands, webhooks_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("-c", "--config", type=Path, required=True, help="relay.yaml")
     init.add_argument("--san", action="append", default=[], help="DNS name or IP (repeatable)")
     add_token_commands(sub)
+    add_webhook_commands(sub)
     service = sub.add_parser("service", help="run the relay as a systemd service")
     service.add_argument("action", choices=["install", "uninstall", "status"])
     service.add_argument("-c", "--config", type=Path, help="relay.yaml (/etc/bridgehead-relay/)")
@@ -93,6 +95,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ca": ca_init,
     "agents": agents,
     "token": lambda args: token_command(load(args.config), args),
+    "webhooks": lambda args: webhooks_command(load(args.config), args),
     "service": lambda args: service_command(
         args.action, args.config, args.dry_run, args.purge, sys.stdout
     ),

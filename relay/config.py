@@ -28,6 +28,7 @@ from bridgehead.common.config.base import (
 )
 from bridgehead.common.config.document import parse_document, read_text
 from bridgehead.common.config.yamltree import Path_
+from bridgehead.relay.webhooks.config import WebhookConfig
 
 
 class CaFiles(Frozen):
@@ -135,7 +136,17 @@ class RelayConfig(Document):
     heartbeat: Duration = 5.0
     dead_after: Duration = 15.0
     enrollment: EnrollmentSettings = EnrollmentSettings()
+    webhooks: tuple[WebhookConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, hooks: tuple[WebhookConfig, ...]) -> tuple[WebhookConfig, ...]:
+        names = [hook.name for hook in hooks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two webhooks are named {name}; give each its own name")
+        return hooks
 
 
 def check_relay_references(data: Mapping[str, Any]) -> list[tuple[Path_, str]]:

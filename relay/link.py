@@ -29,11 +29,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import h2.exceptions
+import orjson
 
 from bridgehead.certs.pki import Identity
 from bridgehead.common.tunnel import client_session as ev
+from bridgehead.common.tunnel import control
 from bridgehead.common.tunnel.client_session import ClientSession, ResetReason
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
@@ -182,6 +185,25 @@ class AgentLink:
             raise
         return sid, Reply(status, response_headers, self._body(sid, pending))
 
+    async def exchange(
+        self, method: str, path: str, message: dict[str, Any] | None = None
+    ) -> tuple[int, bytes]:
+        """One control request (the relay's own), its JSON body `message`, and the whole
+        answer, bounded by `control.MAX_MESSAGE`."""
+        body = None if message is None else _once(orjson.dumps(message))
+        headers = [("content-type", "application/json")] if message is not None else []
+        sid, reply = await self.request(method, path, headers, body, control=True)
+        pieces, size = [], 0
+        try:
+            async for chunk in reply.body:
+                size += len(chunk)
+                if size > control.MAX_MESSAGE:
+                    raise BadExchange("the agent's control answer is too large")
+                pieces.append(chunk)
+        finally:
+            await self.cancel(sid)  # a no-op once the answer ended
+        return reply.status, b"".join(pieces)
+
     async def cancel(self, sid: int) -> None:
         pending = self._streams.pop(sid, None)
         if pending is None or self.closed.is_set():
@@ -288,3 +310,7 @@ def _reset_failure(reason: ResetReason) -> Exception:
     if reason is ResetReason.MALFORMED:
         return BadExchange("the agent refused the request as malformed")
     return LinkClosed("the agent reset the stream")
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -30,6 +30,11 @@ class Registry:
     def __init__(self) -> None:
         self._links: dict[str, list[AgentLink]] = defaultdict(list)
         self._room = asyncio.Event()
+        self._watchers: list[Callable[[AgentLink], None]] = []
+
+    def watch(self, joined: Callable[[AgentLink], None]) -> None:
+        """Call `joined` with each link added from now on."""
+        self._watchers.append(joined)
 
     def admit(self, link: AgentLink) -> AgentLink | None:
         """Add `link`; or, when its group disagrees with the id's live links, the live link
@@ -44,6 +49,8 @@ class Registry:
         self._links[link.identity.agent_id].append(link)
         link.on_room = self._room_made
         self._room_made()
+        for joined in self._watchers:
+            joined(link)
 
     def _room_made(self) -> None:
         if not self._room.is_set():

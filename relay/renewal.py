@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +40,6 @@ log = logging.getLogger("bridgehead.relay")
 MIN_GAP = timedelta(seconds=60)
 REPOLL_AFTER = 1.0
 """Seconds before polling again after an agent answered the poll without a CSR."""
-JSON = [("content-type", "application/json")]
 
 
 class RenewalDesk:
@@ -59,7 +58,7 @@ class RenewalDesk:
         """While the link lives: wait for its CSR, answer it, and poll again."""
         try:
             while not link.closed.is_set() and not link.draining:
-                status, body = await _exchange(link, "GET", control.RENEWAL, None)
+                status, body = await link.exchange("GET", control.RENEWAL, None)
                 if status == 204:
                     await self.sleep(REPOLL_AFTER)
                     continue
@@ -68,7 +67,7 @@ class RenewalDesk:
                                 "again", link.identity.agent_id, status)  # fmt: skip
                     return
                 reply = await asyncio.to_thread(self.answer, link, body)
-                status, body = await _exchange(link, "POST", control.CERTIFICATE, reply)
+                status, body = await link.exchange("POST", control.CERTIFICATE, reply)
                 self._report(link, status, body)
                 if "certificate" in reply and status == 204:
                     return
@@ -116,29 +115,6 @@ class RenewalDesk:
         detail = _detail(body)
         log.warning("agent %s did not take the renewal answer (%d): %s",
                     link.identity.agent_id, status, detail)  # fmt: skip
-
-
-async def _exchange(
-    link: AgentLink, method: str, path: str, message: dict[str, Any] | None
-) -> tuple[int, bytes]:
-    """One control request on `link` and its whole answer (bounded)."""
-    body = None if message is None else _once(orjson.dumps(message))
-    headers = JSON if message is not None else []
-    sid, reply = await link.request(method, path, headers, body, control=True)
-    pieces, size = [], 0
-    try:
-        async for chunk in reply.body:
-            size += len(chunk)
-            if size > control.MAX_MESSAGE:
-                raise BadExchange("the agent's control answer is too large")
-            pieces.append(chunk)
-    finally:
-        await link.cancel(sid)  # a no-op once the answer ended
-    return reply.status, b"".join(pieces)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _csr(body: bytes) -> bytes:

@@ -5,12 +5,13 @@ drops the oldest by age and by size; each event renders as a CloudEvents 1.0 rec
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
-from bridgehead.agent.events.log import Change, EventLog
+from bridgehead.agent.events.log import Change, DeadLetter, EventLog
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -56,7 +57,50 @@ def test_a_consumer_moves_only_forward_and_not_past_the_end(tmp_path: Path) -> N
     assert log.commit("crm", 2, NOW) == 3
     assert log.commit("crm", 99, NOW) == 5
     log.close()
-    assert EventLog(tmp_path / "events.db").consumers() == {"crm": 5}
+    reopened = EventLog(tmp_path / "events.db")
+    assert [(c.name, c.position) for c in reopened.consumers()] == [("crm", 5)]
+    reopened.close()
+
+
+def test_dead_letters_and_the_report_are_kept_with_the_commit_that_passes_them(
+    tmp_path: Path,
+) -> None:
+    """A consumer that gives up on an event records it, with why, in the same transaction as
+    the position that moves past it; a rewind (replay) drops the dead letters it will retry
+    and clears the report."""
+    log = EventLog(tmp_path / "events.db")
+    log.append([change(n) for n in range(1, 6)])
+    dead = DeadLetter(2, "e-2", "HTTP 500 for 72 h", NOW.isoformat())
+    assert log.commit("hook", 4, NOW, dead=[dead], report={"failures": 7}) == 4
+    kept = log.consumer("hook")
+    assert kept is not None
+    assert kept.report == {"failures": 7}
+    assert kept.dead_letters == 1
+    assert log.dead_letters("hook") == [dead]
+    assert log.time_after(4) == change(5).time
+    assert log.time_after(5) is None
+    assert log.rewind("hook", 1, NOW) == 1
+    again = log.consumer("hook")
+    assert again is not None
+    assert again.position == 1
+    assert again.report == {}
+    assert log.dead_letters("hook") == []
+    assert log.consumer("nobody") is None
+    log.close()
+
+
+def test_a_log_from_before_consumer_reports_is_upgraded_in_place(tmp_path: Path) -> None:
+    """The consumers table of an older log gains its report column; positions are kept."""
+    path = tmp_path / "events.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE consumers (name TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+                "updated TEXT NOT NULL)")  # fmt: skip
+    old.execute("INSERT INTO consumers VALUES ('crm', 3, 'then')")
+    old.commit()
+    old.close()
+    log = EventLog(path)
+    assert [(c.name, c.position, c.report) for c in log.consumers()] == [("crm", 3, {})]
+    log.close()
 
 
 def test_retention_drops_the_oldest_by_age_then_by_size(tmp_path: Path) -> None:

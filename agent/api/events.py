@@ -8,14 +8,21 @@ Rules:
   `Accept: text/event-stream` (`id:` is the sequence, so `Last-Event-ID` resumes), from
   `after=SEQ`, `Last-Event-ID`, or `consumer=NAME`'s committed position; it stays open and
   sends new events as they are captured (SSE sends a comment every 15 s meanwhile).
-- `POST /v1/events/consumers/NAME/ack` with `{"upto": SEQ}` commits NAME's position (never
-  backwards): at least once for a consumer that acks after processing.
+- `POST /v1/events/consumers/NAME/ack` with `{"upto": SEQ}` or `{"ids": [ID, ...]}` commits
+  NAME's position (never backwards; acks are cumulative, so `ids` moves it to the latest of
+  the events named): at least once for a consumer that acks after processing. A deliverer
+  may add `"dead": [{"seq", "id", "reason"}]` (events it gave up on, kept with the commit)
+  and `"report": {...}` (how its deliveries go, shown on the admin page).
+- `GET /v1/events/consumers/NAME` is NAME's state: position, backlog, the oldest event not
+  processed, its report and dead letters; `POST .../rewind` with `{"to": SEQ}` sets the
+  position for a replay (the dead letters past it are tried again).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -30,6 +37,7 @@ NDJSON, SSE = "application/x-ndjson", "text/event-stream"
 BATCH = 500
 KEEP_ALIVE = 15.0
 CONSUMER = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+MAX_REPORT = 4096
 TYPES = frozenset({"bridgehead.row.created", "bridgehead.row.updated", "bridgehead.row.deleted"})
 
 
@@ -45,7 +53,30 @@ class EventsDesk(Protocol):
 
     async def position(self, consumer: str) -> int: ...
 
-    async def commit(self, consumer: str, upto: int) -> int: ...
+    async def commit(self, consumer: str, upto: int, ack: Ack) -> int: ...
+
+    async def seq_of(self, ids: list[str]) -> dict[str, int]: ...
+
+    async def consumer(self, name: str) -> dict[str, Any]: ...
+
+    async def rewind(self, consumer: str, to: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What a consumer's ack carries besides the position: events it gave up on, each as
+    {"seq", "id", "reason"}, and its report (None: keep the last one)."""
+
+    dead: tuple[dict[str, Any], ...] = ()
+    report: dict[str, Any] | None = None
+
+
+def relay_principal(desk: EventsDesk | None) -> Principal:
+    """Who the relay's webhook deliverer is here: it may read every captured resource's
+    events (and ack them), and no rows; it reaches no other endpoint."""
+    captured = desk.captured if desk is not None else []
+    scopes = frozenset({"events:read", *(f"{name}:read" for name in captured)})
+    return Principal("relay", scopes, "relay:webhooks")
 
 
 async def handle(
@@ -59,14 +90,34 @@ async def handle(
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed("events are read with GET", headers={"Allow": "GET"})
         return await _stream(desk, request, principal)
-    if len(path) == 3 and path[0] == "consumers" and path[2] == "ack":
-        if request.method != "POST":
-            raise MethodNotAllowed("a consumer acks with POST", headers={"Allow": "POST"})
-        name = _consumer(path[1])
-        position = await desk.commit(name, _upto(request.body))
-        body = orjson.dumps({"consumer": name, "position": position})
-        return ApiResponse(200, {"Content-Type": JSON}, body)
+    if path[0] == "consumers" and len(path) in (2, 3):
+        return await _consumer_call(desk, request, _consumer(path[1]), path[2:])
     raise NotFound(f"no such endpoint: {request.path}")
+
+
+async def _consumer_call(
+    desk: EventsDesk, request: ApiRequest, name: str, action: list[str]
+) -> ApiResponse:
+    """GET consumers/NAME; POST consumers/NAME/ack or /rewind."""
+    if not action:
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed("a consumer's state is read with GET", headers={"Allow": "GET"})
+        return _json(await desk.consumer(name))
+    if action[0] not in ("ack", "rewind"):
+        raise NotFound(f"no such endpoint: {request.path}; a consumer has ack and rewind")
+    if request.method != "POST":
+        raise MethodNotAllowed(f"a consumer's {action[0]} is a POST", headers={"Allow": "POST"})
+    message = _message(request.body)
+    if action[0] == "rewind":
+        to = _sequence(message.get("to"), 'send {"to": SEQ}: the position to replay after')
+        return _json({"consumer": name, "position": await desk.rewind(name, to)})
+    upto = await _ack_position(desk, message)
+    ack = Ack(_dead(message.get("dead", [])), _report(message.get("report")))
+    return _json({"consumer": name, "position": await desk.commit(name, upto, ack)})
+
+
+def _json(data: dict[str, Any]) -> ApiResponse:
+    return ApiResponse(200, {"Content-Type": JSON}, orjson.dumps(data))
 
 
 async def _stream(desk: EventsDesk, request: ApiRequest, principal: Principal) -> ApiResponse:
@@ -149,12 +200,54 @@ def _consumer(name: str) -> str:
     return name
 
 
-def _upto(body: bytes) -> int:
+ACK_FORM = 'send {"upto": SEQ} or {"ids": [ID, ...]}: the last events processed'
+
+
+def _message(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body or b"null")
     except orjson.JSONDecodeError:
-        raise BadRequest('send {"upto": SEQ}, the last event processed') from None
-    upto = data.get("upto") if isinstance(data, dict) else None
-    if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
-        raise BadRequest('send {"upto": SEQ}, the last event processed')
-    return upto
+        data = None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body is not a JSON object; {ACK_FORM}")
+    return data
+
+
+def _sequence(value: Any, how: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadRequest(how)
+    return value
+
+
+async def _ack_position(desk: EventsDesk, message: dict[str, Any]) -> int:
+    if "upto" in message:
+        return _sequence(message["upto"], ACK_FORM)
+    ids = message.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise BadRequest(ACK_FORM)
+    found = await desk.seq_of(ids)
+    unknown = [i for i in ids if i not in found]
+    if unknown:
+        raise BadRequest(f"no event in the log has the id {unknown[0]!r} (retention may have "
+                         'dropped it); ack by {"upto": SEQ} instead')  # fmt: skip
+    return max(found.values())
+
+
+def _dead(given: Any) -> tuple[dict[str, Any], ...]:
+    how = 'dead is a list of {"seq": SEQ, "id": ID, "reason": TEXT}'
+    if not isinstance(given, list):
+        raise BadRequest(how)
+    for item in given:
+        fields = item if isinstance(item, dict) else {}
+        if not isinstance(fields.get("id"), str) or not isinstance(fields.get("reason"), str):
+            raise BadRequest(how)
+        _sequence(fields.get("seq"), how)
+    return tuple(given)
+
+
+def _report(given: Any) -> dict[str, Any] | None:
+    if given is not None and not isinstance(given, dict):
+        raise BadRequest("report is a JSON object")
+    if given is not None and len(orjson.dumps(given)) > MAX_REPORT:
+        raise BadRequest(f"report is over {MAX_REPORT} bytes of JSON")
+    return given

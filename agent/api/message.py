@@ -28,6 +28,9 @@ class ApiRequest:
     through the tunnel, whose callers the relay authenticates and throttles."""
     stream: AsyncIterator[bytes] | None = None
     """A bulk load's body (NDJSON or CSV), read as it arrives instead of into `body`."""
+    as_relay: bool = False
+    """The relay's own request (a control stream, `/.bridgehead/events`): served to the
+    principal `relay`, which may read the captured resources' events and nothing else."""
 
 
 @dataclass

@@ -236,6 +236,8 @@ class Pipeline:
             return await self._jobs(request, [unquote(s) for s in segments[3:]], trace)
         if segments[:3] == ["", "v1", "events"] and all(segments[3:]) and len(segments) <= 6:
             return await self._events(request, [unquote(s) for s in segments[3:]], trace)
+        if request.as_relay:
+            raise NotFound("the relay's control streams reach only /v1/events")
         if len(segments) not in (3, 4) or segments[:2] != ["", "v1"] or not all(segments[2:]):
             raise NotFound(f"no such endpoint: {request.path}; the API lives under /v1/")
         name = unquote(segments[2])
@@ -278,10 +280,13 @@ class Pipeline:
 
     async def _events(self, request: ApiRequest, path: list[str], trace: Trace) -> ApiResponse:
         """GET /v1/events, POST /v1/events/consumers/{name}/ack."""
-        trace.target, trace.operation = "events", "ack" if path else "events"
-        principal = self._authenticate(request)
+        trace.target, trace.operation = "events", path[-1] if path else "events"
+        if request.as_relay:  # the relay's webhook deliverer, over its own control stream
+            principal = events.relay_principal(self.events)
+        else:
+            principal = self._authenticate(request)
+            self._throttle(principal)
         trace.principal = principal.qualified_name
-        self._throttle(principal)
         return await events.handle(self.events, request, principal, path)
 
     async def _routine(

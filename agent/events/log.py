@@ -7,7 +7,11 @@ Rules:
   ignored. Nothing is lost; nothing appears twice.
 - `seq` grows by one per event appended and is never reused: it is the event's `sequence`
   and what `after=` and a consumer's committed position count in.
-- A named consumer's position only moves forward, and only when it says so (`commit`).
+- A named consumer's position only moves forward, and only when it says so (`commit`),
+  except by an explicit `rewind` (a replay). What it gave up on (`dead`) is kept, with the
+  reason, in the same transaction as the commit that moves past it; with it the consumer may
+  leave a `report` of how its deliveries go (failures, last error, whether it is disabled),
+  which the admin page and the next run of the consumer read back.
 - Retention drops the oldest events past `age` or past `max_bytes` of data; the log says how
   far it was trimmed (`first_seq`), so a consumer behind it can be told what it missed.
 - For a polled resource the log also keeps where the poll stands and which keys it has seen
@@ -18,9 +22,10 @@ All methods block: the service calls them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,8 +49,17 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS consumers (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    report TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    consumer TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (consumer, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS polled (
     resource TEXT PRIMARY KEY,
     position TEXT NOT NULL
@@ -69,6 +83,27 @@ class Change:
     partitionkey: str
     time: str
     data: Any
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a consumer gave up on (its retries ran out), and why."""
+
+    seq: int
+    id: str
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A named consumer as the log keeps it."""
+
+    name: str
+    position: int
+    updated: str
+    report: dict[str, Any]
+    dead_letters: int
 
 
 @dataclass(frozen=True)
@@ -103,7 +138,22 @@ class EventLog:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(consumers)")}
+        if "report" not in columns:  # a log written before consumers kept a report
+            self._db.execute("ALTER TABLE consumers ADD COLUMN report TEXT NOT NULL DEFAULT '{}'")
         path.chmod(0o600)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One durable write transaction, under the lock; rolled back on any failure."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -112,15 +162,8 @@ class EventLog:
     def append(self, changes: Sequence[Change]) -> int:
         """Append `changes` in one durable transaction; how many were new (an id already in
         the log is a change captured before, skipped)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                added = self._insert(changes)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return added
+        with self._write():
+            return self._insert(changes)
 
     def _insert(self, changes: Sequence[Change]) -> int:
         """Insert the changes whose ids are new, in the transaction under way."""
@@ -181,23 +224,17 @@ class EventLog:
     ) -> int:
         """Append a poll's events and, in the same transaction, its new position and the keys
         it saw appear (`seen`) or disappear (`gone`); how many events were new."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                added = self._insert(changes)
-                if position is not None:
-                    self._db.execute(
-                        "INSERT INTO polled VALUES (?, ?) ON CONFLICT (resource) DO UPDATE "
-                        "SET position = excluded.position", (resource, orjson.dumps(position)),
-                    )  # fmt: skip
-                self._db.executemany("INSERT OR IGNORE INTO known VALUES (?, ?)",
-                                     [(resource, k) for k in seen])  # fmt: skip
-                self._db.executemany("DELETE FROM known WHERE resource = ? AND key = ?",
-                                     [(resource, k) for k in gone])  # fmt: skip
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write():
+            added = self._insert(changes)
+            if position is not None:
+                self._db.execute(
+                    "INSERT INTO polled VALUES (?, ?) ON CONFLICT (resource) DO UPDATE "
+                    "SET position = excluded.position", (resource, orjson.dumps(position)),
+                )  # fmt: skip
+            self._db.executemany("INSERT OR IGNORE INTO known VALUES (?, ?)",
+                                 [(resource, k) for k in seen])  # fmt: skip
+            self._db.executemany("DELETE FROM known WHERE resource = ? AND key = ?",
+                                 [(resource, k) for k in gone])  # fmt: skip
             return added
 
     def read(
@@ -242,27 +279,94 @@ class EventLog:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def commit(self, consumer: str, upto: int, now: datetime) -> int:
-        """Move `consumer` to `upto` (never backwards, never past the last event); its new
-        position."""
-        with self._lock:
-            last = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-            upto = min(upto, last)
+    def commit(
+        self,
+        consumer: str,
+        upto: int,
+        now: datetime,
+        *,
+        dead: Sequence[DeadLetter] = (),
+        report: dict[str, Any] | None = None,
+    ) -> int:
+        """Move `consumer` to `upto` (never backwards, never past the last event), keeping
+        `dead` and `report` in the same transaction; its new position."""
+        with self._write():
+            last = int(self._db.execute(
+                "SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])  # fmt: skip
             self._db.execute(
-                "INSERT INTO consumers (name, position, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position), "
-                "updated = excluded.updated",
-                (consumer, upto, now.isoformat()),
-            )
+                "INSERT INTO consumers (name, position, updated) VALUES (?, ?, ?) ON "
+                "CONFLICT (name) DO UPDATE SET position = max(position, excluded.position), "
+                "updated = excluded.updated", (consumer, min(upto, last), now.isoformat()),
+            )  # fmt: skip
+            if report is not None:
+                self._db.execute("UPDATE consumers SET report = ? WHERE name = ?",
+                                 (orjson.dumps(report).decode(), consumer))  # fmt: skip
+            self._db.executemany(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                [(consumer, d.seq, d.id, d.reason, d.at) for d in dead],
+            )  # fmt: skip
             row = self._db.execute(
                 "SELECT position FROM consumers WHERE name = ?", (consumer,)
             ).fetchone()
         return int(row[0])
 
-    def consumers(self) -> dict[str, int]:
+    def rewind(self, consumer: str, to: int, now: datetime) -> int:
+        """Set `consumer` back (or forward) to `to`, for a replay: its dead letters past `to`
+        are dropped, since they will be tried again, and its report is cleared; the new
+        position."""
+        with self._write():
+            self._db.execute(
+                "INSERT INTO consumers (name, position, updated) VALUES (?, ?, ?) ON "
+                "CONFLICT (name) DO UPDATE SET position = excluded.position, updated = "
+                "excluded.updated, report = '{}'", (consumer, to, now.isoformat()),
+            )  # fmt: skip
+            self._db.execute("DELETE FROM dead_letters WHERE consumer = ? AND seq > ?",
+                             (consumer, to))  # fmt: skip
+        return to
+
+    def consumer(self, name: str) -> Consumer | None:
         with self._lock:
-            rows = self._db.execute("SELECT name, position FROM consumers").fetchall()
-        return {str(name): int(position) for name, position in rows}
+            row = self._db.execute(
+                "SELECT name, position, updated, report, (SELECT count(*) FROM dead_letters "
+                "WHERE consumer = name) FROM consumers WHERE name = ?", (name,),
+            ).fetchone()  # fmt: skip
+        return None if row is None else _consumer(row)
+
+    def consumers(self) -> list[Consumer]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, position, updated, report, (SELECT count(*) FROM dead_letters "
+                "WHERE consumer = name) FROM consumers ORDER BY name"
+            ).fetchall()
+        return [_consumer(row) for row in rows]
+
+    def dead_letters(self, consumer: str, limit: int = 1000) -> list[DeadLetter]:
+        """What `consumer` gave up on, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id, reason, at FROM dead_letters WHERE consumer = ? ORDER BY seq "
+                "LIMIT ?", (consumer, limit),
+            ).fetchall()  # fmt: skip
+        return [DeadLetter(*row) for row in rows]
+
+    def seq_of(self, ids: Sequence[str]) -> dict[str, int]:
+        """The sequence of each of `ids` still in the log."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, seq FROM events WHERE id IN ({marks})",
+                                    list(ids)).fetchall()  # fmt: skip
+        return {str(i): int(seq) for i, seq in rows}
+
+    def time_after(self, seq: int) -> str | None:
+        """The time of the first event past `seq` (the oldest a consumer there has not
+        processed), or None when it is at the end."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT time FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def trim(self, now: datetime, age: timedelta, max_bytes: int) -> int:
         """Drop events older than `age`, then the oldest past `max_bytes` of data; how many."""
@@ -280,3 +384,8 @@ class EventLog:
                     (max_bytes,),
                 )
             return self._db.total_changes - before
+
+
+def _consumer(row: tuple[Any, ...]) -> Consumer:
+    name, position, updated, report, dead = row
+    return Consumer(str(name), int(position), str(updated), dict(orjson.loads(report)), int(dead))

@@ -18,13 +18,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from bridgehead.agent.api.events import Ack
 from bridgehead.agent.api.walk import WalkRefused
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.events.capture import BATCH, OutboxReader
 from bridgehead.agent.events.ddl import outbox_ref
-from bridgehead.agent.events.log import Event, EventLog
+from bridgehead.agent.events.log import DeadLetter, Event, EventLog
 from bridgehead.agent.events.poll import WatermarkPoller
 
 log = logging.getLogger("bridgehead.events")
@@ -147,6 +149,39 @@ class Events:
         assert self.log is not None
         return await asyncio.to_thread(self.log.position, consumer)
 
-    async def commit(self, consumer: str, upto: int) -> int:
+    async def commit(self, consumer: str, upto: int, ack: Ack) -> int:
         assert self.log is not None
-        return await asyncio.to_thread(self.log.commit, consumer, upto, self.clock())
+        at = self.clock().isoformat()
+        dead = [DeadLetter(d["seq"], d["id"], d["reason"], at) for d in ack.dead]
+        return await asyncio.to_thread(
+            self.log.commit, consumer, upto, self.clock(), dead=dead, report=ack.report
+        )
+
+    async def seq_of(self, ids: list[str]) -> dict[str, int]:
+        assert self.log is not None
+        return await asyncio.to_thread(self.log.seq_of, ids)
+
+    async def rewind(self, consumer: str, to: int) -> int:
+        assert self.log is not None
+        return await asyncio.to_thread(self.log.rewind, consumer, to, self.clock())
+
+    async def consumer(self, name: str) -> dict[str, Any]:
+        """NAME's state as `GET /v1/events/consumers/NAME` shows it."""
+        assert self.log is not None
+        return await asyncio.to_thread(consumer_state, self.log, name)
+
+
+def consumer_state(log: EventLog, name: str) -> dict[str, Any]:
+    """A consumer's position, backlog, oldest event not processed, report and dead letters
+    (an unknown name is a consumer at 0 that has processed nothing)."""
+    kept = log.consumer(name)
+    position = kept.position if kept is not None else 0
+    last = log.last_seq()
+    return {
+        "consumer": name, "position": position, "last_seq": last,
+        "backlog": max(0, last - max(position, log.first_seq() - 1)),
+        "oldest_unprocessed": log.time_after(position),
+        "updated": kept.updated if kept is not None else None,
+        "report": kept.report if kept is not None else {},
+        "dead_letters": [vars(d) for d in log.dead_letters(name)],
+    }  # fmt: skip

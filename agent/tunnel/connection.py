@@ -7,8 +7,9 @@ Rules:
   its task, and so its query (and the body is closed all the same).
 - Response bodies go out only as fast as the relay's HTTP/2 window allows (and the socket
   drains), so a slow caller never makes the agent buffer more than a window per stream.
-- Paths under `/.bridgehead/` are the relay's control streams (certificate renewal):
-  answered by agent.tunnel.control, never by the pipeline.
+- Paths under `/.bridgehead/` are the relay's control streams: certificate renewal,
+  answered by agent.tunnel.control, never by the pipeline; and `/.bridgehead/events...`,
+  the events API served by the pipeline to the relay itself (its webhook deliverer).
 - PING every `heartbeat` seconds; nothing heard for `dead_after` seconds closes the
   connection (a silently dead path), and the client dials a new one.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 import h2.exceptions
 
 from bridgehead.agent.api.intake import Intake, Peer
+from bridgehead.agent.api.message import ApiRequest
 from bridgehead.agent.api.pipeline import Pipeline, deliver
 from bridgehead.agent.tunnel import control as control_streams
 from bridgehead.agent.tunnel.renewal import Renewer
@@ -258,7 +261,9 @@ class TunnelConnection:
             body = stream.body.pieces() if stream.body is not None else None
             request, refusal = stream.intake.finish(stream=body)
             sink = _TunnelSink(self, sid, stream)
-            if stream.control:
+            if stream.control and request.path.startswith(control.EVENTS):
+                await self._relay_events(request, sink)
+            elif stream.control:
                 await control_streams.answer(self, request, sink)
             else:
                 with bound(request.request_id):  # every line logged for it names it
@@ -276,6 +281,25 @@ class TunnelConnection:
             self._streams.pop(sid, None)
             if self._drained():
                 await self._finish()
+
+    async def _relay_events(self, request: ApiRequest, sink: _TunnelSink) -> None:
+        """The relay's webhook deliverer on `/.bridgehead/events...`: the events API, as the
+        relay itself; a stream still open when the connection drains is reset, so it never
+        holds the drain up (the relay reads on from its committed position elsewhere)."""
+        path = "/v1/events" + request.path.removeprefix(control.EVENTS)
+        relayed = dataclasses.replace(request, path=path, as_relay=True)
+        answering = asyncio.ensure_future(deliver(await self.pipeline.handle(relayed), sink))
+        drained = asyncio.ensure_future(self.drained.wait())
+        try:
+            await asyncio.wait({answering, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not answering.done():
+                answering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await answering
+                sink.reset()
+        answering.result()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
         await send_windowed(
@@ -318,3 +342,8 @@ class _TunnelSink:
     async def end(self) -> None:
         self.session.end(self.sid)
         await self.connection.outbox.flush()
+
+    def reset(self) -> None:
+        """End the answer unfinished (the relay sees the stream reset)."""
+        with contextlib.suppress(Exception):
+            self.session.reset(self.sid)

@@ -18,6 +18,9 @@ RENEWAL = PREFIX + "renewal"
 """GET, a long poll: answered with the agent's CSR once its renewal is due."""
 CERTIFICATE = PREFIX + "certificate"
 """POST: the relay's answer to that CSR, a certificate or the sentence saying why not."""
+EVENTS = PREFIX + "events"
+"""The agent's change events (`/v1/events...` below it), read and acknowledged by the relay's
+webhook deliverer as the relay itself, with no caller's credentials."""
 MAX_MESSAGE = 64 * 1024
 """The largest control message body either end reads."""
 

@@ -1,0 +1,1 @@
+"""Webhooks: the relay delivers agents' change events to subscribers' URLs."""
