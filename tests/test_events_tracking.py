@@ -434,3 +434,41 @@ async def test_tracking_off_is_one_clear_error(server: FakeServer, tmp_path: Pat
     with pytest.raises(TrackingOff, match="run bridgehead events install"):
         await reader_of(server, log).once()
     await asyncio.to_thread(log.close)
+
+
+class TrackedServer(RecordingAdapter):
+    """A fake SQL Server that holds `sales.orders` (and records what it is sent)."""
+
+    def _describe(self, job: Any, table: TableRef) -> TableInfo | None:
+        return TABLE if table == TABLE.ref else None
+
+
+def test_install_and_uninstall_show_and_run_the_statements(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --yes the statements are shown and nothing is sent; with --yes each runs on
+    its own, outside a transaction (ALTER DATABASE may not run in one); uninstall turns the
+    database's tracking off only with --disable-database-tracking."""
+    driver = Driver()
+    monkeypatch.setattr("bridgehead.agent.events_cli.registry.load",
+                        lambda name: lambda settings: TrackedServer("Microsoft SQL Server", driver))  # fmt: skip
+    odbc = {"odbc": "DRIVER={ODBC Driver 18 for SQL Server};SERVER=db"}
+    tracked = {"source": "db", "table": "sales.orders", "events": {"capture": "change_tracking"}}
+    config = write_config(tmp_path, odbc, {"orders": tracked})
+    code, out, _ = cli(capsys, "install", "-c", config)
+    assert code == 0
+    assert out == (f"-- sources.db (mssql): install for orders\n{ENABLE[0]}\n\n{ENABLE[1]}\n\n"
+                   "nothing was run; add --yes to run these statements\n")  # fmt: skip
+    assert not [sql for sql, _ in driver.sent if "CHANGE_TRACKING" in sql]
+    code, out, _ = cli(capsys, "install", "-c", config, "--yes")
+    assert code == 0
+    assert out.endswith("sources.db: install done (2 statements)\n")
+    run = [sql for sql, _ in driver.sent if "CHANGE_TRACKING" in sql or sql.startswith("--")]
+    assert run == ENABLE[:2]
+    driver.sent.clear()
+    code, out, _ = cli(capsys, "uninstall", "-c", config, "--yes")
+    assert [sql for sql, _ in driver.sent if "CHANGE_TRACKING" in sql] == DISABLE_TABLES[:1]
+    driver.sent.clear()
+    code, out, _ = cli(capsys, "uninstall", "-c", config, "--yes", "--disable-database-tracking")
+    sent = [sql for sql, _ in driver.sent if "CHANGE_TRACKING" in sql]
+    assert sent == [DISABLE_TABLES[0], DISABLE_DATABASE]

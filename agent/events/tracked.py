@@ -11,11 +11,17 @@ Rules (what a process killed at each step leaves):
 - A stored position older than CHANGE_TRACKING_MIN_VALID_VERSION of the table means the
   database cleaned up changes before they were read: one error says so, and reading goes
   on from the current version.
-- `data` is the row as the API serves it when the change is read (several changes to a
-  row between two reads are one event, as Change Tracking keeps only the latest), or the
-  key alone for a delete or for a row already deleted again.
+- `data` is the row as the API serves it when the change is read, or the key alone for a
+  delete or for a row already deleted again.
 - An idle table's position (its base moving with the database's version) is stored at
   most once a minute; lost by a kill, it is only read again, finding nothing.
+
+What this mode cannot see (Change Tracking keeps each row's latest change, not each change):
+- several changes to a row between two reads are one event, its operation netted since the
+  last version read whole (a row inserted and deleted in between is one `deleted`);
+- when one transaction changed more rows than a batch, a row it inserted that changes again
+  before the rest of that transaction is read is `created` a second time;
+- changes the database cleaned up (after CHANGE_RETENTION) before they were read.
 """
 
 from __future__ import annotations
