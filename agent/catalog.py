@@ -15,6 +15,7 @@ from bridgehead.adapters.dialects.typenames import base_type_name
 from bridgehead.adapters.errors import SourceError, SourceUnavailable
 from bridgehead.adapters.types import Column, Kind, TableInfo, TableRef
 from bridgehead.agent.config.model import ResourceConfig
+from bridgehead.agent.config.references import TRACKING_ELSEWHERE
 from bridgehead.agent.metrics import FALLBACK_VALUES
 from bridgehead.agent.values import Encoder, encoder
 
@@ -53,6 +54,7 @@ def resolve_resource(
         message = f"no table or view {config.table!r} in the database"
         return None, [CatalogProblem(f"resources.{name}.table", message)]
     problems = list(_mismatches(f"resources.{name}", config, table))
+    problems += _tracking_mismatches(f"resources.{name}", config, adapter, table)
     if problems:
         return None, problems
     available = {c.name: c for c in table.columns}
@@ -99,6 +101,24 @@ def _mismatches(where: str, config: ResourceConfig, table: TableInfo) -> Iterato
             f"{', '.join(writes)} need a key, and {config.table} has no primary key; "
             "add key: [...] naming columns that identify a row to the resource",
         )
+
+
+def _tracking_mismatches(
+    where: str, config: ResourceConfig, adapter: Adapter, table: TableInfo
+) -> list[CatalogProblem]:
+    """`capture: change_tracking` needs SQL Server, and the table's primary key as the key
+    (Change Tracking identifies a changed row by its primary key alone)."""
+    if config.events is None or config.events.capture != "change_tracking":
+        return []
+    if adapter.dialect.name != "mssql":
+        dbms = adapter.dialect.name
+        return [CatalogProblem(f"{where}.events.capture", TRACKING_ELSEWHERE.format(dbms=dbms))]
+    if config.key and tuple(config.key) != table.primary_key:
+        primary = ", ".join(table.primary_key) or "none"
+        message = (f"capture: change_tracking identifies rows by the table's primary key "
+                   f"({primary}); leave key: out or set it to those columns")  # fmt: skip
+        return [CatalogProblem(f"{where}.key", message)]
+    return []
 
 
 # Types whose values reach callers as the database's own text, though the kind is known.

@@ -86,7 +86,9 @@ def parser() -> argparse.ArgumentParser:
     jobs.add_argument("name", nargs="?", help="the job (history, run)")
     jobs.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
     jobs.add_argument("--dry-run", action="store_true", help="run: count, send nothing")
-    events = sub.add_parser("events", help="change capture: install or remove the triggers")
+    events = sub.add_parser(
+        "events", help="change capture: install or remove the triggers or change tracking"
+    )
     events.add_argument("action", choices=["install", "uninstall"])
     events.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
     events.add_argument(
@@ -99,6 +101,11 @@ def parser() -> argparse.ArgumentParser:
     events.add_argument("--yes", action="store_true", help="run the statements (else: print)")
     events.add_argument(
         "--drop-outbox", action="store_true", help="uninstall: drop the outbox table too"
+    )
+    events.add_argument(
+        "--disable-database-tracking",
+        action="store_true",
+        help="uninstall: turn SQL Server change tracking off for the database too",
     )
     audit = sub.add_parser("audit", help="work with the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -134,6 +141,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         args.yes,
         args.drop_outbox,
         sys.stdout,
+        database_tracking=args.disable_database_tracking,
     ),
     "jobs": lambda args: jobs_command(
         commands.load(args.config), args.action, args.name, args.dry_run, sys.stdout

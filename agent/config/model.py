@@ -60,7 +60,7 @@ class SourceConfig(Frozen):
 
 
 CsvFormulas = Literal["escape", "allow"]
-CAPTURE_MODES = ("triggers", "poll")
+CAPTURE_MODES = ("triggers", "poll", "change_tracking")
 
 
 class EventsConfig(Frozen):
@@ -68,9 +68,11 @@ class EventsConfig(Frozen):
     triggers the agent installs (`bridgehead events install`) write each change into an
     outbox table in the change's own transaction. `poll`: no DDL; the `watermark` column (an
     updated-at or a row version) is walked by keyset with a `lag`, and deletes are found by
-    comparing the keys seen with the table's every `every` (`deletes: reconcile`)."""
+    comparing the keys seen with the table's every `every` (`deletes: reconcile`).
+    `change_tracking` (SQL Server only): the database's Change Tracking, which `bridgehead
+    events install` turns on for the table, read with CHANGETABLE(CHANGES ...)."""
 
-    capture: Literal["triggers", "poll"]
+    capture: Literal["triggers", "poll", "change_tracking"]
     watermark: str | None = None
     lag: Duration = 5.0
     deletes: Literal["reconcile", "none"] = "reconcile"
@@ -83,7 +85,8 @@ class EventsConfig(Frozen):
         if value not in CAPTURE_MODES:
             raise ValueError(
                 f"capture {value!r} is not supported; use triggers (an outbox and triggers "
-                "`bridgehead events install` makes) or poll (with a watermark: column)"
+                "`bridgehead events install` makes), poll (with a watermark: column) or "
+                "change_tracking (SQL Server's Change Tracking)"
             )
         return value
 
@@ -91,8 +94,8 @@ class EventsConfig(Frozen):
     def _watermark(self) -> EventsConfig:
         if self.capture == "poll" and self.watermark is None:
             raise ValueError("capture: poll needs watermark: COLUMN (an updated-at or version)")
-        if self.capture == "triggers" and self.watermark is not None:
-            raise ValueError("watermark: is for capture: poll; triggers need none")
+        if self.capture != "poll" and self.watermark is not None:
+            raise ValueError(f"watermark: is for capture: poll; {self.capture} needs none")
         return self
 
 

@@ -20,6 +20,10 @@ RESERVED_RESOURCE_NAMES = frozenset(
     {"queries", "procedures", "openapi.json", "openapi", "jobs", "events"}
 )
 NAMED_SECTIONS = ("sources", "resources", "queries", "procedures", "jobs")
+TRACKING_ELSEWHERE = (
+    "capture: change_tracking is SQL Server's Change Tracking, and this source is {dbms}; "
+    "use capture: triggers, or capture: poll with a watermark: column"
+)
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -111,6 +115,21 @@ def _resources(data: Mapping[str, Any]) -> Iterator[Found]:
             for column in key:
                 if column not in columns:
                     yield ("resources", name, "key"), f"key column {column!r} is not in columns"
+        yield from _tracked_on_sqlite(data, name, entry)
+
+
+def _tracked_on_sqlite(
+    data: Mapping[str, Any], name: str, entry: dict[str, Any]
+) -> Iterator[Found]:
+    """`capture: change_tracking` is SQL Server's; a SQLite source cannot have it (an ODBC
+    source's DBMS is known once connected: `agent.catalog` checks it then)."""
+    events = entry.get("events")
+    if not isinstance(events, dict) or events.get("capture") != "change_tracking":
+        return
+    named = entry.get("source")
+    source = _section(data, "sources").get(named) if isinstance(named, str) else None
+    if isinstance(source, dict) and "sqlite" in source:
+        yield ("resources", name, "events", "capture"), TRACKING_ELSEWHERE.format(dbms="SQLite")
 
 
 def _queries(data: Mapping[str, Any]) -> Iterator[Found]:

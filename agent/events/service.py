@@ -1,6 +1,6 @@
 """The agent's change-event service: the event log, one outbox reader per source whose
-resources capture by triggers, one poller per resource captured by polling, retention, and
-what `/v1/events` asks of them.
+resources capture by triggers, one poller per resource captured by polling, one Change
+Tracking reader per resource captured so, retention, and what `/v1/events` asks of them.
 
 Rules:
 - Each reader captures every `events.interval`, and at once again while it finds a full
@@ -28,6 +28,7 @@ from bridgehead.agent.events.capture import BATCH, OutboxReader
 from bridgehead.agent.events.ddl import outbox_ref
 from bridgehead.agent.events.log import DeadLetter, Event, EventLog
 from bridgehead.agent.events.poll import WatermarkPoller
+from bridgehead.agent.events.tracked import ChangeTrackingReader
 
 log = logging.getLogger("bridgehead.events")
 TRIM_EVERY = 60.0
@@ -62,6 +63,12 @@ class Events:
                 continue
             if settings.capture == "triggers":
                 by_source.setdefault(resource.config.source, []).append(resource)
+                continue
+            if settings.capture == "change_tracking":
+                tracker = ChangeTrackingReader(resource, self.log, notify=self._wake_readers,
+                                               clock=self.clock)  # fmt: skip
+                self._tasks.append(asyncio.create_task(self._keep(f"change tracking {name}",
+                                                                  tracker.once)))  # fmt: skip
                 continue
             try:
                 poller = WatermarkPoller(resource, settings, self.log, notify=self._wake_readers,
