@@ -24,6 +24,18 @@ from bridgehead.common.commands import Failure, UsageError
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser("demo", help="run a sample database behind a local agent")
+    demo.add_argument("action", nargs="?", choices=["run", "change"], default="run",
+                      help="run the demo (default), or change rows of its database")  # fmt: skip
+    demo.add_argument("--rows", type=int, default=3, help="change: how many customers to change")
+    demo.add_argument("--dir", type=Path, default=Path("bridgehead-demo"), help="demo folder")
+    demo.add_argument("--port", type=int, default=8470, help="local API port (0: any free)")
+    demo.add_argument(
+        "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="bridgehead", description="Serve legacy databases as authenticated HTTP APIs."
@@ -33,12 +45,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
     check = sub.add_parser("check", help="validate the config and probe every source")
     check.add_argument("-c", "--config", type=Path, required=True, help="agent.yaml")
-    demo = sub.add_parser("demo", help="run a sample database behind a local agent")
-    demo.add_argument("--dir", type=Path, default=Path("bridgehead-demo"), help="demo folder")
-    demo.add_argument("--port", type=int, default=8470, help="local API port (0: any free)")
-    demo.add_argument(
-        "--relay-port", type=int, default=8444, help="the demo relay's caller port (0: any free)"
-    )
+    _add_demo(sub)
     init = sub.add_parser("init", help="write a starter config from a live database")
     where = init.add_mutually_exclusive_group(required=True)
     where.add_argument("--odbc", metavar="CONN", help="an ODBC connection string")
@@ -117,7 +124,11 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
-    "demo": lambda args: commands.demo(args.dir, args.port, args.relay_port),
+    "demo": lambda args: (
+        commands.demo_change(args.dir, args.rows)
+        if args.action == "change"
+        else commands.demo(args.dir, args.port, args.relay_port)
+    ),
     "init": lambda args: init_command(
         args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
     ),

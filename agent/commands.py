@@ -65,3 +65,9 @@ def demo(folder: Path, port: int, relay_port: int) -> int:
     from bridgehead.agent import demo as demo_module  # noqa: PLC0415 - only `demo` runs a relay
 
     return demo_module.run(folder, port, relay_port)
+
+
+def demo_change(folder: Path, rows: int) -> int:
+    from bridgehead.agent import demo as demo_module  # noqa: PLC0415 - as `demo` above
+
+    return demo_module.change(folder, rows)

@@ -5,7 +5,9 @@ so a second run serves the same data with the same key. The data is deterministi
 deliberately awkward: DECIMAL money, timestamps, NULLs, a composite key, non-ASCII names.
 The relay and the agent get their identities the way a deployment does: the relay's CA as
 `bridgehead-relay ca init` makes it, and the agent enrolled with a one-time token at every
-start (`token create`, then `bridgehead enroll`, which adds the tunnel section).
+start (`token create`, then `bridgehead enroll`, which adds the tunnel section). Customers
+and orders emit change events (agent.demo_events): the relay delivers them to a local webhook
+receiver that prints each one, and `bridgehead demo change` changes rows to watch them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ from aiohttp import web
 
 from bridgehead.agent.app import Agent
 from bridgehead.agent.config import load_config
+from bridgehead.agent.demo_events import (
+    WebhookReceiver,
+    change_rows,
+    install_triggers,
+    webhook_secret,
+)
 from bridgehead.agent.enroll import enroll_command
 from bridgehead.certs.keyfiles import ensure_private_dir, write_private
 from bridgehead.certs.pki import (
@@ -36,6 +44,7 @@ from bridgehead.certs.pki import (
 from bridgehead.common import logs
 from bridgehead.common.commands import serve
 from bridgehead.common.config.base import HostPort
+from bridgehead.common.runtime import Service
 from bridgehead.relay.app import Relay
 from bridgehead.relay.config import RelayConfig, load_relay_config
 from bridgehead.relay.enrollment import create_token
@@ -100,10 +109,12 @@ resources:
     source: sample
     table: customers
     key: [id]
+    events: {{capture: triggers}}   # changes become events (the triggers are installed)
   orders:
     source: sample
     table: orders
     key: [id]
+    events: {{capture: triggers}}
   order_lines:
     source: sample
     table: order_lines
@@ -133,7 +144,10 @@ auth:
     - name: demo
       key_sha256: "{digest}"
       scopes: [customers:read, orders:read, order_lines:read, countries:read,
-               jobs:countries_nightly, jobs:customers_out]
+               jobs:countries_nightly, jobs:customers_out, events:read]
+
+events:
+  interval: 500ms
 
 listen: 127.0.0.1:{port}
 admin: 127.0.0.1:0
@@ -221,6 +235,12 @@ callers:
   - name: demo
     token_sha256: "{digest}"
     agents: [demo]
+webhooks:                       # the agent's change events, delivered to a local receiver
+  - name: demo-receiver
+    agents: [demo]
+    resources: [customers, orders]
+    url: {hook_url}
+    secret: "{secret}"          # a Standard Webhooks secret; use ${{env:NAME}} in production
 """
 
 
@@ -231,6 +251,7 @@ class DemoSetup:
     key: str
     folder: Path
     reference_port: int
+    receiver: WebhookReceiver
 
     def announce(self, enrolled: EnrolledAgent, relay: Relay) -> str:
         agent = enrolled.agent
@@ -248,9 +269,13 @@ class DemoSetup:
             "/metrics)",
             f"  jobs:    {agent.listen_url}/v1/jobs   (a nightly import of countries.csv, "
             "an incremental export of customers to exports/; both ran once at start)",
+            f"  events:  {agent.listen_url}/v1/events   (customers and orders; the relay "
+            f"delivers them to the webhook receiver at {self.receiver.url}, printed below)",
             "Try, directly and through the relay:",
             f"  curl -s {auth} '{agent.listen_url}{query}'",
             f"  curl -s --cacert {self.folder}/pki/ca.pem {auth} '{through}{query}'",
+            "Change rows as the legacy application would, and watch the webhook lines:",
+            f"  bridgehead demo change --dir {self.folder}",
             "Press Ctrl-C to stop.",
         ])  # fmt: skip
 
@@ -336,6 +361,7 @@ def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
     if not database.exists():
         build_database(database)
     add_reference_table(database)
+    install_triggers(database)
     key_file = folder / "api-key.txt"
     if not key_file.exists():
         write_private(key_file, (secrets.token_urlsafe(32) + "\n").encode())
@@ -344,11 +370,14 @@ def prepare(folder: Path, port: int, relay_port: int) -> DemoSetup:
     digest = hashlib.sha256(key.encode()).hexdigest()
     write_reference(folder / "reference")
     reference = free_port()
-    (folder / "relay.yaml").write_text(RELAY_CONFIG.format(relay_port=relay_port, digest=digest))
+    receiver = WebhookReceiver(webhook_secret(folder), free_port())
+    relay_text = RELAY_CONFIG.format(relay_port=relay_port, digest=digest, hook_url=receiver.url,
+                                     secret=webhook_secret(folder))  # fmt: skip
+    write_private(folder / "relay.yaml", relay_text.encode())
     text = CONFIG.format(digest=digest, port=port, reference=f"http://127.0.0.1:{reference}")
     (folder / "agent.yaml").write_text(text, encoding="utf-8")
     relay = load_relay_config(folder / "relay.yaml")
-    return DemoSetup(folder / "agent.yaml", relay, key, folder, reference)
+    return DemoSetup(folder / "agent.yaml", relay, key, folder, reference, receiver)
 
 
 def run(folder: Path, port: int, relay_port: int) -> int:
@@ -358,5 +387,12 @@ def run(folder: Path, port: int, relay_port: int) -> int:
     relay = Relay(setup.relay)
     agent = EnrolledAgent(relay, setup.agent_file)
     reference = ReferenceServer(setup.folder / "reference", setup.reference_port)
-    serve([relay, reference, agent], lambda: print(setup.announce(agent, relay), flush=True))
+    services: list[Service] = [setup.receiver, relay, reference, agent]
+    serve(services, lambda: print(setup.announce(agent, relay), flush=True))
+    return 0
+
+
+def change(folder: Path, count: int) -> int:
+    """`bridgehead demo change`: change rows of the demo's database directly."""
+    change_rows(folder.resolve() / "sample.db", count)
     return 0

@@ -91,6 +91,14 @@ class AuditUnavailable(ApiError):
     slug = "audit-unavailable"
 
 
+class Stopping(ApiError):
+    """The agent is stopping: what it serves from its own state (the event log) is closed."""
+
+    status = 503
+    title = "Agent stopping"
+    slug = "agent-stopping"
+
+
 @dataclass(frozen=True)
 class ErrorAnswer:
     """What a caller is told about one error status: its name in the OpenAPI document, what
@@ -137,9 +145,10 @@ ANSWERS: dict[int, ErrorAnswer] = {
     500: ErrorAnswer("InternalError", "The agent or the database failed; see the agent's log.",
                      (ApiError, source.SourceError)),
     503: ErrorAnswer("SourceUnavailable",
-                     "The database cannot be reached, its driver is missing, or the audit log "
-                     "cannot write; see Retry-After.",
-                     (source.SourceUnavailable, source.DriverMissing, AuditUnavailable),
+                     "The database cannot be reached, its driver is missing, the audit log "
+                     "cannot write, or the agent is stopping; see Retry-After.",
+                     (source.SourceUnavailable, source.DriverMissing, AuditUnavailable,
+                      Stopping),
                      ("Retry-After",)),
     504: ErrorAnswer("QueryTimeout",
                      "The database did not answer within the source's query_timeout.",

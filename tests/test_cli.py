@@ -361,3 +361,30 @@ def test_demo_runs_its_import_and_export_jobs(
     assert len(files) == 4
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
+
+
+def test_demo_change_makes_the_webhook_receiver_print_the_events(
+    demo: tuple[subprocess.Popen[str], list[str]], tmp_path: Path
+) -> None:
+    """`bridgehead demo change` changes rows directly; the demo's triggers capture them, the
+    relay delivers them signed to the demo's receiver, and the demo prints one webhook line
+    per change, with the row as the API serves it."""
+    process, lines = demo
+    assert any("bridgehead demo change --dir" in line for line in lines)
+    changed = bridgehead("demo", "change", "--dir", str(tmp_path / "demo"), "--rows", "2")
+    assert changed.returncode == 0, changed.stderr
+    rows = re.findall(r"changed (customers/\d+)", changed.stdout)
+    placed = re.findall(r"placed (orders/\d+)", changed.stdout)
+    assert len(rows) == 2
+    assert len(placed) == 1
+    assert process.stdout is not None
+    printed: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(printed) < 3 and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("webhook:"):
+            printed.append(line)
+    assert [line.split()[2] for line in printed] == [*rows, *placed], printed
+    assert printed[0].split()[1] == "updated"
+    assert printed[2].split()[1] == "created"
+    assert '"balance":"' in printed[0]

@@ -44,6 +44,8 @@ TYPES = frozenset({"bridgehead.row.created", "bridgehead.row.updated", "bridgehe
 class EventsDesk(Protocol):
     source: str
     captured: list[str]
+    stopping: bool
+    """The agent is stopping: streams end (readers resume from the sequence they reached)."""
 
     async def read(
         self, after: int, limit: int, resources: list[str], types: list[str] | None
@@ -130,7 +132,7 @@ async def _stream(desk: EventsDesk, request: ApiRequest, principal: Principal) -
 
     async def body() -> AsyncIterator[bytes]:
         position = after
-        while True:
+        while not desk.stopping:
             events = await desk.read(position, BATCH, resources, types)
             if events:
                 position = events[-1].seq

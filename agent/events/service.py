@@ -24,6 +24,7 @@ from bridgehead.agent.api.events import Ack
 from bridgehead.agent.api.walk import WalkRefused
 from bridgehead.agent.catalog import Catalog, Resource
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.errors import Stopping
 from bridgehead.agent.events.capture import BATCH, OutboxReader
 from bridgehead.agent.events.ddl import outbox_ref
 from bridgehead.agent.events.log import DeadLetter, Event, EventLog
@@ -50,6 +51,8 @@ class Events:
         self.log: EventLog | None = None
         self.captured = [n for n, r in config.resources.items() if r.events is not None]
         self._changed = asyncio.Condition()
+        self.stopping = False
+        """Set by `stop`: streams of events end."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -87,15 +90,28 @@ class Events:
         self._tasks.append(asyncio.create_task(self._trim()))
 
     async def stop(self) -> None:
+        """Stop capturing and end the streams of events (their readers resume elsewhere or
+        after the restart, from the sequence they reached); the log stays open for the
+        requests still being answered, until `close`."""
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self._notify()
+
+    async def close(self) -> None:
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
             self.log = None
+
+    def _open(self) -> EventLog:
+        if self.log is None:
+            raise Stopping("the agent is stopping, and its event log is closed; retry once it "
+                           "is back", headers={"Retry-After": "5"})  # fmt: skip
+        return self.log
 
     def _wake_readers(self) -> None:
         asyncio.get_running_loop().create_task(self._notify())
@@ -140,42 +156,35 @@ class Events:
     async def read(
         self, after: int, limit: int, resources: list[str], types: list[str] | None
     ) -> list[Event]:
-        assert self.log is not None
-        return await asyncio.to_thread(self.log.read, after, limit, resources, types)
+        return await asyncio.to_thread(self._open().read, after, limit, resources, types)
 
     async def wait(self, after: int, within: float) -> None:
         """Return when an event past `after` may be in the log, or after `within` seconds."""
-        assert self.log is not None
-        if await asyncio.to_thread(self.log.last_seq) > after:
+        if self.stopping or await asyncio.to_thread(self._open().last_seq) > after:
             return
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), within)
 
     async def position(self, consumer: str) -> int:
-        assert self.log is not None
-        return await asyncio.to_thread(self.log.position, consumer)
+        return await asyncio.to_thread(self._open().position, consumer)
 
     async def commit(self, consumer: str, upto: int, ack: Ack) -> int:
-        assert self.log is not None
         at = self.clock().isoformat()
         dead = [DeadLetter(d["seq"], d["id"], d["reason"], at) for d in ack.dead]
         return await asyncio.to_thread(
-            self.log.commit, consumer, upto, self.clock(), dead=dead, report=ack.report
+            self._open().commit, consumer, upto, self.clock(), dead=dead, report=ack.report
         )
 
     async def seq_of(self, ids: list[str]) -> dict[str, int]:
-        assert self.log is not None
-        return await asyncio.to_thread(self.log.seq_of, ids)
+        return await asyncio.to_thread(self._open().seq_of, ids)
 
     async def rewind(self, consumer: str, to: int) -> int:
-        assert self.log is not None
-        return await asyncio.to_thread(self.log.rewind, consumer, to, self.clock())
+        return await asyncio.to_thread(self._open().rewind, consumer, to, self.clock())
 
     async def consumer(self, name: str) -> dict[str, Any]:
         """NAME's state as `GET /v1/events/consumers/NAME` shows it."""
-        assert self.log is not None
-        return await asyncio.to_thread(consumer_state, self.log, name)
+        return await asyncio.to_thread(consumer_state, self._open(), name)
 
 
 def consumer_state(log: EventLog, name: str) -> dict[str, Any]:
