@@ -41,6 +41,7 @@ _CREDENTIALS: list[_Rule] = [
     (re.compile(r"(?i)(pwd|password|passwd)(\s*=\s*)(\{(?:[^}]|\}\})*\}|[^;\s'\"]*)"),
      rf"\1\2{REDACTED}"),
     (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), rf"\1{REDACTED}@"),
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), f"whsec_{REDACTED}"),  # webhook signing secrets
 ]  # fmt: skip
 
 _VALUES: list[_Rule] = [

@@ -186,10 +186,14 @@ class AgentLink:
         return sid, Reply(status, response_headers, self._body(sid, pending))
 
     async def exchange(
-        self, method: str, path: str, message: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        message: dict[str, Any] | None = None,
+        limit: int = control.MAX_MESSAGE,
     ) -> tuple[int, bytes]:
         """One control request (the relay's own), its JSON body `message`, and the whole
-        answer, bounded by `control.MAX_MESSAGE`."""
+        answer, bounded by `limit` bytes."""
         body = None if message is None else _once(orjson.dumps(message))
         headers = [("content-type", "application/json")] if message is not None else []
         sid, reply = await self.request(method, path, headers, body, control=True)
@@ -197,7 +201,7 @@ class AgentLink:
         try:
             async for chunk in reply.body:
                 size += len(chunk)
-                if size > control.MAX_MESSAGE:
+                if size > limit:
                     raise BadExchange("the agent's control answer is too large")
                 pieces.append(chunk)
         finally:

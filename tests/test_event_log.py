@@ -86,6 +86,7 @@ def test_dead_letters_and_the_report_are_kept_with_the_commit_that_passes_them(
     assert again.report == {}
     assert log.dead_letters("hook") == []
     assert log.consumer("nobody") is None
+    assert log.rewind("hook", 10**12, NOW) == 5  # never past the last event
     log.close()
 
 

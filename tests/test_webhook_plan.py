@@ -61,9 +61,9 @@ def test_retry_after_holds_every_key_back() -> None:
     (one, two) = p.take(0.0)
     p.delivered(two)
     p.add(event(3, "c"))
-    p.failed(one, 0.0, "HTTP 429", retry_after=30.0)
-    assert p.take(29.0) == []
-    assert sorted(e.seq for e in p.take(30.0)) == [1, 3]
+    p.failed(one, 0.0, "HTTP 429", retry_after=5.0)
+    assert p.take(4.9) == []
+    assert sorted(e.seq for e in p.take(5.0)) == [1, 3]
 
 
 def test_an_event_failing_past_retry_for_is_a_dead_letter_and_its_key_moves_on() -> None:
@@ -129,3 +129,33 @@ def test_delivery_order_per_key_and_the_position_hold_under_any_outcomes(
         seqs = [d.seq for d in delivered if d.key == key]
         assert seqs == sorted(seqs)
     assert p.committable() == len(keys)
+
+
+def test_retry_after_is_held_to_retry_max_and_bytes_bound_the_window() -> None:
+    """A receiver's Retry-After longer than retry_max waits retry_max; the events held are
+    bounded by bytes as well as by count."""
+    p = plan()
+    p.max_bytes = 100
+    p.add(Pending(1, "e-1", "a", {}, size=60))
+    assert p.has_room
+    p.add(Pending(2, "e-2", "b", {}, size=60))
+    assert not p.has_room
+    (one, two) = p.take(0.0)
+    p.failed(one, 0.0, "HTTP 429", retry_after=86400.0)
+    assert [e.seq for e in p.take(RETRY.max)] == [1]
+    p.delivered(two)
+    assert p.has_room
+
+
+def test_a_dead_letter_past_the_committable_position_waits() -> None:
+    """An event given up while an earlier one is still being retried is not handed over yet:
+    after a reconnect it would be tried again, and must not stay listed as dead."""
+    p = plan()
+    p.add(event(1, "a"))
+    p.add(event(2, "b"))
+    one, two = p.take(0.0)
+    p.failed(one, 0.0, "HTTP 500")
+    assert p.failed(two, 1000.0, "HTTP 500")
+    assert p.committable() == 0
+    assert p.dead_upto(p.committable()) == []
+    assert [d.seq for d in p.dead] == [2]

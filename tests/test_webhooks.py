@@ -62,9 +62,10 @@ async def _stack(
 
 
 async def consumer(direct: Caller) -> dict[str, Any]:
-    status, _, state = await direct.get("/v1/events/consumers/webhook.crm")
-    assert status == 200, state
-    return state  # type: ignore[no-any-return]
+    """The relay's consumer as the agent keeps it (callers may not read it: the relay's)."""
+    assert direct.agent is not None
+    assert direct.agent.events is not None
+    return await direct.agent.events.consumer("webhook.crm")
 
 
 async def settled(direct: Caller, check: Any, seconds: float = 20) -> dict[str, Any]:
@@ -196,3 +197,24 @@ async def test_an_event_failing_past_retry_for_is_a_dead_letter_on_the_agent(
         as_json = orjson.loads(await relay_command("webhooks", "dead-letters", "crm", "--json",
                                                    "-c", str(relay.config_file)))  # fmt: skip
         assert [d["seq"] for d in as_json[0]["dead_letters"]] == [2, 4]
+
+
+async def test_callers_cannot_move_or_read_the_relays_consumers(
+    database: Path, run_agent: Any
+) -> None:
+    """`webhook.*` consumers are the relay's: a caller with events:read is refused reading
+    from, acking, rewinding or inspecting one (403), and its own consumers still work."""
+    agent = await run_agent({"db": {"sqlite": str(database)}}, RESOURCES, api_key=TOKEN,
+                            events={"interval": "100ms"})  # fmt: skip
+    for method, path, body in [
+        ("GET", "/v1/events/consumers/webhook.crm", None),
+        ("POST", "/v1/events/consumers/webhook.crm/ack", {"upto": 99}),
+        ("POST", "/v1/events/consumers/webhook.crm/rewind", {"to": 0}),
+        ("GET", "/v1/events?consumer=webhook.crm", None),
+    ]:
+        status, _, problem = await agent.send(method, path, body)
+        assert status == 403, (path, problem)
+        assert "relay" in problem["detail"] or "webhook.crm" in problem["detail"]
+    status, _, state = await agent.get("/v1/events/consumers/mine")
+    assert status == 200
+    assert state["position"] == 0

@@ -14,14 +14,18 @@ Rules:
   may add `"dead": [{"seq", "id", "reason"}]` (events it gave up on, kept with the commit)
   and `"report": {...}` (how its deliveries go, shown on the admin page).
 - `GET /v1/events/consumers/NAME` is NAME's state: position, backlog, the oldest event not
-  processed, its report and dead letters; `POST .../rewind` with `{"to": SEQ}` sets the
-  position for a replay (the dead letters past it are tried again).
+  processed, its report and dead letters (`dead_letters=N`, up to 1000, after `dead_after=
+  SEQ`); `POST .../rewind` with `{"to": SEQ}` sets the position for a replay (the dead
+  letters past it are tried again).
+- Consumers named `webhook.*` are the relay's webhook deliveries: only the relay (over its
+  control stream, as the principal `relay:webhooks`) reads, moves or rewinds them, and it may
+  use no other name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +42,11 @@ BATCH = 500
 KEEP_ALIVE = 15.0
 CONSUMER = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_REPORT = 4096
+MAX_DEAD, MAX_REASON, MAX_ID, MAX_DEAD_LISTED = 1000, 300, 128, 1000
+RELAY = "relay:webhooks"
+"""The relay's own principal (its qualified name)."""
+RELAY_CONSUMERS = "webhook."
+"""Consumer names the relay's webhook deliveries use, and nobody else."""
 TYPES = frozenset({"bridgehead.row.created", "bridgehead.row.updated", "bridgehead.row.deleted"})
 
 
@@ -59,7 +68,7 @@ class EventsDesk(Protocol):
 
     async def seq_of(self, ids: list[str]) -> dict[str, int]: ...
 
-    async def consumer(self, name: str) -> dict[str, Any]: ...
+    async def consumer(self, name: str, dead_letters: int, after: int) -> dict[str, Any]: ...
 
     async def rewind(self, consumer: str, to: int) -> int: ...
 
@@ -73,12 +82,14 @@ class Ack:
     report: dict[str, Any] | None = None
 
 
-def relay_principal(desk: EventsDesk | None) -> Principal:
-    """Who the relay's webhook deliverer is here: it may read every captured resource's
-    events (and ack them), and no rows; it reaches no other endpoint."""
+def relay_principal(desk: EventsDesk | None, resources: Iterable[str]) -> Principal:
+    """Who the relay's webhook deliverer is here: it may read the events of `resources`
+    (those `events.relay` allows) and move its own consumers, and no rows; it reaches no
+    other endpoint."""
     captured = desk.captured if desk is not None else []
-    scopes = frozenset({"events:read", *(f"{name}:read" for name in captured)})
-    return Principal("relay", scopes, "relay:webhooks")
+    allowed = [name for name in captured if name in set(resources)]
+    scopes = frozenset({"events:read", *(f"{name}:read" for name in allowed)})
+    return Principal("relay", scopes, RELAY)
 
 
 async def handle(
@@ -93,18 +104,28 @@ async def handle(
             raise MethodNotAllowed("events are read with GET", headers={"Allow": "GET"})
         return await _stream(desk, request, principal)
     if path[0] == "consumers" and len(path) in (2, 3):
-        return await _consumer_call(desk, request, _consumer(path[1]), path[2:])
+        return await _consumer_call(desk, request, principal, _consumer(path[1]), path[2:])
     raise NotFound(f"no such endpoint: {request.path}")
 
 
 async def _consumer_call(
-    desk: EventsDesk, request: ApiRequest, name: str, action: list[str]
+    desk: EventsDesk, request: ApiRequest, principal: Principal, name: str, action: list[str]
 ) -> ApiResponse:
-    """GET consumers/NAME; POST consumers/NAME/ack or /rewind."""
+    """GET consumers/NAME; POST consumers/NAME/ack or /rewind. The relay's consumers
+    (`webhook.*`) are the relay's alone, and the relay may touch no other."""
+    if name.startswith(RELAY_CONSUMERS) != (principal.qualified_name == RELAY):
+        raise Forbidden(
+            f"{name} is the consumer of the relay's webhook deliveries, which only the relay "
+            "may use; name your consumer otherwise" if name.startswith(RELAY_CONSUMERS) else
+            f"the relay may use only {RELAY_CONSUMERS}* consumers, not {name}"
+        )  # fmt: skip
     if not action:
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed("a consumer's state is read with GET", headers={"Allow": "GET"})
-        return _json(await desk.consumer(name))
+        query = dict(request.query)
+        limit = _count(query.get("dead_letters", "100"), "dead_letters", MAX_DEAD_LISTED)
+        after = _count(query.get("dead_after", "0"), "dead_after", None)
+        return _json(await desk.consumer(name, limit, after))
     if action[0] not in ("ack", "rewind"):
         raise NotFound(f"no such endpoint: {request.path}; a consumer has ack and rewind")
     if request.method != "POST":
@@ -127,6 +148,10 @@ async def _stream(desk: EventsDesk, request: ApiRequest, principal: Principal) -
     resources = _resources(desk, principal, query.get("resources"))
     types = _types(query.get("types"))
     consumer = _consumer(query["consumer"]) if "consumer" in query else None
+    if consumer is not None and consumer.startswith(RELAY_CONSUMERS) != (
+        principal.qualified_name == RELAY
+    ):
+        raise Forbidden(f"the consumer {consumer} is not {principal.name}'s to read from")
     after = await _start(desk, request, query, consumer)
     sse = SSE in request.headers.get("accept", "")
 
@@ -236,15 +261,25 @@ async def _ack_position(desk: EventsDesk, message: dict[str, Any]) -> int:
 
 
 def _dead(given: Any) -> tuple[dict[str, Any], ...]:
-    how = 'dead is a list of {"seq": SEQ, "id": ID, "reason": TEXT}'
-    if not isinstance(given, list):
+    how = f'dead is a list of at most {MAX_DEAD} {{"seq": SEQ, "id": ID, "reason": TEXT}}'
+    if not isinstance(given, list) or len(given) > MAX_DEAD:
         raise BadRequest(how)
+    out = []
     for item in given:
         fields = item if isinstance(item, dict) else {}
         if not isinstance(fields.get("id"), str) or not isinstance(fields.get("reason"), str):
             raise BadRequest(how)
-        _sequence(fields.get("seq"), how)
-    return tuple(given)
+        printable = "".join(c if c.isprintable() else " " for c in fields["reason"])
+        out.append({"seq": _sequence(fields.get("seq"), how), "id": fields["id"][:MAX_ID],
+                    "reason": printable[:MAX_REASON]})  # fmt: skip
+    return tuple(out)
+
+
+def _count(given: str, name: str, ceiling: int | None) -> int:
+    if not given.isdigit() or (ceiling is not None and int(given) > ceiling):
+        limit = f" up to {ceiling}" if ceiling is not None else ""
+        raise BadRequest(f"{name} must be a whole number{limit}, not {given!r}")
+    return int(given)
 
 
 def _report(given: Any) -> dict[str, Any] | None:

@@ -282,7 +282,10 @@ class Pipeline:
         """GET /v1/events, POST /v1/events/consumers/{name}/ack."""
         trace.target, trace.operation = "events", path[-1] if path else "events"
         if request.as_relay:  # the relay's webhook deliverer, over its own control stream
-            principal = events.relay_principal(self.events)
+            allowed = self.config.events.relay
+            captured = self.events.captured if self.events is not None else []
+            resources = captured if allowed is True else [] if allowed is False else allowed
+            principal = events.relay_principal(self.events, resources)
         else:
             principal = self._authenticate(request)
             self._throttle(principal)

@@ -18,3 +18,6 @@ class EventSettings(Frozen):
     interval: Duration = 0.5
     """How often each source's outbox is read (at once again while it is full)."""
     retention: Retention = Retention()
+    relay: bool | tuple[str, ...] = True
+    """Which captured resources' events the relay may read for its webhooks (over its own
+    control stream, with no caller's key): true, all of them; false, none; or a list."""

@@ -311,10 +311,13 @@ class EventLog:
         return int(row[0])
 
     def rewind(self, consumer: str, to: int, now: datetime) -> int:
-        """Set `consumer` back (or forward) to `to`, for a replay: its dead letters past `to`
-        are dropped, since they will be tried again, and its report is cleared; the new
-        position."""
+        """Set `consumer` back (or forward, never past the last event) to `to`, for a replay:
+        its dead letters past `to` are dropped, since they will be tried again, and its report
+        is cleared; the new position."""
         with self._write():
+            last = int(self._db.execute(
+                "SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])  # fmt: skip
+            to = max(0, min(to, last))
             self._db.execute(
                 "INSERT INTO consumers (name, position, updated) VALUES (?, ?, ?) ON "
                 "CONFLICT (name) DO UPDATE SET position = excluded.position, updated = "
@@ -340,12 +343,12 @@ class EventLog:
             ).fetchall()
         return [_consumer(row) for row in rows]
 
-    def dead_letters(self, consumer: str, limit: int = 1000) -> list[DeadLetter]:
-        """What `consumer` gave up on, oldest first."""
+    def dead_letters(self, consumer: str, limit: int = 1000, after: int = 0) -> list[DeadLetter]:
+        """What `consumer` gave up on past sequence `after`, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, id, reason, at FROM dead_letters WHERE consumer = ? ORDER BY seq "
-                "LIMIT ?", (consumer, limit),
+                "SELECT seq, id, reason, at FROM dead_letters WHERE consumer = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (consumer, after, limit),
             ).fetchall()  # fmt: skip
         return [DeadLetter(*row) for row in rows]
 
@@ -369,11 +372,13 @@ class EventLog:
         return None if row is None else str(row[0])
 
     def trim(self, now: datetime, age: timedelta, max_bytes: int) -> int:
-        """Drop events older than `age`, then the oldest past `max_bytes` of data; how many."""
+        """Drop events (and dead letters) older than `age`, then the oldest events past
+        `max_bytes` of data; how many events and dead letters."""
         cutoff = (now - age).isoformat()
         with self._lock:
             before = self._db.total_changes
             self._db.execute("DELETE FROM events WHERE time < ?", (cutoff,))
+            self._db.execute("DELETE FROM dead_letters WHERE at < ?", (cutoff,))
             total = int(self._db.execute(
                 "SELECT coalesce(sum(length(data)), 0) FROM events").fetchone()[0])  # fmt: skip
             if total > max_bytes:

@@ -107,6 +107,9 @@ class Events:
             await asyncio.to_thread(self.log.close)
             self.log = None
 
+    def _stopped(self) -> bool:
+        return self.stopping
+
     def _open(self) -> EventLog:
         if self.log is None:
             raise Stopping("the agent is stopping, and its event log is closed; retry once it "
@@ -163,6 +166,8 @@ class Events:
         if self.stopping or await asyncio.to_thread(self._open().last_seq) > after:
             return
         async with self._changed:
+            if self._stopped():  # checked under the condition, so stop's notify is not missed
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), within)
 
@@ -182,12 +187,14 @@ class Events:
     async def rewind(self, consumer: str, to: int) -> int:
         return await asyncio.to_thread(self._open().rewind, consumer, to, self.clock())
 
-    async def consumer(self, name: str) -> dict[str, Any]:
+    async def consumer(self, name: str, dead_letters: int = 100, after: int = 0) -> dict[str, Any]:
         """NAME's state as `GET /v1/events/consumers/NAME` shows it."""
-        return await asyncio.to_thread(consumer_state, self._open(), name)
+        return await asyncio.to_thread(consumer_state, self._open(), name, dead_letters, after)
 
 
-def consumer_state(log: EventLog, name: str) -> dict[str, Any]:
+def consumer_state(
+    log: EventLog, name: str, dead_letters: int = 100, after: int = 0
+) -> dict[str, Any]:
     """A consumer's position, backlog, oldest event not processed, report and dead letters
     (an unknown name is a consumer at 0 that has processed nothing)."""
     kept = log.consumer(name)
@@ -199,5 +206,6 @@ def consumer_state(log: EventLog, name: str) -> dict[str, Any]:
         "oldest_unprocessed": log.time_after(position),
         "updated": kept.updated if kept is not None else None,
         "report": kept.report if kept is not None else {},
-        "dead_letters": [vars(d) for d in log.dead_letters(name)],
+        "first_seq": log.first_seq(), "dead_letter_count": kept.dead_letters if kept else 0,
+        "dead_letters": [vars(d) for d in log.dead_letters(name, dead_letters, after)],
     }  # fmt: skip

@@ -262,7 +262,7 @@ class TunnelConnection:
             request, refusal = stream.intake.finish(stream=body)
             sink = _TunnelSink(self, sid, stream)
             if stream.control and request.path.startswith(control.EVENTS):
-                await self._relay_events(request, sink)
+                await self._relay_events(request, refusal, sink)
             elif stream.control:
                 await control_streams.answer(self, request, sink)
             else:
@@ -282,13 +282,20 @@ class TunnelConnection:
             if self._drained():
                 await self._finish()
 
-    async def _relay_events(self, request: ApiRequest, sink: _TunnelSink) -> None:
+    async def _relay_events(
+        self, request: ApiRequest, refusal: Exception | None, sink: _TunnelSink
+    ) -> None:
         """The relay's webhook deliverer on `/.bridgehead/events...`: the events API, as the
-        relay itself; a stream still open when the connection drains is reset, so it never
-        holds the drain up (the relay reads on from its committed position elsewhere)."""
+        relay itself; a stream still open when the connection drains (answering or waiting
+        for its first event) is reset, so it never holds the drain up (the relay reads on
+        from its committed position elsewhere)."""
         path = "/v1/events" + request.path.removeprefix(control.EVENTS)
         relayed = dataclasses.replace(request, path=path, as_relay=True)
-        answering = asyncio.ensure_future(deliver(await self.pipeline.handle(relayed), sink))
+
+        async def answer() -> None:
+            await deliver(await self.pipeline.handle(relayed, refusal), sink)
+
+        answering = asyncio.ensure_future(answer())
         drained = asyncio.ensure_future(self.drained.wait())
         try:
             await asyncio.wait({answering, drained}, return_when=asyncio.FIRST_COMPLETED)
@@ -298,8 +305,9 @@ class TunnelConnection:
                 answering.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await answering
-                sink.reset()
-        answering.result()
+                await sink.reset()
+        if not answering.cancelled():
+            answering.result()
 
     async def _send(self, sid: int, stream: _Stream, data: bytes) -> None:
         await send_windowed(
@@ -343,7 +351,8 @@ class _TunnelSink:
         self.session.end(self.sid)
         await self.connection.outbox.flush()
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """End the answer unfinished (the relay sees the stream reset)."""
         with contextlib.suppress(Exception):
             self.session.reset(self.sid)
+            await self.connection.outbox.flush()

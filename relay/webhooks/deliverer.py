@@ -45,6 +45,8 @@ COMMIT_EVERY = 1.0
 WINDOW = 10_000
 """Undelivered events held per agent and subscription before reading pauses."""
 RECONNECT_AFTER = 1.0
+FINAL_COMMIT = 5.0
+"""The longest wait for the commit a session ends with."""
 REFUSED_WAIT = 30.0
 """How long to wait after an agent refused the events stream (no events captured, ...)."""
 
@@ -70,6 +72,10 @@ class Subscription:
     def disable(self, why: str) -> None:
         self.disabled = why
         self.stopped.set()
+
+    def enable(self) -> None:
+        self.disabled = None
+        self.stopped.clear()
 
 
 Counted = Callable[[str, str], None]
@@ -99,6 +105,8 @@ class AgentDelivery:
         self.position = 0
         self.delivered = 0
         self.refused: str | None = None
+        self.trimmed = 0
+        """Events the agent's retention dropped before they were delivered."""
         self._committed: tuple[Any, ...] = ()
 
     @property
@@ -123,16 +131,22 @@ class AgentDelivery:
                 self.refused = str(exc)
                 await self.sleep(REFUSED_WAIT)
                 continue
+            except Exception:  # an answer we cannot read: logged, and tried again later
+                log.exception("webhook %s: agent %s: deliveries failed; trying again in %g s",
+                              self.config.name, self.agent_id, REFUSED_WAIT)  # fmt: skip
+                await self.sleep(REFUSED_WAIT)
+                continue
             await self.sleep(RECONNECT_AFTER)
 
     async def _session(self, link: AgentLink) -> None:
-        consumer = f"{control.EVENTS}/consumers/{self.config.consumer}"
+        consumer = f"{control.EVENTS}/consumers/{self.config.consumer}?dead_letters=0"
         state = await self._json(link, "GET", consumer)
         report = state.get("report") or {}
         if report.get("disabled"):
             self.subscription.disable(str(report["disabled"]))
             return
         self.position = int(state.get("position", 0))
+        self._note_trimmed(int(state.get("first_seq", 0)))
         retry = Retry(self.config.retry_first, self.config.retry_max, self.config.retry_for)
         self.plan = plan = Plan(self.config.parallel, WINDOW, retry, self.position,
                                 random=self.jitter)  # fmt: skip
@@ -143,7 +157,7 @@ class AgentDelivery:
         )  # fmt: skip
         try:
             if reply.status != 200:
-                raise Refused(_problem(reply.status, b"".join([c async for c in reply.body])))
+                raise Refused(_problem(reply.status, await _excerpt(reply.body)))
             self.refused = None
             await _first_failure(
                 self._read(plan, reply.body), self._dispatch(plan), self._commits(link, plan),
@@ -151,9 +165,12 @@ class AgentDelivery:
             )  # fmt: skip
         finally:
             await link.cancel(sid)
-            if not link.closed.is_set():
-                with contextlib.suppress(LinkClosed, BodyCut, BadExchange, Refused):
-                    await self._commit(link, plan)
+            if not link.closed.is_set():  # what is done so far, bounded: the link may be ending
+                with contextlib.suppress(LinkClosed, BodyCut, BadExchange, Refused,
+                                         TimeoutError):  # fmt: skip
+                    async with asyncio.timeout(FINAL_COMMIT):
+                        await self._commit(link, plan)
+            self.plan = None
 
     def _query(self) -> str:
         query = {"consumer": self.config.consumer, "types": ",".join(self.config.types)}
@@ -171,7 +188,7 @@ class AgentDelivery:
                     while not plan.has_room:
                         await self._waiter().wait()
                     plan.add(Pending(int(record["sequence"]), str(record["id"]),
-                                     str(record["partitionkey"]), record))  # fmt: skip
+                                     str(record["partitionkey"]), record, len(line)))  # fmt: skip
                     self._wake()
         raise BodyCut("the agent ended the events stream")
 
@@ -191,8 +208,12 @@ class AgentDelivery:
                 task.cancel()
 
     async def _send(self, plan: Plan, item: Pending) -> None:
-        outcome = await deliver(self.http, self.config, self.subscription.signer, item.record,
-                                self.wallclock())  # fmt: skip
+        try:
+            outcome = await deliver(self.http, self.config, self.subscription.signer,
+                                    item.record, self.wallclock())  # fmt: skip
+        except Exception as exc:  # never leave the event in flight: a failure, retried
+            log.exception("webhook %s: delivery of event %s failed", self.config.name, item.id)
+            outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if outcome.delivered:
             plan.delivered(item)
             self.delivered += 1
@@ -223,7 +244,8 @@ class AgentDelivery:
             await self._commit(link, plan)
 
     async def _commit(self, link: AgentLink, plan: Plan) -> None:
-        upto, dead = plan.committable(), plan.dead
+        upto = plan.committable()
+        dead = plan.dead_upto(upto)
         report = self.report()
         now = (upto, tuple(d.seq for d in dead), report)
         if now == self._committed:
@@ -244,8 +266,19 @@ class AgentDelivery:
         return {
             "delivered": self.delivered, "failures": plan.failures if plan else 0,
             "last_error": plan.last_error if plan else "", "undelivered": plan.undone if plan
-            else 0, "disabled": self.subscription.disabled,
+            else 0, "disabled": self.subscription.disabled, "trimmed": self.trimmed,
         }  # fmt: skip
+
+    def _note_trimmed(self, first_seq: int) -> None:
+        """Events the agent's retention dropped before this subscription delivered them:
+        lost to it, said once as an error and counted in the report."""
+        missed = first_seq - 1 - self.position
+        if first_seq and missed > 0:
+            self.trimmed += missed
+            log.error("webhook %s: agent %s dropped %d events (sequences %d to %d) by its "
+                      "retention before they were delivered; lengthen events.retention on the "
+                      "agent", self.config.name, self.agent_id, missed, self.position + 1,
+                      first_seq - 1)  # fmt: skip
 
     async def _json(
         self, link: AgentLink, method: str, path: str, message: dict[str, Any] | None = None
@@ -283,6 +316,16 @@ async def _first_failure(*steps: Awaitable[Any]) -> None:
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def _excerpt(body: AsyncIterator[bytes], limit: int = 4096) -> bytes:
+    """The start of an answer's body, the rest left unread."""
+    got = b""
+    async for chunk in body:
+        got += chunk
+        if len(got) >= limit:
+            break
+    return got[:limit]
 
 
 def _problem(status: int, body: bytes) -> str:

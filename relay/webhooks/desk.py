@@ -37,6 +37,8 @@ from bridgehead.relay.webhooks.deliverer import AgentDelivery, Refused, Subscrip
 
 log = logging.getLogger("bridgehead.relay")
 AGENT_ERRORS = (LinkClosed, BodyCut, BadExchange, Refused)
+LISTING = 1 << 20
+"""The largest consumer state (with its dead letters) read from an agent."""
 
 
 class UnknownWebhook(LookupError):
@@ -55,6 +57,9 @@ class Webhooks:
         self.subscriptions = {c.name: Subscription.of(c) for c in configs}
         self._deliveries: dict[tuple[str, str], AgentDelivery] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._replaying: set[tuple[str, str]] = set()
+        """Deliveries a replay has stopped and will start again: a link joining meanwhile
+        must not start one from the position before the rewind."""
         self._http: aiohttp.ClientSession | None = None
         self._outcomes = Counter(
             "bridgehead_relay_webhook_deliveries", "Webhook delivery attempts by outcome.",
@@ -89,7 +94,8 @@ class Webhooks:
 
     def _start(self, name: str, agent: str) -> None:
         running = self._tasks.get((name, agent))
-        if (running is not None and not running.done()) or self._http is None:
+        busy = running is not None and not running.done()
+        if busy or self._http is None or (name, agent) in self._replaying:
             return
         delivery = AgentDelivery(
             self.subscriptions[name], agent, lambda: self.registry.agent_links(agent),
@@ -124,7 +130,7 @@ class Webhooks:
                 agents.append({"agent": agent, "position": delivery.position if delivery else 0,
                                **(delivery.report() if delivery else {}),
                                "oldest_undelivered": _oldest(delivery)})  # fmt: skip
-            out.append({"name": name, "url": subscription.config.url,
+            out.append({"name": name, "url": _shown(subscription.config.url),
                         "disabled": subscription.disabled, "agents": agents})  # fmt: skip
         return out
 
@@ -132,53 +138,85 @@ class Webhooks:
         """The subscription's consumer state on each connected agent it covers (dead letters
         included), as the agents keep it; an agent that cannot answer says why."""
         subscription = self.subscription(name)
-        path = f"{control.EVENTS}/consumers/{subscription.config.consumer}"
+        path = f"{control.EVENTS}/consumers/{subscription.config.consumer}?dead_letters=1000"
         out = []
         for agent in self._agents(subscription):
             try:
-                out.append({"agent": agent, **await self._ask(agent, "GET", path)})
+                out.append({"agent": agent, **await self._ask(agent, "GET", path,
+                                                               limit=LISTING)})  # fmt: skip
             except AGENT_ERRORS as exc:
                 out.append({"agent": agent, "error": str(exc)})
         return out
 
     async def replay(self, name: str, start: int, agents: list[str]) -> list[dict[str, Any]]:
         """Deliver again from sequence `start` on `agents` (empty: every connected agent
-        the subscription covers); each agent's new position, or why not."""
+        the subscription covers); each agent's new position, or why not. A subscription a
+        410 disabled is enabled again on every agent."""
         subscription = self.subscription(name)
-        chosen = agents or self._agents(subscription)
-        subscription.disabled = None
-        subscription.stopped = asyncio.Event()
-        path = f"{control.EVENTS}/consumers/{subscription.config.consumer}/rewind"
+        covered = self._agents(subscription)
+        chosen = agents or covered
+        path = f"{control.EVENTS}/consumers/{subscription.config.consumer}"
+        keys = {(name, agent) for agent in covered + chosen}
+        self._replaying |= keys
         out = []
-        for agent in chosen:
-            task = self._tasks.pop((name, agent), None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            try:
-                answer = await self._ask(agent, "POST", path, {"to": max(0, start - 1)})
-                out.append({"agent": agent, "position": answer.get("position")})
-            except AGENT_ERRORS as exc:
-                out.append({"agent": agent, "error": str(exc)})
+        try:
+            for agent in sorted(set(covered) | set(chosen)):
+                await self._halt(name, agent)
+            subscription.enable()
+            for agent in chosen:
+                out.append(await self._rewind(agent, covered, path, start))
+            for agent in set(covered) - set(chosen):  # its report must not disable it again
+                with contextlib.suppress(*AGENT_ERRORS):
+                    await self._ask(agent, "POST", f"{path}/ack",
+                                    {"upto": 0, "report": {"disabled": None}})  # fmt: skip
+        finally:
+            self._replaying -= keys
         for agent in self._agents(subscription):
             self._start(name, agent)
         log.info("webhook %s: replay from sequence %d on %s", name, start,
                  ", ".join(chosen) or "no agent")  # fmt: skip
         return out
 
+    async def _halt(self, name: str, agent: str) -> None:
+        task = self._tasks.pop((name, agent), None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _rewind(
+        self, agent: str, covered: list[str], path: str, start: int
+    ) -> dict[str, Any]:
+        if agent not in covered:
+            return {"agent": agent, "error": "not a connected agent this webhook covers"}
+        try:
+            answer = await self._ask(agent, "POST", f"{path}/rewind", {"to": max(0, start - 1)})
+        except AGENT_ERRORS as exc:
+            return {"agent": agent, "error": str(exc)}
+        return {"agent": agent, "position": answer.get("position")}
+
     async def _ask(
-        self, agent: str, method: str, path: str, message: dict[str, Any] | None = None
+        self,
+        agent: str,
+        method: str,
+        path: str,
+        message: dict[str, Any] | None = None,
+        limit: int = control.MAX_MESSAGE,
     ) -> dict[str, Any]:
         link = next(iter(self.registry.agent_links(agent)), None)
         if link is None:
             raise LinkClosed(f"agent {agent} is not connected")
-        status, body = await link.exchange(method, path, message)
+        status, body = await link.exchange(method, path, message, limit)
         answer = orjson.loads(body) if body else {}
         if status != 200:
             detail = answer.get("detail") if isinstance(answer, dict) else answer
             raise Refused(f"the agent answered {status}: {detail}")
         return answer if isinstance(answer, dict) else {}
+
+
+def _shown(url: str) -> str:
+    """A subscription's URL as listed: without its query, which may carry a token."""
+    return url.split("?", 1)[0] + ("?..." if "?" in url else "")
 
 
 def _oldest(delivery: AgentDelivery | None) -> str | None:

@@ -13,8 +13,11 @@ Rules:
   (delivered or given up): what the consumer may commit. An event after one still being
   retried stays undone-safe: after a restart it is delivered again (at least once), never
   skipped.
-- At most `window` undone events are held; `has_room` tells the reader to stop reading
-  until some are done (back-pressure reaches the agent through the tunnel's flow control).
+- At most `window` undone events, and `max_bytes` of them, are held; `has_room` tells the
+  reader to stop reading until some are done (back-pressure reaches the agent through the
+  tunnel's flow control).
+- A `Retry-After` longer than `retry_max` is taken as `retry_max`, so a receiver cannot
+  hold deliveries back past what the subscription allows.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Pending:
     """The partition key: events with the same one are delivered in order, one at a time."""
     record: dict[str, Any]
     """The CloudEvents record as the agent sent it."""
+    size: int = 0
+    """Its size as read, for the plan's byte bound."""
     attempts: int = 0
     first_tried: float | None = None
     not_before: float = 0.0
@@ -57,6 +62,7 @@ class Plan:
     retry: Retry
     position: int = 0
     """Where the consumer stands: every event up to here is done."""
+    max_bytes: int = 32 << 20
     random: Callable[[], float] = random.random
     paused_until: float = 0.0
     failures: int = 0
@@ -69,10 +75,11 @@ class Plan:
     _in_flight: set[int] = field(default_factory=set)
     _last_added: int = 0
     _dead: list[Pending] = field(default_factory=list)
+    _bytes: int = 0
 
     @property
     def has_room(self) -> bool:
-        return len(self._undone) < self.window
+        return len(self._undone) < self.window and self._bytes < self.max_bytes
 
     @property
     def undone(self) -> int:
@@ -91,6 +98,7 @@ class Plan:
             return  # read again after a reconnect: already here or done
         self._last_added = item.seq
         self._undone[item.seq] = item
+        self._bytes += item.size
         queue = self._keys.setdefault(item.key, deque())
         queue.append(item)
         if len(queue) == 1:
@@ -131,8 +139,8 @@ class Plan:
             self._done(item, in_flight=False)
             return True
         if retry_after is not None:
-            self.paused_until = max(self.paused_until, now + retry_after)
-            delay = retry_after
+            delay = min(retry_after, self.retry.max)
+            self.paused_until = max(self.paused_until, now + delay)
         else:
             ceiling = min(self.retry.max, self.retry.first * 2 ** (item.attempts - 1))
             delay = ceiling * (0.5 + self.random() / 2)
@@ -146,10 +154,14 @@ class Plan:
         self.position = max(self.position, oldest.seq - 1 if oldest else self._last_added)
         return self.position
 
+    def dead_upto(self, upto: int) -> list[Pending]:
+        """The events given up, at or below `upto`, not yet recorded as the consumer's dead
+        letters: they go with the commit that passes them, and are forgotten (`recorded`)
+        only once it is in. (One past `upto` waits: after a reconnect it is tried again.)"""
+        return [item for item in self._dead if item.seq <= upto]
+
     @property
     def dead(self) -> list[Pending]:
-        """The events given up and not yet recorded as the consumer's dead letters: they go
-        with the commit that passes them, and are forgotten (`recorded`) only once it is in."""
         return list(self._dead)
 
     def recorded(self, dead: list[Pending]) -> None:
@@ -158,7 +170,8 @@ class Plan:
     def _done(self, item: Pending, *, in_flight: bool = True) -> None:
         if in_flight:
             self._in_flight.discard(item.seq)
-        self._undone.pop(item.seq, None)
+        if self._undone.pop(item.seq, None) is not None:
+            self._bytes -= item.size
         queue = self._keys[item.key]
         queue.popleft()
         if queue:

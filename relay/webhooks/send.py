@@ -83,7 +83,7 @@ async def deliver(
             return Outcome(False, why, retry_after=wait if answer.status == 429 else None)
     except TimeoutError:
         return Outcome(False, f"no answer within {config.timeout:g} s")
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, OSError, ValueError, RuntimeError) as exc:
         return Outcome(False, f"{type(exc).__name__}: {exc}")
 
 
