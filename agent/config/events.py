@@ -18,3 +18,6 @@ class EventSettings(Frozen):
     interval: Duration = 0.5
     """How often each source's outbox is read (at once again while it is full)."""
     retention: Retention = Retention()
+    backlog_warning: int = Field(100_000, ge=1)
+    """A consumer more events than this behind makes /readyz and the admin page warn (the
+    agent stays ready)."""
