@@ -6,6 +6,11 @@ import { cells, el, labelCells, pill, setCell, span, syncRows } from "/dom.js";
 
 const byId = (id) => document.getElementById(id);
 
+function size(bytes) {
+  if (bytes < 1048576) return Math.ceil(bytes / 1024) + " KiB";
+  return (bytes / 1048576).toFixed(1) + " MiB";
+}
+
 function makeRow(consumer) {
   const tr = el("tr");
   const td = cells(tr, 9);
@@ -42,7 +47,7 @@ export function renderEvents(events, warnings) {
   section.hidden = !events;
   if (!events) return;
   byId("events-summary").textContent = "The agent's event log holds events up to sequence " +
-    events.last_seq + " (" + (events.log_bytes / 1048576).toFixed(1) + " MiB); a consumer " +
+    events.last_seq + " (" + size(events.log_bytes) + "); a consumer " +
     "more than " + events.backlog_warning + " events behind is warned of.";
   const mine = warnings.filter((w) => w.name.startsWith("events:"));
   byId("events-warnings").replaceChildren(...mine.map((w) => el("li", w.reason)));
