@@ -292,7 +292,11 @@ class Agent:
     async def _serve_admin(self, store: IdempotencyStore, audit: AuditLog) -> None:
         """The admin listener (agent.admin), behind the local listener's connection guard."""
         assert self.config.admin is not None
-        monitor = self._monitor = Monitor(self.config, self.adapters, audit, store, self.tunnel)
+        events = self.events
+        monitor = self._monitor = Monitor(
+            self.config, self.adapters, audit, store, self.tunnel,
+            events=None if events is None else lambda: events.log,
+        )  # fmt: skip
         self.metrics.watch(lambda: (monitor.last, monitor.counts()))
         started = datetime.now(UTC)
         file = None if self.config_file is None else str(self.config_file)

@@ -216,7 +216,7 @@ async def test_the_page_is_served_with_its_strict_csp_and_a_session(
         csrf = html.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
         assert len(csrf) > 30
         assets = (("/page.js", "text/javascript"), ("/dom.js", "text/javascript"),
-                  ("/page.css", "text/css"))  # fmt: skip
+                  ("/events.js", "text/javascript"), ("/page.css", "text/css"))  # fmt: skip
         for path, kind in assets:
             async with session.get(url + path) as r:
                 assert (r.status, r.content_type) == (200, kind)

@@ -40,7 +40,7 @@ def test_the_wheel_holds_no_top_level_package_but_bridgehead(tmp_path: Path) -> 
         assert f"bridgehead/{folder}/py.typed" in names
     assert "bridgehead/packaging/linux/bridgehead.service" in names  # service install writes it
     assert "bridgehead/packaging/linux/bridgehead-relay.service" in names
-    for page_file in ("index.html", "login.html", "page.js", "dom.js", "page.css"):
+    for page_file in ("index.html", "login.html", "page.js", "dom.js", "events.js", "page.css"):
         assert f"bridgehead/agent/admin/static/{page_file}" in names
     assert "bridgehead = bridgehead.agent.cli:main" in scripts
     assert "bridgehead-relay = bridgehead.relay.cli:main" in scripts

@@ -1,6 +1,6 @@
 """The agent's Prometheus metrics, in a registry of each agent's own (two agents in one
 process never mix or collide): request figures counted as requests finish, and the state of
-sources, tunnel, audit log, idempotency store and certificate read from the latest
+sources, tunnel, audit log, idempotency store, certificate and event log read from the latest
 `Snapshot` when scraped; each job's runs, rows and last success counted as its runs end, and
 whether it is running read when scraped.
 
@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bridgehead.agent.admin.events import event_families
 from bridgehead.agent.admin.status import Snapshot
 from bridgehead.agent.metrics import FALLBACK_VALUES
 
@@ -141,6 +142,7 @@ def families(snapshot: Snapshot | None, counts: Counts) -> Iterator[Metric]:
     yield from _source_families(snapshot)
     yield from _tunnel_families(snapshot)
     yield from _certificate_families(snapshot, counts)
+    yield from event_families(snapshot.events, snapshot.now)
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:

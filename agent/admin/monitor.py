@@ -1,5 +1,6 @@
 """Takes a `Snapshot` of the running agent's parts: each source probed, the audit log's and
-the idempotency store's state, the tunnel client's connections, the tunnel certificate.
+the idempotency store's state, the tunnel client's connections, the tunnel certificate, the
+event log's consumers (when the agent captures events).
 
 Rules: every probe is bounded by a short timeout and runs through the part's own pool or
 thread (never on the loop); callers arriving while a snapshot is being taken share it, and
@@ -10,6 +11,7 @@ and /metrics calls costs one round of probes.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -20,6 +22,7 @@ from cryptography import x509
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.probe import PROBE_TIMEOUT, pool_stats, probe
+from bridgehead.agent.admin.events import EventsState, events_state
 from bridgehead.agent.admin.metrics import Counts
 from bridgehead.agent.admin.status import (
     CertificateState,
@@ -31,6 +34,7 @@ from bridgehead.agent.admin.status import (
 from bridgehead.agent.api.idempotency import IdempotencyStore
 from bridgehead.agent.audit import AuditLog
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.events.log import EventLog
 from bridgehead.agent.tunnel.client import TunnelClient
 from bridgehead.certs.pki import Identity
 
@@ -62,8 +66,11 @@ class Monitor:
         probe_timeout: float = PROBE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        events: Callable[[], EventLog | None] | None = None,
     ) -> None:
+        """`events` gives the open event log (None while it is closed); None: no events."""
         self.config, self.adapters, self.audit, self.store = config, adapters, audit, store
+        self.events = events
         self.tunnel, self.probe_timeout = tunnel, probe_timeout
         self.clock, self.wallclock = clock, wallclock
         self.last: Snapshot | None = None
@@ -92,7 +99,9 @@ class Monitor:
         sources = asyncio.gather(*(self._source(n, a) for n, a in self.adapters.items()))
         store = self._store_failure()
         cert = self._certificate()
-        found_sources, store_failure, certificate = await asyncio.gather(sources, store, cert)
+        found_sources, store_failure, certificate, events = await asyncio.gather(
+            sources, store, cert, self._events()
+        )
         snapshot = Snapshot(
             now=self.wallclock(),
             sources=tuple(found_sources),
@@ -100,6 +109,7 @@ class Monitor:
             store_failure=store_failure,
             tunnel=self._tunnel(),
             certificate=certificate,
+            events=events,
         )
         self.last, self._taken_at = snapshot, self.clock()
         return snapshot
@@ -151,6 +161,15 @@ class Monitor:
             renewal_error=renewal.last_error,
             next_renewal=renewal.next_attempt,
         )
+
+    async def _events(self) -> EventsState | None:
+        log = self.events() if self.events is not None else None
+        if log is None:
+            return None
+        try:
+            return await asyncio.to_thread(events_state, log, self.config.events.backlog_warning)
+        except sqlite3.ProgrammingError:  # the log closed under it: the agent is stopping
+            return None
 
     def _tunnel(self) -> TunnelState | None:
         if self.tunnel is None or self.config.tunnel is None:

@@ -42,7 +42,10 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-ASSETS = {"page.js": "text/javascript", "dom.js": "text/javascript", "page.css": "text/css"}
+ASSETS = {
+    "page.js": "text/javascript", "dom.js": "text/javascript", "events.js": "text/javascript",
+    "page.css": "text/css",
+}  # fmt: skip
 """The page's script modules and style sheet, by file name, with their media types."""
 PUBLIC_PATHS = frozenset({"/", "/login", *(f"/{name}" for name in ASSETS)})
 """Answered without the token: the page decides between itself and its login form; the

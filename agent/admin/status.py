@@ -1,5 +1,7 @@
 """The admin page's model: plain data about the agent's parts (a `Snapshot`) and pure
-functions over it: the readiness checks, the overall state in words, the status document.
+functions over it: the readiness checks and warnings (what an operator should look at that
+leaves the agent ready, such as an event consumer far behind), the overall state in words,
+the status document.
 
 Rules: no I/O and no clocks here; whatever the functions need (the time, the figures) is in
 their arguments, so every combination of source, tunnel, audit and certificate states can be
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bridgehead.adapters.base import PoolStats
+from bridgehead.agent.admin.events import EventsState, backlog_warnings, events_dict
 
 State = Literal["ok", "degraded", "down"]
 CERT_WARN_DAYS = 7.0
@@ -96,6 +99,8 @@ class Snapshot:
     store_failure: str | None
     tunnel: TunnelState | None = None
     certificate: CertificateState | None = None
+    events: EventsState | None = None
+    """The event log's consumers; None when the agent captures no events."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,18 @@ def checks(snapshot: Snapshot) -> list[Check]:
     return found
 
 
+def warnings(snapshot: Snapshot) -> list[dict[str, str]]:
+    """What an operator should look at that does not make the agent unready: each with the
+    part it names and what to do."""
+    return [{"name": name, "reason": reason} for name, reason in backlog_warnings(snapshot.events)]
+
+
 def readiness(snapshot: Snapshot) -> tuple[bool, dict[str, Any]]:
-    """Whether the agent is ready, and the `/readyz` body."""
+    """Whether the agent is ready, and the `/readyz` body (its warnings never make it unready)."""
     found = checks(snapshot)
     ready = all(c.ok for c in found)
-    return ready, {"ready": ready, "checks": [c.as_dict() for c in found]}
+    body = {"ready": ready, "checks": [c.as_dict() for c in found], "warnings": warnings(snapshot)}
+    return ready, body
 
 
 def overall(snapshot: Snapshot) -> tuple[State, str]:
@@ -280,6 +292,7 @@ def status_document(
         "state": state,
         "reason": reason,
         "ready": ready,
+        "warnings": warnings(snapshot),
         "time": _iso(snapshot.now),
         "version": about.version,
         "config": {"file": about.config_file, "loaded_at": _iso(about.loaded_at)},
@@ -293,4 +306,5 @@ def status_document(
         "requests": list(requests),
         "errors": list(errors),
         "jobs": list(jobs),
+        "events": events_dict(snapshot.events, snapshot.now),
     }

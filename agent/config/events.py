@@ -21,3 +21,6 @@ class EventSettings(Frozen):
     relay: bool | tuple[str, ...] = True
     """Which captured resources' events the relay may read for its webhooks (over its own
     control stream, with no caller's key): true, all of them; false, none; or a list."""
+    backlog_warning: int = Field(100_000, ge=1)
+    """A consumer more events than this behind makes /readyz and the admin page warn (the
+    agent stays ready)."""

@@ -390,6 +390,14 @@ class EventLog:
                 )
             return self._db.total_changes - before
 
+    def size(self) -> int:
+        """The bytes the log's database holds: its pages in use times the page size."""
+        with self._lock:
+            row = self._db.execute("SELECT (page_count - freelist_count) * page_size FROM "
+                                   "pragma_page_count(), pragma_freelist_count(), "
+                                   "pragma_page_size()").fetchone()  # fmt: skip
+        return int(row[0])
+
 
 def _consumer(row: tuple[Any, ...]) -> Consumer:
     name, position, updated, report, dead = row

@@ -5,6 +5,7 @@ import {
   ago, bars, cells, el, facts, labelCells, ms, pill, setCell, setServerTime, showResult,
   sparkline, syncRows, when,
 } from "/dom.js";
+import { renderEvents } from "/events.js";
 
 (function () {
   const REFRESH_MS = 3000;
@@ -303,6 +304,7 @@ import {
     renderTunnel(doc.tunnel);
     renderRequests(doc.requests);
     renderJobs(doc.jobs || []);
+    renderEvents(doc.events || null, doc.warnings || []);
     renderCertificate(doc.certificate);
     renderAbout(doc);
     renderErrors(doc.errors);
