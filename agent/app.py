@@ -13,16 +13,14 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bridgehead.adapters import registry
-from bridgehead.adapters.base import Adapter, SourceSettings
-from bridgehead.adapters.errors import SourceError
+from bridgehead.adapters.base import Adapter
 from bridgehead.agent.admin.metrics import AgentMetrics
 from bridgehead.agent.admin.monitor import Monitor
 from bridgehead.agent.admin.observer import ObservedAudit, ReasonCatcher, RequestObserver
@@ -42,14 +40,15 @@ from bridgehead.agent.api.writes import WriteLimits
 from bridgehead.agent.audit import AuditError, AuditLog
 from bridgehead.agent.catalog import Catalog, CatalogProblem
 from bridgehead.agent.config import load_config
-from bridgehead.agent.config.model import AgentConfig, ListenConfig, SourceConfig, TunnelConfig
+from bridgehead.agent.config.model import AgentConfig, ListenConfig
 from bridgehead.agent.events.service import Events
 from bridgehead.agent.http import make_app, server_ssl
 from bridgehead.agent.jobs.runner import Jobs
 from bridgehead.agent.listener import GuardedSite, listener_guard
 from bridgehead.agent.reload import needs_restart
+from bridgehead.agent.sources import build_adapters, open_sources
 from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
-from bridgehead.agent.tunnel.renewal import read_certificate
+from bridgehead.agent.tunnel.renewal import expired_certificate, read_certificate
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
 from bridgehead.certs.pki import Identity
 from bridgehead.common.config.base import HostPort
@@ -59,54 +58,6 @@ from bridgehead.common.runtime import StartupError
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0
-
-
-def source_settings(name: str, source: SourceConfig, base_dir: Path) -> SourceSettings:
-    return SourceSettings(
-        name=name,
-        adapter=source.adapter,
-        target=source.target.get_secret_value(),
-        pool_size=source.pool_size,
-        query_timeout=source.query_timeout,
-        connect_timeout=source.connect_timeout,
-        base_dir=base_dir,
-    )
-
-
-def build_adapters(config: AgentConfig) -> dict[str, Adapter]:
-    return {
-        name: registry.load(source.adapter)(source_settings(name, source, config.base_dir))
-        for name, source in config.sources.items()
-    }
-
-
-async def open_sources(adapters: Mapping[str, Adapter]) -> dict[str, SourceError]:
-    """Connect to every source at once; the sources that failed, with why."""
-    results = await asyncio.gather(*(a.open() for a in adapters.values()), return_exceptions=True)
-    failed: dict[str, SourceError] = {}
-    for name, result in zip(adapters, results, strict=True):
-        if isinstance(result, SourceError):
-            failed[name] = result
-        elif isinstance(result, BaseException):
-            raise result
-    return failed
-
-
-def expired_certificate(tunnel: TunnelConfig, now: datetime) -> str | None:
-    """The sentence for a tunnel certificate that has expired, or None (unreadable files
-    are left to the tunnel, which retries and logs them)."""
-    try:
-        certificate = read_certificate(tunnel.cert)
-    except (OSError, ValueError):
-        return None
-    if certificate.not_valid_after_utc > now:
-        return None
-    return (
-        f"the tunnel certificate {tunnel.cert} expired on "
-        f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, so the relay will refuse it; "
-        "enroll again with `bridgehead enroll TOKEN -c agent.yaml`, TOKEN from "
-        "`bridgehead-relay token create --agent ID` on the relay"
-    )
 
 
 class Agent:

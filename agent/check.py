@@ -17,11 +17,11 @@ from typing import TextIO
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError
-from bridgehead.agent.app import build_adapters, expired_certificate, open_sources
 from bridgehead.agent.catalog import Catalog, served_as_text
 from bridgehead.agent.check_routines import Finding, check_procedure, check_query
 from bridgehead.agent.config.model import AgentConfig
-from bridgehead.agent.tunnel.renewal import read_certificate
+from bridgehead.agent.sources import build_adapters, open_sources
+from bridgehead.agent.tunnel.renewal import expired_certificate, read_certificate
 from bridgehead.certs.renewal import days_left
 
 

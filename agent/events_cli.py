@@ -34,11 +34,11 @@ from bridgehead.adapters import registry
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.errors import SourceError
 from bridgehead.adapters.sql import Query
-from bridgehead.agent.app import source_settings
 from bridgehead.agent.catalog import Catalog
 from bridgehead.agent.config.model import AgentConfig, ResourceConfig
 from bridgehead.agent.events.ddl import Capture, install_statements, uninstall_statements
 from bridgehead.agent.events.tracking import disable_statements, enable_statements
+from bridgehead.agent.sources import source_settings
 from bridgehead.common.commands import Failure, UsageError
 
 GRANTS = {

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TextIO
 
-from bridgehead.agent.app import build_adapters, open_sources
 from bridgehead.agent.catalog import Catalog
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.errors import RunUnderWay
 from bridgehead.agent.jobs.runner import Jobs, kind_of, summary
 from bridgehead.agent.jobs.store import JobStore
+from bridgehead.agent.sources import build_adapters, open_sources
 from bridgehead.common.commands import Failure, UsageError
 
 HISTORY = 20

@@ -32,6 +32,7 @@ from bridgehead.agent.admin.status import (
     readiness,
     status_document,
 )
+from bridgehead.agent.api.events import Ack
 from bridgehead.agent.config.events import EventSettings
 from bridgehead.agent.events.ddl import Capture, install_statements
 from bridgehead.agent.events.log import Change, EventLog
@@ -97,6 +98,14 @@ async def events_agent(run_agent: Any, tmp_path: Path) -> Caller:
 
 
 async def ack(agent: Caller, consumer: str, body: dict[str, Any]) -> None:
+    """Commit as the consumer would: a `webhook.*` one as the relay does, on the agent's
+    events desk (callers may not move the relay's consumers), any other by the API."""
+    if consumer.startswith("webhook."):
+        assert agent.agent is not None
+        assert agent.agent.events is not None
+        ack = Ack(tuple(body.get("dead", ())), body.get("report"))
+        await agent.agent.events.commit(consumer, body["upto"], ack)
+        return
     status, _, answer = await agent.send("POST", f"/v1/events/consumers/{consumer}/ack", body)
     assert status == 200, answer
 

@@ -36,9 +36,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bridgehead.agent.api.openapi import build_openapi
-from bridgehead.agent.app import build_adapters
 from bridgehead.agent.catalog import Catalog
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.sources import build_adapters
 
 TABLES = [
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email VARCHAR(100), "

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 
 from bridgehead.adapters.probe import probe
-from bridgehead.agent.app import build_adapters
 from bridgehead.agent.config.model import AgentConfig
+from bridgehead.agent.sources import build_adapters
 
 LOG_LINES = 500
 PROBE_SECONDS = 5.0

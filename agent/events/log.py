@@ -328,19 +328,17 @@ class EventLog:
         return to
 
     def consumer(self, name: str) -> Consumer | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT name, position, updated, report, (SELECT count(*) FROM dead_letters "
-                "WHERE consumer = name) FROM consumers WHERE name = ?", (name,),
-            ).fetchone()  # fmt: skip
-        return None if row is None else _consumer(row)
+        found = self.consumers(name)
+        return found[0] if found else None
 
-    def consumers(self) -> list[Consumer]:
+    def consumers(self, name: str | None = None) -> list[Consumer]:
+        """Every named consumer (or the one called `name`), by name."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT name, position, updated, report, (SELECT count(*) FROM dead_letters "
-                "WHERE consumer = name) FROM consumers ORDER BY name"
-            ).fetchall()
+                "WHERE consumer = name) FROM consumers WHERE ? IS NULL OR name = ? ORDER BY name",
+                (name, name),
+            ).fetchall()  # fmt: skip
         return [_consumer(row) for row in rows]
 
     def dead_letters(self, consumer: str, limit: int = 1000, after: int = 0) -> list[DeadLetter]:

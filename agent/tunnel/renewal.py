@@ -49,6 +49,23 @@ def read_certificate(path: Any) -> x509.Certificate:
         return x509.load_pem_x509_certificate(file.read())
 
 
+def expired_certificate(tunnel: TunnelConfig, now: datetime) -> str | None:
+    """The sentence for a tunnel certificate that has expired, or None (unreadable files
+    are left to the tunnel, which retries and logs them)."""
+    try:
+        certificate = read_certificate(tunnel.cert)
+    except (OSError, ValueError):
+        return None
+    if certificate.not_valid_after_utc > now:
+        return None
+    return (
+        f"the tunnel certificate {tunnel.cert} expired on "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, so the relay will refuse it; "
+        "enroll again with `bridgehead enroll TOKEN -c agent.yaml`, TOKEN from "
+        "`bridgehead-relay token create --agent ID` on the relay"
+    )
+
+
 class Renewer:
     def __init__(self, config: TunnelConfig, clock: Callable[[], datetime]) -> None:
         self.config, self.clock = config, clock
