@@ -29,6 +29,7 @@ from aiohttp import web
 from bridgehead.agent.app import Agent
 from bridgehead.agent.config import load_config
 from bridgehead.agent.demo_events import (
+    LocalServer,
     WebhookReceiver,
     change_rows,
     install_triggers,
@@ -292,24 +293,16 @@ def _pki(folder: Path) -> None:
                    *issue_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"]))  # fmt: skip
 
 
-class ReferenceServer:
+class ReferenceServer(LocalServer):
     """The demo's source of reference data: `reference/` of the demo folder over HTTP on
     127.0.0.1, as a supplier's file server would offer it."""
 
     def __init__(self, folder: Path, port: int) -> None:
-        self.folder, self.port = folder, port
-        self._runner: web.AppRunner | None = None
+        super().__init__(port)
+        self.folder = folder
 
-    async def start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_static("/", self.folder)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 def write_reference(folder: Path) -> None:

@@ -52,20 +52,19 @@ def webhook_secret(folder: Path) -> str:
     return path.read_text().strip()
 
 
-class WebhookReceiver:
-    """A subscriber on 127.0.0.1: verifies each delivery and prints one line for it."""
+class LocalServer:
+    """One of the demo's own HTTP servers on 127.0.0.1 (`routes` says what it serves)."""
 
-    def __init__(self, secret: str, port: int, out: TextIO = sys.stdout) -> None:
-        self.hook, self.port, self.out = Webhook(secret), port, out
+    def __init__(self, port: int) -> None:
+        self.port = port
         self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/hook", self._take)
+        self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -73,6 +72,21 @@ class WebhookReceiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class WebhookReceiver(LocalServer):
+    """A subscriber on 127.0.0.1: verifies each delivery and prints one line for it."""
+
+    def __init__(self, secret: str, port: int, out: TextIO = sys.stdout) -> None:
+        super().__init__(port)
+        self.hook, self.out = Webhook(secret), out
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/hook", self._take)
 
     async def _take(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from backends import Backend, mariadb_backend, postgres_backend, sqlite_backend
 from blockbuster import blockbuster_ctx
+from browser import Page, chromium_paths, headless_chromium
 from dbservers import MariaDBServer, PostgresServer
 from debkit import Debs, Dists, build_debs, build_dists
 from tunnelkit import Pki, make_pki
@@ -197,3 +198,14 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
 def debs(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Debs:
     """Two revisions of the .deb, built once for the session (skipped where they cannot be)."""
     return build_debs(dists, tmp_path_factory.mktemp("debs"), tmp_path_factory.mktemp("repack"))
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A headless Chromium of the test's own, closed after it (skipped where it is not
+    installed)."""
+    paths = chromium_paths()
+    if paths is None:
+        pytest.skip("chromium and chromedriver are not installed (.ci/setup --test)")
+    with headless_chromium(paths) as opened:
+        yield opened

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from browser import Page, chromium_paths, headless_chromium
+from browser import Page
 from conftest import Caller
 from pydantic import ValidationError
 from test_admin_jobs import metric_samples, promtool_check
@@ -236,15 +235,6 @@ def test_the_backlog_warning_is_at_least_one() -> None:
     assert EventSettings.model_validate({"backlog_warning": 1}).backlog_warning == 1
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         EventSettings.model_validate({"backlog_warning": 0})
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    paths = chromium_paths()
-    if paths is None:
-        pytest.skip("chromium and chromedriver are not installed (.ci/setup --test)")
-    with headless_chromium(paths) as opened:
-        yield opened
 
 
 def markup_in(page: Page, css: str) -> int:

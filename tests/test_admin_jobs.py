@@ -11,7 +11,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from browser import Page, chromium_paths, headless_chromium
+from browser import Page
 from jobkit import run_job
 from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -219,15 +218,6 @@ def test_a_run_is_reduced_and_audited_by_its_kind() -> None:
     assert (rec.principal, rec.target, rec.operation, rec.rows, rec.status, rec.via) == (
         "job:postcodes", "addresses", "import", 6, 500, "job")  # fmt: skip
     assert (rec.request_id, rec.duration_ms) == ("job:postcodes/7", 1500.0)
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    paths = chromium_paths()
-    if paths is None:
-        pytest.skip("chromium and chromedriver are not installed (.ci/setup --test)")
-    with headless_chromium(paths) as opened:
-        yield opened
 
 
 def bar_count(page: Page, key: str) -> int:

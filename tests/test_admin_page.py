@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from browser import Page, chromium_paths, headless_chromium
+from browser import Page
 from dbservers import PostgresServer
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
@@ -25,16 +25,6 @@ TOKEN = "cloud-token-0123456789"
 REFRESH = 3.0
 """The page's refresh period (REFRESH_MS in page.js)."""
 FOCUSED = "return document.activeElement === document.querySelector(arguments[0])"
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    """A headless Chromium of the test's own, closed after it."""
-    paths = chromium_paths()
-    if paths is None:
-        pytest.skip("chromium and chromedriver are not installed (.ci/setup --test)")
-    with headless_chromium(paths) as opened:
-        yield opened
 
 
 @pytest.fixture
