@@ -20,6 +20,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from bridgehead.common.loops import loop_factory
 from bridgehead.common.sdnotify import Notifier
 
 log = logging.getLogger("bridgehead")
@@ -124,7 +125,8 @@ def run_services(
     notifier: Lifecycle | None = None,
 ) -> None:
     """Run on a new event loop in this thread until `stop` is set (no signal handlers)."""
-    asyncio.run(serve_until(services, stop, on_started, notifier or Notifier()))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve_until(services, stop, on_started, notifier or Notifier()))
 
 
 def run_until_signalled(
@@ -143,4 +145,5 @@ def run_until_signalled(
         loop.add_signal_handler(signal.SIGHUP, _reload, services, reloads)
         await serve_until(services, stop, on_started, notifier or Notifier())
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
