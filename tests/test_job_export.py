@@ -32,6 +32,8 @@ from conftest import Caller, make_backend
 from jobkit import on_loopback, run_job
 from polling import wait_for
 
+from bridgehead.agent.jobs.store import JobStore
+
 DATABASES = itertools.count()
 STAMP = datetime(2026, 3, 1, 12, 0, 0)
 SQLITE_ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, updated_at TIMESTAMP)"
@@ -470,3 +472,24 @@ async def test_scheduled_starts_never_overlap_and_a_skipped_one_is_recorded(
     _status, _, runs = await agent.get("/v1/jobs/every/runs")
     starts = sorted((r["started"], r["finished"]) for r in runs["items"])
     assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(starts))
+
+
+async def test_a_run_asked_for_once_the_last_has_reported_is_not_refused(
+    backend: Backend, receiver: Receiver, run_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that reads a run's final report and at once starts another gets it (202),
+    even while the finished run is still letting go of its lock (made slow here)."""
+    release = JobStore.release
+
+    def slow_release(fd: int) -> None:
+        time.sleep(0.5)
+        release(fd)
+
+    monkeypatch.setattr(JobStore, "release", staticmethod(slow_release))
+    await asyncio.to_thread(fill, backend, 10, STAMP)
+    agent = await agent_for(run_agent, backend, {"out": export_job(receiver, 999)})
+    first = await run_job(agent)
+    assert first["status"] == "succeeded", first
+    second = await run_job(agent)  # asked for while the first still releases its lock
+    assert second["status"] == "succeeded", second
+    assert second["exported"] == 0

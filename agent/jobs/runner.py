@@ -95,6 +95,8 @@ class Jobs:
         self.stores = {name: JobStore(state_dir, name, job.keep_runs) for name, job in jobs.items()}
         self.timetable = Timetable()
         self.running: dict[str, asyncio.Task[Report]] = {}
+        self._reported: set[str] = set()
+        """Jobs whose running run has written its final report (and is letting go its lock)."""
         self._started: dict[str, asyncio.Future[Report]] = {}
         self._claiming: set[str] = set()
         self._skipped: dict[str, list[str]] = {}
@@ -184,6 +186,11 @@ class Jobs:
     # -- one run -------------------------------------------------------------------------------
 
     async def _begin(self, name: str, planned: str | None, *, dry_run: bool, resume: bool) -> None:
+        ending = self.running.get(name)
+        if ending is not None and name in self._reported:
+            # Its final report is out (a caller may have read it): only its lock is still
+            # being let go, so this run waits for that instead of being refused.
+            await asyncio.wait({ending})
         if name in self.running or name in self._claiming:
             raise RunUnderWay(
                 f"job {name!r} has a run under way; wait for it to end "
@@ -197,6 +204,7 @@ class Jobs:
         self._started[name] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(name, planned, dry_run, resume, lock))
         self.running[name] = self._latest[name] = task
+        self._reported.discard(name)
         task.add_done_callback(lambda _: self.running.pop(name, None))
 
     async def _run(
@@ -329,6 +337,7 @@ class Jobs:
 
     async def _ended(self, store: JobStore, state: JobState, report: Report) -> None:
         await asyncio.to_thread(self._end, store, state, report)
+        self._reported.add(str(report["job"]))
         self._skipped.pop(str(report["job"]), None)
         for listener in self.listeners:
             listener(report)
