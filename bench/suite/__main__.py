@@ -21,15 +21,15 @@ import light
 import load
 import peers
 import report
+import scale
 import stream
 import stream_pg
+import via_relay
 import writes
 from dbservers import PASSWORD, USER, PostgresServer
 from figures import Figures, turns
 from procs import Procs, raise_on_signals
 from servers import ceiling, datasette, pg_agent, sandman2, sqlite_agent
-
-import relay
 
 SUITE = Path(__file__).resolve().parent
 
@@ -88,7 +88,9 @@ def sqlite_contenders(run: Run, db: Path) -> None:
         run.sqlite.append(
             ("Datasette row JSON", keyed.datasette(datasette(run.procs, peer, db), n), None)
         )
-        run.commands.append(f"{peer}/bin/datasette serve {db} --host 127.0.0.1 -p PORT")
+        run.commands.append(
+            f"bench/.peers/datasette/bin/datasette serve {db.name} --host 127.0.0.1 -p PORT"
+        )
 
 
 def pg_contenders(run: Run, server: PostgresServer) -> None:
@@ -104,7 +106,10 @@ def pg_contenders(run: Run, server: PostgresServer) -> None:
             run.figures.skip("sandman2", f"it did not start: {str(exc)[-300:]}")
         else:
             run.pg.append(("sandman2", keyed.sandman2(base, n), None))
-            run.commands.append(f"{peer}/bin/sandman2ctl -l -p PORT postgresql+psycopg2://...")
+            run.commands.append(
+                "bench/.peers/sandman2/bin/sandman2ctl -l -p PORT "
+                "postgresql+psycopg2://bridgehead:...@127.0.0.1:PGPORT/bench"
+            )
 
 
 def keyed_round(
@@ -135,7 +140,7 @@ def comparisons(run: Run, sqlite_db: Path) -> list[tuple[str, Callable[[int], No
                 f, run.procs, folder, run.connection_string, run.stream_rows, round_number=n
             ),
         ),
-        ("through the relay (bench/tunnel.py)", lambda n: relay.measure(f, folder, quick, n)),
+        ("through the relay (bench/tunnel.py)", lambda n: via_relay.measure(f, folder, quick, n)),
         (
             "writes, PostgreSQL",
             lambda n: writes.measure(
@@ -168,6 +173,24 @@ def rounds(run: Run, sqlite_db: Path) -> None:
                 run.figures.skip(title, f"failed in round {number + 1}: {str(exc)[-400:]}")
 
 
+def scale_step(run: Run) -> None:
+    """Once, after the rounds: many streams over one tunnel connection, many agents."""
+    streams, agents = (200, 10) if run.args.quick else (1000, 100)
+    print(f"scale (once): {streams:,} concurrent streams, then {agents} agents", flush=True)
+    for title, step in (
+        (
+            "scale: streams",
+            lambda: scale.streams(run.figures, run.procs, run.folder / "s", streams),
+        ),
+        ("scale: agents", lambda: scale.agents(run.figures, run.procs, run.folder / "a", agents)),
+    ):
+        try:
+            step()
+        except (RuntimeError, OSError, AssertionError, subprocess.SubprocessError) as exc:
+            run.figures.skip(title, f"failed: {str(exc)[-400:]}")
+    run.commands.append(f"scale: {streams} streams over 1 tunnel connection; {agents} agents")
+
+
 def prepare(run: Run, server: PostgresServer) -> Path:
     """The data and the contenders; the SQLite file."""
     print(
@@ -196,6 +219,7 @@ def execute(run: Run) -> None:
         warm_up(run)
         rounds(run, sqlite_db)
         run.procs.stop_all()
+    scale_step(run)
 
 
 def finish(run: Run, began: float) -> None:
@@ -209,7 +233,7 @@ def finish(run: Run, began: float) -> None:
         f"bench/run {shlex.join(sys.argv[1:])}".strip(),
         load.command(),
         *run.commands,
-        shlex.join(relay.argv(Path("FILE.json"), run.args.quick)[1:]),
+        shlex.join(via_relay.argv(Path("FILE.json"), run.args.quick)[1:]),
     ]
     notes = [
         "- Each keyed-GET contender: `GET <path>/{random id in 1..N}` from a wrk Lua script; "
@@ -221,12 +245,20 @@ def finish(run: Run, began: float) -> None:
         "reader), a fresh agent per round.",
         "- through the relay: bench/tunnel.py with one round of its own per round (c=64, "
         "the paced rate at half the slowest path's capacity, c=1, bulk NDJSON).",
-        "- NDJSON from PostgreSQL through the relay and the scale targets: not measured yet.",
+        "- NDJSON from PostgreSQL through the relay: not measured yet.",
+        "- scale: measured once, after the rounds (not in turns): NDJSON streams held open "
+        "through the relay on one tunnel connection, RSS growth divided by the streams open; "
+        "agents with one tunnel connection each, relay RSS growth divided by the agents, then "
+        "the relay stopped and started on the same ports.",
         report.environment_note(),
     ]
     ratios = report.write(out, run.figures, commands, notes, title)
     print(f"report: {out}")
     chart(run, ratios, out.with_suffix(".png"), title)
+
+
+def peer_pins() -> list[str]:
+    return [f"# {name}: pip install {' '.join(pins)}" for name, pins in peers.REQUIREMENTS.items()]
 
 
 def chart(run: Run, ratios: list[dict[str, object]], png: Path, title: str) -> None:

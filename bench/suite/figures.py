@@ -15,6 +15,11 @@ class Figures:
     values: dict[str, list[float]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def note(self, name: str, text: str) -> None:
+        print(f"    {name}: {text}", flush=True)
+        self.notes[name] = text
 
     def add(self, name: str, value: float, unit: str) -> None:
         self.values.setdefault(name, []).append(value)

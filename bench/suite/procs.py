@@ -65,9 +65,16 @@ class Procs:
         with contextlib.suppress(ValueError):
             self.running.remove(process)
 
-    def stop_all(self) -> None:
-        for process in reversed(list(self.running)):
+    def stop_many(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        """SIGTERM to all at once, then each waited for (and killed past its grace)."""
+        for process in processes:
+            if process.poll() is None:
+                _kill_group(process.pid, signal.SIGTERM)
+        for process in processes:
             self.stop(process)
+
+    def stop_all(self) -> None:
+        self.stop_many(list(reversed(self.running)))
 
     def wait_ready(
         self, process: subprocess.Popen[bytes], check: Callable[[], bool], name: str

@@ -120,6 +120,7 @@ def write(
         "## Notes",
         "",
         *notes,
+        *(f"- {name}: {text}" for name, text in figures.notes.items()),
         "",
         "## Commands",
         "",

@@ -18,7 +18,7 @@ def argv(out: Path, quick: bool) -> list[str]:
         if quick
         else ["--rows", "100000", "--seconds", "8", "--single-seconds", "3"]
     )
-    return [sys.executable, str(TUNNEL), "--rounds", "1", *sizes, "--json", str(out)]
+    return [sys.executable, "bench/tunnel.py", "--rounds", "1", *sizes, "--json", str(out)]
 
 
 def measure(figures: Figures, folder: Path, quick: bool, round_number: int) -> None:
@@ -26,7 +26,12 @@ def measure(figures: Figures, folder: Path, quick: bool, round_number: int) -> N
     log = folder / f"tunnel-{round_number}.log"
     with log.open("wb") as sink:
         done = subprocess.run(
-            argv(out, quick), stdout=sink, stderr=subprocess.STDOUT, check=False, timeout=900
+            argv(out, quick),
+            cwd=TUNNEL.parent.parent,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            check=False,
+            timeout=900,
         )
     if done.returncode != 0 or not out.exists():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
