@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def install(run: Run) -> None:
-    for name in ("datasette", "sandman2", "chart"):
-        run.peers[name] = peers.venv(name)
+    """The peers' environments, made side by side (pip waits mostly on the network)."""
+    names = ("datasette", "sandman2", "chart")
+    with ThreadPoolExecutor(len(names)) as pool:
+        run.peers.update(zip(names, pool.map(peers.venv, names), strict=True))
+    for name in names:
         if isinstance(run.peers[name], str):
             run.figures.skip(name, str(run.peers[name]))
     if why := peers.wrk():
@@ -234,6 +238,9 @@ def finish(run: Run, began: float) -> None:
         load.command(),
         *run.commands,
         shlex.join(via_relay.argv(Path("FILE.json"), run.args.quick)[1:]),
+        '.venv/bin/python -c "$CEILING" PORT asyncio  # servers.CEILING: a minimal aiohttp app',
+        ".venv/bin/python -m bridgehead.agent.cli run -c agent-*.yaml  # each agent",
+        *peer_pins(),
     ]
     notes = [
         "- Each keyed-GET contender: `GET <path>/{random id in 1..N}` from a wrk Lua script; "
@@ -245,7 +252,9 @@ def finish(run: Run, began: float) -> None:
         "reader), a fresh agent per round.",
         "- through the relay: bench/tunnel.py with one round of its own per round (c=64, "
         "the paced rate at half the slowest path's capacity, c=1, bulk NDJSON).",
-        "- NDJSON from PostgreSQL through the relay: not measured yet.",
+        "- NDJSON through the relay: the same `big` table through a fresh relay and agent "
+        "(one tunnel connection) per round, read over HTTPS from the relay; the ratio is to "
+        "the same round's bare fetchmany.",
         "- scale: measured once, after the rounds (not in turns): NDJSON streams held open "
         "through the relay on one tunnel connection, RSS growth divided by the streams open; "
         "agents with one tunnel connection each, relay RSS growth divided by the agents, then "

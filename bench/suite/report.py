@@ -67,7 +67,9 @@ def verdicts(figures: Figures) -> tuple[list[str], list[dict[str, object]]]:
         got, verdict = judge(figures, target)
         if got:
             median = statistics.median(got)
-            shown = f"{number(median)} ({number(min(got))}-{number(max(got))})"
+            unit = figures.units.get(target.figure, "")
+            unit = "" if unit == "ratio" else f" {unit}"
+            shown = f"{number(median)}{unit} ({number(min(got))}-{number(max(got))})"
             if target.chart:
                 ratios.append(
                     {

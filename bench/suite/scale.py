@@ -30,10 +30,10 @@ def rss_mib(pid: int) -> float:
     return int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]) / 1024
 
 
-def connected(admin_port: int) -> dict[str, int]:
+def connected(admin_port: int, token: str = TOKEN) -> dict[str, int]:
     """Connections per agent id, from the relay's admin `/agents`."""
     url = f"http://127.0.0.1:{admin_port}/agents"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - 127.0.0.1
         return {a["agent_id"]: a["connections"] for a in orjson.loads(response.read())["agents"]}
 
@@ -51,14 +51,14 @@ def wait_for(check: Any, seconds: float) -> bool:
 class Relay:
     """The relay as a process, restartable on the same ports."""
 
-    def __init__(self, procs: Procs, pki: Pki) -> None:
+    def __init__(self, procs: Procs, pki: Pki, token: str = TOKEN) -> None:
         self.procs, self.agents_port, self.callers, self.admin = (
             procs,
             *(free_port() for _ in range(3)),
         )
         relay_config(
             pki,
-            TOKEN,
+            token,
             agents_port=self.agents_port,
             listen=f"127.0.0.1:{self.callers}",
             admin=f"127.0.0.1:{self.admin}",

@@ -1,11 +1,13 @@
 # NDJSON from PostgreSQL, with bench/stream_pg.py's own functions: its 6-column `big` table,
 # its bare `fetchmany(5000)` baseline and its HTTP reader; a fresh agent (stream_pg's config)
-# per round, so each round's peak-RSS growth starts from an agent that has streamed nothing.
+# per round, so each round's peak-RSS growth starts from an agent that has streamed nothing;
+# and the same stream through the relay (stream_relay.py).
 from __future__ import annotations
 
 from pathlib import Path
 
 import stream_pg
+import stream_relay
 from figures import Figures
 from procs import Procs, accepts, free_port
 from servers import agent_argv
@@ -65,3 +67,8 @@ def measure(
     figures.add("NDJSON bare fetchmany rows/s", got["bare"], "rows/s")
     figures.add("NDJSON agent rows/s", got["agent"], "rows/s")
     figures.add("NDJSON agent/fetchmany", got["agent"] / got["bare"], "ratio")
+    relayed = stream_relay.through_relay(
+        procs, folder / f"ndjson-relay-{round_number}", connection_string, rows
+    )
+    figures.add("NDJSON via relay rows/s", relayed, "rows/s")
+    figures.add("NDJSON via relay/fetchmany", relayed / got["bare"], "ratio")

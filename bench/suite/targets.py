@@ -82,6 +82,7 @@ TARGETS = [
         "NDJSON via relay/fetchmany",
         0.6,
         True,
+        "NDJSON relay / fetchmany",
     ),
     Target(
         "agent peak-RSS growth <= 32 MiB over the stream", "NDJSON agent peak-RSS growth", 32, False
@@ -90,13 +91,13 @@ TARGETS = [
     Target("start to ready <= 1 s on SQLite", "start to ready (/readyz 200)", 1.0, False),
     Target(
         "1,000 concurrent streams over one tunnel connection (RSS per stream)",
-        "RSS per stream",
+        "agent RSS per stream",
         float("inf"),
         False,
     ),
     Target(
         "100 agents on one relay (RSS per agent, time for all to reconnect)",
-        "RSS per agent",
+        "relay RSS per agent",
         float("inf"),
         False,
     ),
