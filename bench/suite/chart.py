@@ -25,7 +25,7 @@ def draw(ratios: list[dict[str, float | str]], out: str, title: str) -> None:
         axes.hlines(float(r["target"]), x - 0.4, x + 0.4, colors="black", linestyles="--")
         axes.annotate(
             f"{float(r['median']):.2f}",
-            (x, float(r["median"])),
+            (x, max(float(r["max"]), float(r["target"]))),
             ha="center",
             va="bottom",
             fontsize=8,

@@ -68,7 +68,7 @@ def verdicts(figures: Figures) -> tuple[list[str], list[dict[str, object]]]:
         if got:
             median = statistics.median(got)
             unit = figures.units.get(target.figure, "")
-            unit = "" if unit == "ratio" else f" {unit}"
+            unit = f" {unit}" if unit and unit != "ratio" else ""
             shown = f"{number(median)}{unit} ({number(min(got))}-{number(max(got))})"
             if target.chart:
                 ratios.append(
