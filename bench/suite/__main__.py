@@ -144,7 +144,10 @@ def comparisons(run: Run, sqlite_db: Path) -> list[tuple[str, Callable[[int], No
                 f, run.procs, folder, run.connection_string, run.stream_rows, round_number=n
             ),
         ),
-        ("through the relay (bench/tunnel.py)", lambda n: via_relay.measure(f, folder, quick, n)),
+        (
+            "through the relay (bench/tunnel.py)",
+            lambda n: via_relay.measure(f, run.procs, folder, quick, n),
+        ),
         (
             "writes, PostgreSQL",
             lambda n: writes.measure(

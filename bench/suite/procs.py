@@ -43,19 +43,25 @@ class Procs:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.running: list[subprocess.Popen[bytes]] = []
+        self.stop_signal: dict[int, int] = {}
 
-    def start(self, name: str, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], stop_signal: int = signal.SIGTERM, **options: Any
+    ) -> subprocess.Popen[bytes]:
+        """`argv` in a session of its own; `stop_signal` asks its group to stop (SIGINT for a
+        Python driver that cleans up on KeyboardInterrupt)."""
         log = (self.folder / f"{name}.log").open("ab")
         process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **options
         )
         log.close()
         self.running.append(process)
+        self.stop_signal[process.pid] = stop_signal
         return process
 
     def stop(self, process: subprocess.Popen[bytes], grace: float = 10) -> None:
         if process.poll() is None:
-            _kill_group(process.pid, signal.SIGTERM)
+            _kill_group(process.pid, self.stop_signal.get(process.pid, signal.SIGTERM))
             try:
                 process.wait(grace)
             except subprocess.TimeoutExpired:
@@ -69,7 +75,7 @@ class Procs:
         """SIGTERM to all at once, then each waited for (and killed past its grace)."""
         for process in processes:
             if process.poll() is None:
-                _kill_group(process.pid, signal.SIGTERM)
+                _kill_group(process.pid, self.stop_signal.get(process.pid, signal.SIGTERM))
         for process in processes:
             self.stop(process)
 

@@ -1,13 +1,15 @@
-# Through the relay: bench/tunnel.py run as a subprocess (one round of its own per round of
+# Through the relay: bench/tunnel.py run as a process (one round of its own per round of
 # the suite) with `--json FILE`; the figures issue 17 sets targets for, taken from that file.
 from __future__ import annotations
 
 import json
-import subprocess
+import os
+import signal
 import sys
 from pathlib import Path
 
 from figures import Figures
+from procs import Procs
 
 TUNNEL = Path(__file__).resolve().parent.parent / "tunnel.py"
 
@@ -21,21 +23,26 @@ def argv(out: Path, quick: bool) -> list[str]:
     return [sys.executable, "bench/tunnel.py", "--rounds", "1", *sizes, "--json", str(out)]
 
 
-def measure(figures: Figures, folder: Path, quick: bool, round_number: int) -> None:
+def measure(figures: Figures, procs: Procs, folder: Path, quick: bool, round_number: int) -> None:
+    """bench/tunnel.py in a process group of its own (so its relay, agents, sshd and ssh are
+    stopped with it, should the run be interrupted), then its figures."""
     out = folder / f"tunnel-{round_number}.json"
-    log = folder / f"tunnel-{round_number}.log"
-    with log.open("wb") as sink:
-        done = subprocess.run(
-            argv(out, quick),
-            cwd=TUNNEL.parent.parent,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            check=False,
-            timeout=900,
-        )
-    if done.returncode != 0 or not out.exists():
+    name = f"tunnel-{round_number}"
+    log = folder / f"{name}.log"
+    process = procs.start(
+        name,
+        argv(out, quick),
+        stop_signal=signal.SIGINT,
+        cwd=TUNNEL.parent.parent,
+        env={**os.environ, "TMPDIR": str(folder)},  # its temp folder goes with the run's
+    )
+    try:
+        code = process.wait(900)
+    finally:
+        procs.stop(process)
+    if code != 0 or not out.exists():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
-        raise RuntimeError(f"bench/tunnel.py failed (exit {done.returncode}):\n{tail}")
+        raise RuntimeError(f"bench/tunnel.py failed (exit {code}):\n{tail}")
     record(figures, json.loads(out.read_text()))
 
 
