@@ -30,7 +30,7 @@ import writes
 from dbservers import PASSWORD, USER, PostgresServer
 from figures import Figures, turns
 from procs import Procs, raise_on_signals
-from servers import ceiling, datasette, pg_agent, sandman2, sqlite_agent
+from servers import agent_loop, ceiling, datasette, pg_agent, sandman2, sqlite_agent
 
 SUITE = Path(__file__).resolve().parent
 
@@ -52,6 +52,7 @@ class Run:
     pg: list[tuple[str, load.Target, int | None]] = field(default_factory=list)
     pg_base: str = ""
     connection_string: str = ""
+    agent_loop: str = "asyncio"
     commands: list[str] = field(default_factory=list)
 
 
@@ -81,11 +82,18 @@ def sqlite_contenders(run: Run, db: Path) -> None:
     """The ceiling (stdlib asyncio, and uvloop if the project's venv has it), the agent and
     Datasette, for the keyed GETs on SQLite."""
     n = run.customers
+    run.agent_loop = agent_loop()
+    run.figures.note("the agent's event loop", run.agent_loop)
     run.sqlite.append(("ceiling asyncio", keyed.ceiling(ceiling(run.procs, "asyncio"), n), None))
-    if importlib.util.find_spec("uvloop"):
-        run.sqlite.append(("ceiling uvloop", keyed.ceiling(ceiling(run.procs, "uvloop"), n), None))
-    else:
+    if not importlib.util.find_spec("uvloop"):
         run.figures.skip("ceiling uvloop", "uvloop is not installed in the project's venv")
+    else:
+        try:
+            fast = ceiling(run.procs, "uvloop")
+        except RuntimeError as exc:
+            run.figures.skip("ceiling uvloop", f"it did not start: {str(exc)[-300:]}")
+        else:
+            run.sqlite.append(("ceiling uvloop", keyed.ceiling(fast, n), None))
     process, base = sqlite_agent(run.procs, run.folder, db)
     run.sqlite.append(("Bridgehead keyed GET SQLite", keyed.bridgehead(base, n), process.pid))
     if isinstance(peer := run.peers["datasette"], Path):
@@ -116,11 +124,13 @@ def pg_contenders(run: Run, server: PostgresServer) -> None:
             )
 
 
-def keyed_round(
-    run: Run, contenders: list[tuple[str, load.Target, int | None]], number: int
-) -> None:
-    for name, target, pid in turns(contenders, number):
+def keyed_round(run: Run, number: int) -> None:
+    """The SQLite contenders in turns; then the ceiling on the agent's own loop, by name."""
+    for name, target, pid in turns(run.sqlite, number):
         keyed.measure(run.figures, name, target, run.folder, run.seconds, pid=pid)
+    same = run.figures.values.get(f"ceiling {run.agent_loop} req/s")
+    if same:
+        run.figures.add("ceiling on the agent's loop req/s", same[-1], "req/s")
 
 
 def pg_round(run: Run, number: int) -> None:
@@ -136,7 +146,7 @@ def pg_round(run: Run, number: int) -> None:
 def comparisons(run: Run, sqlite_db: Path) -> list[tuple[str, Callable[[int], None]]]:
     f, folder, quick = run.figures, run.folder, run.args.quick
     return [
-        ("keyed GET, SQLite", lambda n: keyed_round(run, run.sqlite, n)),
+        ("keyed GET, SQLite", lambda n: keyed_round(run, n)),
         ("keyed GET, PostgreSQL", lambda n: pg_round(run, n)),
         (
             "NDJSON from PostgreSQL",
@@ -303,6 +313,7 @@ def main(argv: list[str]) -> int:
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
         run = Run(args, Path(folder), Procs(Path(folder)))
+        run.figures.commit = report.commit()
         if args.quick:
             run.seconds, run.warm, run.customers, run.stream_rows = 3.0, 1.0, 20_000, 50_000
         try:

@@ -16,6 +16,7 @@ class Figures:
     units: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    commit: str = ""
 
     def note(self, name: str, text: str) -> None:
         print(f"    {name}: {text}", flush=True)

@@ -16,7 +16,7 @@ from targets import TARGETS, judge
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def machine() -> list[str]:
+def machine(revision: str) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cores = sum(1 for line in cpuinfo if line.startswith("processor"))
     model = next((x.split(":", 1)[1].strip() for x in cpuinfo if x.startswith("model name")), "?")
@@ -31,7 +31,7 @@ def machine() -> list[str]:
         f"- machine: {cores} cores ({model}), {total:.1f} GiB memory (from /proc)",
         f"- OS: {release.get('PRETTY_NAME', '?').strip(chr(34))}, Linux {platform.release()}",
         f"- Python {platform.python_version()} ({sys.executable})",
-        f"- commit: {commit()}",
+        f"- commit: {revision} (at the start of the run)",
     ]
 
 
@@ -103,7 +103,7 @@ def write(
         "",
         "## Machine and versions",
         "",
-        *machine(),
+        *machine(figures.commit),
         "",
         "## Targets",
         "",

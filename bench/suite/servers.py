@@ -20,13 +20,24 @@ from aiohttp import web
 BODY = b'{"id": 1, "name": "name 1", "email": "c1@example.com", "balance": "0.01"}'
 async def handle(request):
     return web.Response(body=BODY, content_type="application/json")
+loop = None
 if sys.argv[2] == "uvloop":
     import uvloop
-    uvloop.install()
+    loop = uvloop.new_event_loop()
 app = web.Application()
 app.router.add_get("/v1/customers/{id}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
 """
+
+
+def agent_loop() -> str:
+    """The event loop `bridgehead run` picks here: its own `loop_name()` where this build
+    has one (uvloop where installed, unless BRIDGEHEAD_LOOP=asyncio), else stdlib asyncio."""
+    try:
+        from bridgehead.common.loops import loop_name  # noqa: PLC0415 - newer builds only
+    except ImportError:
+        return "asyncio"
+    return loop_name()
 
 
 def ceiling(procs: Procs, loop: str) -> str:

@@ -21,7 +21,7 @@ SQLITE, PG = "Bridgehead keyed GET SQLite", "Bridgehead keyed GET PostgreSQL"
 TARGETS = [
     Target(
         "keyed GET SQLite >= 0.35 of the minimal aiohttp handler (same loop)",
-        f"{SQLITE} req/s / ceiling asyncio req/s",
+        f"{SQLITE} req/s / ceiling on the agent's loop req/s",
         0.35,
         True,
         "SQLite / ceiling",
