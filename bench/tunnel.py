@@ -27,6 +27,10 @@ default), so a change in the machine's load falls on all of them. All traffic st
 127.0.0.1. Run from the repository root:
 
     .venv/bin/python bench/tunnel.py [--rows 100000] [--seconds 10] [--concurrency 64] [--no-ssh]
+                                     [--json FILE]
+
+`--json FILE` also writes the figures to FILE as JSON (bench/run reads it), per path: req/s,
+p50/p99 in ms, MB/s and CPU ms per request by process; and the fixed rate of the paced runs.
 
 The load generator, relay, agents, sshd and ssh all share the machine's cores, so each path's
 figure includes the CPU that the processes on that path burn. The CPU each process used
@@ -533,6 +537,35 @@ def report(paths: list[PathResult], args: Any, rate: float) -> None:
         print(f"note: other work on this machine used up to {busy:.2f} cores meanwhile")
 
 
+def figures(paths: list[PathResult], rate: float, skip: str | None) -> dict[str, Any]:
+    """What `--json` writes: the figures of each path, by name."""
+
+    def cpu_ms(cpu: Cpu, requests_per_s: float) -> dict[str, float]:
+        if not cpu.elapsed or not requests_per_s:
+            return {}
+        return {
+            name: used / cpu.elapsed / requests_per_s * 1000
+            for name, used in cpu.seconds.items()
+            if name != "others"
+        }
+
+    return {
+        "paced_rate": rate,
+        "ssh_skipped": skip,
+        "paths": {
+            p.name: {
+                "rate": p.loaded.rate,
+                "p50_loaded_ms": p50(p.loaded), "p99_loaded_ms": p99(p.loaded),
+                "p50_paced_ms": p50(p.paced), "p99_paced_ms": p99(p.paced),
+                "p50_single_ms": p50(p.single), "bulk_mb_s": p.bulk,
+                "errors": p.loaded.errors + p.paced.errors + p.single.errors,
+                "cpu_ms_per_request": cpu_ms(p.loaded_cpu, p.loaded.rate),
+            }
+            for p in paths
+        },
+    }  # fmt: skip
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -619,6 +652,8 @@ def run(folder: Path, args: Any) -> None:
             logs = "\n".join(f"--- {n}\n{tail(folder / n)}" for n in ("agent.log", "relay.log"))
             raise SystemExit(f"a request failed ({exc}); the logs end:\n{logs}") from None
     report(paths, args, rate)
+    if args.json:
+        Path(args.json).write_text(orjson.dumps(figures(paths, rate, skip)).decode())
 
 
 def parse() -> Any:
@@ -632,6 +667,7 @@ def parse() -> Any:
         "--paced", type=float, default=0.5, help="fixed rate, as a share of the slowest path's"
     )
     parser.add_argument("--no-ssh", action="store_true", help="skip the ssh -R comparison")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     return parser.parse_args()
 
 
