@@ -1,8 +1,9 @@
 """Puts a blocking DB-API driver behind the async `Adapter` surface.
 
 Rules this module keeps:
-- Driver calls run only on the adapter's own thread pool, one thread per pooled connection,
-  so at most `pool_size` statements run at once and the event loop never blocks.
+- Driver calls run only on the adapter's own threads (`adapters.workers`), at most one per
+  pooled connection, so at most `pool_size` statements run at once and the event loop
+  never blocks.
 - A connection is leased for one statement (or one stream) and returned only when the
   driver call holding it has really finished, even if the caller gave up earlier.
 - Timeouts and cancellations are the adapter's own: on expiry or when the caller goes away,
@@ -48,6 +49,7 @@ from bridgehead.adapters.jobs import (
 )
 from bridgehead.adapters.statements import SourceStatements, TransactionStatements
 from bridgehead.adapters.types import TableEntry, TableInfo, TableRef, ValueRules, with_rules
+from bridgehead.adapters.workers import Workers
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ class PooledAdapter(SourceStatements, ABC):
 
     def __init__(self, settings: SourceSettings) -> None:
         self.settings = settings
-        self._executor = ThreadPoolExecutor(settings.pool_size, f"bh-{settings.name}")
+        self._workers = Workers(settings.pool_size, f"bh-{settings.name}")
         self._side = ThreadPoolExecutor(2, f"bh-{settings.name}-cancel")
         self._slots = asyncio.Semaphore(settings.pool_size)
         self._idle: list[Any] = []
@@ -242,7 +244,7 @@ class PooledAdapter(SourceStatements, ABC):
         for conn in idle:
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(self._side, conn.close)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._workers.shutdown()
         self._side.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -294,8 +296,7 @@ class PooledAdapter(SourceStatements, ABC):
     async def _checkout(self) -> Job:
         if self._idle:
             return Job(self._idle.pop(), fresh=False)
-        loop = asyncio.get_running_loop()
-        conn = await loop.run_in_executor(self._executor, self._open_connection)
+        conn = await self._workers.submit(self._open_connection)
         return Job(conn, fresh=True)
 
     def _checkin_after(self, job: Job, done: asyncio.Future[Any]) -> None:
@@ -338,13 +339,16 @@ class PooledAdapter(SourceStatements, ABC):
     # -- running on the pool -----------------------------------------------------------------
 
     async def _call(self, job: Job, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._work, job, fn, *args)
+        """Run `fn` on the job's connection, on a worker; its result, within the timeout.
+        The worker's own future (`job.pending`) says when the driver call has really ended,
+        whether or not this caller still waits for it."""
+        future = self._workers.submit(self._work, job, fn, *args)
         job.pending = future
         self._running.add(future)
         future.add_done_callback(self._settled)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.settings.query_timeout)
+            async with asyncio.timeout(self.settings.query_timeout):
+                return await asyncio.shield(future)
         except TimeoutError:
             job.timed_out = True
             await self._stop(job, future)
