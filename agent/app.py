@@ -93,8 +93,6 @@ class Agent:
         self.pipeline: Pipeline | None = None
         self.jobs: Jobs | None = None
         self.events: Events | None = None
-        self._events_log: Events | None = None
-        """Events stopped, whose log closes once the fronts have drained."""
         self._runs: RunWatcher | None = None
 
     async def start(self) -> None:
@@ -310,7 +308,6 @@ class Agent:
             self.jobs = None
         if self.events is not None:  # a batch not yet in the log is captured again
             await self.events.stop()
-            self._events_log, self.events = self.events, None
         if self._runs is not None:  # the last runs' audit records, queued before it closes
             await self._runs.close()
             self._runs = None
@@ -321,9 +318,9 @@ class Agent:
             await self._monitor.close()
             self._monitor = None
         await asyncio.gather(self._drain_tunnel(), self._drain_listener())
-        if self._events_log is not None:  # after the last request that reads it
-            await self._events_log.close()
-            self._events_log = None
+        if self.events is not None:  # after the last request that reads its log
+            await self.events.close()
+            self.events = None
         await asyncio.gather(*(a.close() for a in self.adapters.values()))
         if self._audit is not None:
             audit, self._audit = self._audit, None

@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import sys
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -52,15 +53,15 @@ def webhook_secret(folder: Path) -> str:
     return path.read_text().strip()
 
 
-class LocalServer:
+class LocalServer(ABC):
     """One of the demo's own HTTP servers on 127.0.0.1 (`routes` says what it serves)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self._runner: web.AppRunner | None = None
 
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def routes(self, app: web.Application) -> None: ...
 
     async def start(self) -> None:
         app = web.Application()

@@ -66,7 +66,14 @@ def through_agent(port: int) -> tuple[int, float]:
         "/v1/big",
         headers={"Authorization": f"Bearer {KEY}", "Accept": "application/x-ndjson"},
     )
+    return counted(connection, started)
+
+
+def counted(connection: http.client.HTTPConnection, started: float) -> tuple[int, float]:
+    """The NDJSON lines of the answer to the request sent on `connection`, and the seconds
+    since `started` until the last one came; the connection is closed."""
     response = connection.getresponse()
+    assert response.status == 200, (response.status, response.read(300))
     lines = 0
     while chunk := response.read(1 << 18):
         lines += chunk.count(b"\n")

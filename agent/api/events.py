@@ -111,14 +111,8 @@ async def handle(
 async def _consumer_call(
     desk: EventsDesk, request: ApiRequest, principal: Principal, name: str, action: list[str]
 ) -> ApiResponse:
-    """GET consumers/NAME; POST consumers/NAME/ack or /rewind. The relay's consumers
-    (`webhook.*`) are the relay's alone, and the relay may touch no other."""
-    if name.startswith(RELAY_CONSUMERS) != (principal.qualified_name == RELAY):
-        raise Forbidden(
-            f"{name} is the consumer of the relay's webhook deliveries, which only the relay "
-            "may use; name your consumer otherwise" if name.startswith(RELAY_CONSUMERS) else
-            f"the relay may use only {RELAY_CONSUMERS}* consumers, not {name}"
-        )  # fmt: skip
+    """GET consumers/NAME; POST consumers/NAME/ack or /rewind."""
+    _check_owner(principal, name)
     if not action:
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed("a consumer's state is read with GET", headers={"Allow": "GET"})
@@ -139,6 +133,17 @@ async def _consumer_call(
     return _json({"consumer": name, "position": await desk.commit(name, upto, ack)})
 
 
+def _check_owner(principal: Principal, name: str) -> None:
+    """`webhook.*` consumers are the relay's alone, and the relay may use no other."""
+    relays = name.startswith(RELAY_CONSUMERS)
+    if relays != (principal.qualified_name == RELAY):
+        raise Forbidden(
+            f"{name} is the consumer of the relay's webhook deliveries, which only the relay "
+            "may use; name your consumer otherwise" if relays else
+            f"the relay may use only {RELAY_CONSUMERS}* consumers, not {name}"
+        )  # fmt: skip
+
+
 def _json(data: dict[str, Any]) -> ApiResponse:
     return ApiResponse(200, {"Content-Type": JSON}, orjson.dumps(data))
 
@@ -148,10 +153,8 @@ async def _stream(desk: EventsDesk, request: ApiRequest, principal: Principal) -
     resources = _resources(desk, principal, query.get("resources"))
     types = _types(query.get("types"))
     consumer = _consumer(query["consumer"]) if "consumer" in query else None
-    if consumer is not None and consumer.startswith(RELAY_CONSUMERS) != (
-        principal.qualified_name == RELAY
-    ):
-        raise Forbidden(f"the consumer {consumer} is not {principal.name}'s to read from")
+    if consumer is not None:
+        _check_owner(principal, consumer)
     after = await _start(desk, request, query, consumer)
     sse = SSE in request.headers.get("accept", "")
 

@@ -24,14 +24,7 @@ def read_all(port: int, pki: Pki) -> tuple[int, float]:
     headers = {"Authorization": f"Bearer {stream_pg.KEY}", "Accept": "application/x-ndjson"}
     started = time.perf_counter()
     connection.request("GET", f"/agents/{AGENT}/v1/big", headers=headers)
-    response = connection.getresponse()
-    assert response.status == 200, (response.status, response.read(300))
-    lines = 0
-    while chunk := response.read(1 << 18):
-        lines += chunk.count(b"\n")
-    elapsed = time.perf_counter() - started
-    connection.close()
-    return lines, elapsed
+    return stream_pg.counted(connection, started)
 
 
 def through_relay(procs: Procs, folder: Path, connection_string: str, rows: int) -> float:
