@@ -11,14 +11,38 @@ from pathlib import Path
 from typing import Any
 
 from bridgehead.adapters import errors
+from bridgehead.adapters.base import Row, SourceSettings
+from bridgehead.adapters.inline import InlineSeek
 from bridgehead.adapters.jobs import Job
 from bridgehead.adapters.pooled import PooledAdapter
+from bridgehead.adapters.sql import Select
 from bridgehead.adapters.types import Column, TableEntry, TableInfo, TableRef
 
 BUSY_TIMEOUT = 5.0
 
 
 class SQLiteAdapter(PooledAdapter):
+    def __init__(self, settings: SourceSettings) -> None:
+        super().__init__(settings)
+        self._inline = InlineSeek(self._open_inline)
+
+    async def lookup(self, select: Select) -> list[Row]:
+        """On the event loop where `adapters.inline` allows it, else on the pool."""
+        rendered = self.dialect.render_select(select)
+        limit = select.limit or 2
+        rows = self._inline.seek(rendered.sql, rendered.params, limit)
+        if rows is None:
+            return await self.fetch(rendered.sql, rendered.params, limit)
+        return rows
+
+    async def close(self) -> None:
+        self._inline.close()
+        await super().close()
+
+    async def _open_inline(self, seek: InlineSeek) -> sqlite3.Connection:
+        conn: sqlite3.Connection = await self._workers.submit(self._open_connection)
+        return await self._workers.submit(seek.prepare, conn)
+
     @property
     def path(self) -> Path:
         path = Path(self.settings.target).expanduser()

@@ -485,3 +485,27 @@ def test_verify_command_exits_2_when_the_file_cannot_be_read(tmp_path: Path, nam
     assert message.startswith(f"bridgehead: cannot read {path} (")
     assert message.count("\n") == 1
     assert "Traceback" not in message
+
+
+async def test_records_arriving_together_share_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit: records queued within `flush_interval` of a batch's first are written
+    (and fsynced) with it, so a busy agent syncs a few times a second, not once a request."""
+    log = AuditLog(tmp_path / "audit.log", flush_interval=0.05)
+    await log.start()
+    writes = 0
+    append = log._file.append
+
+    def counted(lines: list[tuple[bytes, str]]) -> None:
+        nonlocal writes
+        writes += 1
+        append(lines)
+
+    monkeypatch.setattr(log._file, "append", counted)
+    for i in range(100):
+        await log.record(rec(i))
+        await asyncio.sleep(0.001)
+    await log.close()
+    assert len(await lines_of(tmp_path / "audit.log")) == 100
+    assert writes <= 10  # about 100 ms of records in 50 ms groups; one write each without

@@ -238,7 +238,9 @@ async def get_row(
         limit=2,
         as_text=text_columns(resource, resource.columns),
     )
-    rows = await resource.adapter.select(select)
+    by_primary_key = tuple(c.name for c in resource.key) == resource.table.primary_key
+    adapter = resource.adapter
+    rows = await (adapter.lookup(select) if by_primary_key else adapter.select(select))
     if not rows:
         raise NotFound(f"no {resource.name} row with key {raw_key!r}")
     item = encode_rows(resource, resource.columns, rows[:1])[0]
