@@ -154,9 +154,9 @@ class Adapter(Protocol):
     async def select(self, select: Select) -> list[Row]:
         """The selected rows, up to the select's limit (which it must have)."""
 
-    async def lookup(self, select: Select) -> list[Row]:
-        """`select` reading at most one row through its table's primary key, as cheaply as
-        the adapter can run so small a read."""
+    async def lookup(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+        """A rendered SELECT reading at most one row through its table's primary key, run as
+        cheaply as the adapter can run so small a read."""
 
     async def fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         """Run a statement a dialect wrote and return up to `max_rows` rows (`check`)."""

@@ -7,6 +7,7 @@ error, not a new empty database). Cancellation uses `Connection.interrupt()`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from bridgehead.adapters.base import Row, SourceSettings
 from bridgehead.adapters.inline import InlineSeek
 from bridgehead.adapters.jobs import Job
 from bridgehead.adapters.pooled import PooledAdapter
-from bridgehead.adapters.sql import Select
 from bridgehead.adapters.types import Column, TableEntry, TableInfo, TableRef
 
 BUSY_TIMEOUT = 5.0
@@ -26,13 +26,11 @@ class SQLiteAdapter(PooledAdapter):
         super().__init__(settings)
         self._inline = InlineSeek(self._open_inline)
 
-    async def lookup(self, select: Select) -> list[Row]:
+    async def lookup(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         """On the event loop where `adapters.inline` allows it, else on the pool."""
-        rendered = self.dialect.render_select(select)
-        limit = select.limit or 2
-        rows = self._inline.seek(rendered.sql, rendered.params, limit)
+        rows = self._inline.seek(sql, params, max_rows)
         if rows is None:
-            return await self.fetch(rendered.sql, rendered.params, limit)
+            return await self.fetch(sql, params, max_rows)
         return rows
 
     async def close(self) -> None:

@@ -161,10 +161,11 @@ class SourceStatements(ABC):
         rendered = self.dialect.render_select(select)
         return await self.fetch(rendered.sql, rendered.params, _cap(select))
 
-    async def lookup(self, select: Select) -> list[Row]:
-        """`select` reading at most one row through its table's primary key: as `select`, or
-        some cheaper way an adapter has for so small a read (SQLite: `adapters.inline`)."""
-        return await self.select(select)
+    async def lookup(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
+        """A rendered SELECT reading at most one row through its table's primary key: as
+        `fetch`, or some cheaper way an adapter has for so small a read (SQLite:
+        `adapters.inline`)."""
+        return await self.fetch(sql, params, max_rows)
 
     # -- named queries and procedures ----------------------------------------------------------
 

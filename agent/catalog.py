@@ -37,6 +37,8 @@ class Resource:
     key: tuple[Column, ...]
     by_name: Mapping[str, Column] = field(repr=False)
     encoders: Mapping[str, Encoder | None] = field(repr=False)
+    plans: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """Statements the API renders once for this resource and keeps here (`reads.keyed_read`)."""
 
     def column(self, name: str) -> Column | None:
         return self.by_name.get(name)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bridgehead.adapters.base import Row
@@ -222,28 +223,73 @@ async def rows_by_key(
 def etag_of(resource: Resource, item: Mapping[str, Any]) -> str:
     """A strong ETag: the row-version column's value, or else a hash of the whole served row."""
     column = resource.config.etag_column
-    payload = dumps(item[column] if column else item)
+    return _etag(dumps(item[column] if column else item))
+
+
+def _etag(payload: bytes) -> str:
     return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class KeyedRead:
+    """`get_row`'s statement for one resource, rendered once: the SQL with a placeholder per
+    key column, how each key value is bound, how a row is encoded, and whether the key is
+    the table's primary key (then the adapter may run it as a `lookup`)."""
+
+    sql: str
+    bind: Callable[[Any], Any]
+    names: tuple[str, ...]
+    fixes: tuple[tuple[str, Callable[[Any], Any]], ...]
+    primary: bool
+
+    def encode(self, row: Row) -> dict[str, Any]:
+        item = dict(zip(self.names, row, strict=False))
+        for name, fix in self.fixes:
+            value = item[name]
+            if value is not None:
+                item[name] = fix(value)
+        return item
+
+
+def keyed_read(resource: Resource) -> KeyedRead:
+    plan = resource.plans.get("get")
+    if isinstance(plan, KeyedRead):
+        return plan
+    dialect = resource.adapter.dialect
+    select = Select(
+        table=resource.table.ref,
+        columns=tuple(c.name for c in resource.columns),
+        where=key_condition(resource, {c.name: None for c in resource.key}),
+        limit=2,
+        as_text=text_columns(resource, resource.columns),
+    )
+    plan = KeyedRead(
+        sql=dialect.render_select(select).sql,
+        bind=dialect.bind,
+        names=select.columns,
+        fixes=tuple((c.name, fix) for c in resource.columns if (fix := resource.encoders[c.name])),
+        primary=tuple(c.name for c in resource.key) == resource.table.primary_key,
+    )
+    resource.plans["get"] = plan
+    return plan
 
 
 async def get_row(
     resource: Resource, raw_key: str, query: Sequence[tuple[str, str]] = ()
 ) -> ApiResponse:
     """One row by its key; `select=` trims the answer, the ETag stays the whole row's."""
-    chosen = parse_select(resource, dict(query).get("select"))
-    select = Select(
-        table=resource.table.ref,
-        columns=tuple(c.name for c in resource.columns),
-        where=key_condition(resource, key_values(resource, raw_key)),
-        limit=2,
-        as_text=text_columns(resource, resource.columns),
-    )
-    by_primary_key = tuple(c.name for c in resource.key) == resource.table.primary_key
+    chosen = parse_select(resource, dict(query).get("select")) if query else resource.columns
+    plan = keyed_read(resource)
+    params = [plan.bind(value) for value in key_values(resource, raw_key).values()]
     adapter = resource.adapter
-    rows = await (adapter.lookup(select) if by_primary_key else adapter.select(select))
+    fetch = adapter.lookup if plan.primary else adapter.fetch
+    rows = await fetch(plan.sql, params, 2)
     if not rows:
         raise NotFound(f"no {resource.name} row with key {raw_key!r}")
-    item = encode_rows(resource, resource.columns, rows[:1])[0]
-    headers = {"Content-Type": JSON, "ETag": etag_of(resource, item)}
-    served = {c.name: item[c.name] for c in chosen}
-    return ApiResponse(200, headers, dumps(served), rows=1)
+    item = plan.encode(rows[0])
+    whole = dumps(item)
+    column = resource.config.etag_column  # as etag_of, the whole row's JSON written once
+    headers = {"Content-Type": JSON, "ETag": _etag(dumps(item[column]) if column else whole)}
+    if chosen is not resource.columns:
+        whole = dumps({c.name: item[c.name] for c in chosen})
+    return ApiResponse(200, headers, whole, rows=1)
