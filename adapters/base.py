@@ -154,6 +154,9 @@ class Adapter(Protocol):
     async def select(self, select: Select) -> list[Row]:
         """The selected rows, up to the select's limit (which it must have)."""
 
+    coalesce_lookups: bool
+    """Whether keyed reads arriving together are worth answering with one statement."""
+
     async def lookup(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         """A rendered SELECT reading at most one row through its table's primary key, run as
         cheaply as the adapter can run so small a read."""

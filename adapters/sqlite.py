@@ -22,6 +22,8 @@ BUSY_TIMEOUT = 5.0
 
 
 class SQLiteAdapter(PooledAdapter):
+    coalesce_lookups = False  # a lookup is read on the loop, cheaper than any batching
+
     def __init__(self, settings: SourceSettings) -> None:
         super().__init__(settings)
         self._inline = InlineSeek(self._open_inline)

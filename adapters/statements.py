@@ -161,6 +161,10 @@ class SourceStatements(ABC):
         rendered = self.dialect.render_select(select)
         return await self.fetch(rendered.sql, rendered.params, _cap(select))
 
+    coalesce_lookups = True
+    """Whether keyed reads arriving together are worth one statement (`agent.api.coalesce`):
+    yes where a statement costs a round trip; not where `lookup` is cheaper still."""
+
     async def lookup(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         """A rendered SELECT reading at most one row through its table's primary key: as
         `fetch`, or some cheaper way an adapter has for so small a read (SQLite:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from bridgehead.adapters.base import Row
 from bridgehead.adapters.sql import And, Compare, Condition, In, Op, Or, Select
 from bridgehead.adapters.types import Column, Kind
+from bridgehead.agent.api.coalesce import Coalescer
 from bridgehead.agent.api.cursor import CursorCodec, shape_digest
 from bridgehead.agent.api.filters import ListPlan, after, parse_select, plan_list
 from bridgehead.agent.api.lists import split_items
@@ -20,6 +21,10 @@ from bridgehead.agent.values import dumps, parse
 from bridgehead.common.errors import BadRequest
 
 JSON = "application/json"
+IN_FLIGHT = 2
+"""Statements a resource's coalesced lookups run at once; more wait to go together."""
+BATCH_MOST = 64
+"""The most keys one coalesced lookup statement reads."""
 
 
 def encode_rows(
@@ -241,6 +246,8 @@ class KeyedRead:
     names: tuple[str, ...]
     fixes: tuple[tuple[str, Callable[[Any], Any]], ...]
     primary: bool
+    together: Coalescer | None = None
+    """Where lookups arriving together share a statement (`agent.api.coalesce`)."""
 
     def encode(self, row: Row) -> dict[str, Any]:
         item = dict(zip(self.names, row, strict=False))
@@ -263,15 +270,38 @@ def keyed_read(resource: Resource) -> KeyedRead:
         limit=2,
         as_text=text_columns(resource, resource.columns),
     )
+    primary = tuple(c.name for c in resource.key) == resource.table.primary_key
     plan = KeyedRead(
         sql=dialect.render_select(select).sql,
         bind=dialect.bind,
         names=select.columns,
         fixes=tuple((c.name, fix) for c in resource.columns if (fix := resource.encoders[c.name])),
-        primary=tuple(c.name for c in resource.key) == resource.table.primary_key,
+        primary=primary,
+        together=_coalescer(resource, select) if primary else None,
     )
     resource.plans["get"] = plan
     return plan
+
+
+def _coalescer(resource: Resource, select: Select) -> Coalescer | None:
+    """Lookups sharing `WHERE key IN (...)`, where that answers each key exactly: a networked
+    source, and a one-column integer key read as it is stored."""
+    adapter, (key, *more) = resource.adapter, resource.key
+    exact = key.type.kind is Kind.INTEGER and key.name not in select.as_text
+    if more or not exact or key.name not in select.columns or not adapter.coalesce_lookups:
+        return None
+    dialect = adapter.dialect
+    statements: dict[int, str] = {}  # by the number of keys
+
+    async def fetch(keys: Sequence[Any]) -> list[Row]:
+        sql = statements.get(len(keys))
+        if sql is None:
+            batch = replace(select, where=In(key.name, tuple(keys)), limit=len(keys))
+            sql = statements[len(keys)] = dialect.render_select(batch).sql
+        return await adapter.fetch(sql, [dialect.bind(k) for k in keys], len(keys))
+
+    index = select.columns.index(key.name)
+    return Coalescer(fetch, index, in_flight=IN_FLIGHT, most=BATCH_MOST)
 
 
 async def get_row(
@@ -280,10 +310,14 @@ async def get_row(
     """One row by its key; `select=` trims the answer, the ETag stays the whole row's."""
     chosen = parse_select(resource, dict(query).get("select")) if query else resource.columns
     plan = keyed_read(resource)
-    params = [plan.bind(value) for value in key_values(resource, raw_key).values()]
-    adapter = resource.adapter
-    fetch = adapter.lookup if plan.primary else adapter.fetch
-    rows = await fetch(plan.sql, params, 2)
+    values = key_values(resource, raw_key)
+    if plan.together is not None:
+        found = await plan.together.get(*values.values())
+        rows = [found] if found is not None else []
+    else:
+        adapter, params = resource.adapter, [plan.bind(value) for value in values.values()]
+        fetch = adapter.lookup if plan.primary else adapter.fetch
+        rows = await fetch(plan.sql, params, 2)
     if not rows:
         raise NotFound(f"no {resource.name} row with key {raw_key!r}")
     item = plan.encode(rows[0])
