@@ -7,6 +7,8 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
+import pytest
 
 from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.server_session import ServerSession
@@ -160,3 +162,19 @@ def test_header_bytes_that_are_not_utf8_survive_the_trip() -> None:
     received = [e for e in exchange(relay, agent) if isinstance(e, ev.RequestReceived)]
     value = received[0].headers["x-name"]
     assert value.encode("utf-8", "surrogateescape") == b"caf\xe9"
+
+
+def test_the_relay_may_open_as_many_streams_as_the_agent_allows() -> None:
+    """The agent's first SETTINGS allow `max_streams` concurrent streams, not h2's implicit
+    100: 150 requests open at once all arrive; one more than the limit breaks h2's rule."""
+    relay = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    agent = ServerSession(max_streams=150)
+    relay.initiate_connection()
+    agent.start()
+    exchange(relay, agent)
+    assert relay.remote_settings.max_concurrent_streams == 150
+    sids = [request(relay) for _ in range(150)]
+    received = [e.stream_id for e in exchange(relay, agent) if isinstance(e, ev.RequestReceived)]
+    assert received == sids
+    with pytest.raises(h2.exceptions.TooManyStreamsError):
+        request(relay)

@@ -242,6 +242,11 @@ class TunnelConfig(Frozen):
     backoff: BackoffConfig = BackoffConfig()
     renew_at: float = Field(0.67, gt=0, lt=1)
     """When the certificate is renewed over the tunnel, as a fraction of its lifetime."""
+    max_streams: int = Field(1000, ge=1, le=100_000)
+    """Requests the relay may have open at once on each connection (HTTP/2's
+    SETTINGS_MAX_CONCURRENT_STREAMS). Those beyond the source's pool_size wait here for a
+    database connection, in order, each holding only its stream; past this the relay waits
+    its `stream_wait`, then answers 503."""
 
 
 class LimitsConfig(Frozen):

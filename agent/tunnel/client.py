@@ -241,6 +241,7 @@ class TunnelClient:
             dead_after=self.config.dead_after,
             clock=self.clock,
             renewer=self.renewer,
+            max_streams=self.config.max_streams,
         )
         self.live.add(connection)
         self._none_live.clear()

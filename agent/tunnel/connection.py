@@ -5,6 +5,9 @@ Rules:
   "relay"`) and runs as its own task through the same pipeline; it is answered through
   `pipeline.deliver`, which alone closes a streamed body. A stream the relay resets cancels
   its task, and so its query (and the body is closed all the same).
+- The relay may open `max_streams` requests at once (`tunnel.max_streams`): a request waiting
+  for one of the source's pooled connections waits here, holding its stream only, and is
+  answered as soon as a connection frees; the tunnel goes on taking new streams meanwhile.
 - Response bodies go out only as fast as the relay's HTTP/2 window allows (and the socket
   drains), so a slow caller never makes the agent buffer more than a window per stream.
 - Paths under `/.bridgehead/` are the relay's control streams: certificate renewal,
@@ -36,7 +39,7 @@ from bridgehead.common.tunnel import control
 from bridgehead.common.tunnel import server_session as ev
 from bridgehead.common.tunnel.liveness import Liveness, keep_alive, send_windowed
 from bridgehead.common.tunnel.outbox import Outbox
-from bridgehead.common.tunnel.server_session import ServerSession
+from bridgehead.common.tunnel.server_session import DEFAULT_MAX_STREAMS, ServerSession
 from bridgehead.common.tunnel.session import READ_SIZE
 
 log = logging.getLogger("bridgehead.tunnel")
@@ -110,12 +113,13 @@ class TunnelConnection:
         dead_after: float,
         clock: Callable[[], float] = time.monotonic,
         renewer: Renewer | None = None,
+        max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
         self.reader, self.writer, self.pipeline = reader, writer, pipeline
         self.renewer = renewer
         self.max_body = max_body
         self.liveness = Liveness(clock, heartbeat, dead_after)
-        self.session = ServerSession()
+        self.session = ServerSession(max_streams)
         self.outbox = Outbox(self.session.outgoing, writer)
         self._streams: dict[int, _Stream] = {}
         """Every open stream, the relay's control streams included."""

@@ -8,6 +8,11 @@ window allows now, and a `WindowOpened` event says which streams may send more. 
 whose header block breaks HTTP/2's rules is reset on its own (`RequestRejected`); the
 connection lives on. A drain (`stop_new_streams`) is `DrainAcknowledged` once the relay has
 acknowledged it: from then on it opens no new stream, so GOAWAY may follow safely.
+
+The relay may have `max_streams` requests open at once (SETTINGS_MAX_CONCURRENT_STREAMS, in
+the first SETTINGS frame, so no stream is ever counted against another limit): the agent's
+own choice, never h2's implicit 100. A request waiting here for a database connection holds
+only its stream, so the tunnel must admit more streams than the pool has connections.
 """
 
 from __future__ import annotations
@@ -90,11 +95,14 @@ Event = (
 
 
 MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+DEFAULT_MAX_STREAMS = 1000
+"""Requests one tunnel connection carries at once unless the config says otherwise."""
 
 
 class ServerSession(Session):
-    def __init__(self) -> None:
+    def __init__(self, max_streams: int = DEFAULT_MAX_STREAMS) -> None:
         super().__init__(client_side=False)
+        wire.limit_streams(self._h2, max_streams)
         self._deferred: set[int] = set()
 
     def defer_credit(self, stream_id: int) -> None:

@@ -76,6 +76,18 @@ def connection(client_side: bool) -> h2.connection.H2Connection:
     return conn
 
 
+def limit_streams(conn: h2.connection.H2Connection, max_streams: int) -> None:
+    """Let the peer open `max_streams` streams at once. Set before the preface, so the first
+    SETTINGS frame says it and h2 enforces it from the start (as hypercorn does)."""
+    conn.local_settings = h2.settings.Settings(
+        client=conn.config.client_side,
+        initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: conn.DEFAULT_MAX_HEADER_LIST_SIZE,
+        },
+    )
+
+
 def open_connection(conn: h2.connection.H2Connection, stream_window: int) -> None:
     """The preface and settings: `stream_window` bytes may come ahead on each stream, and
     CONNECTION_WINDOW on all together (wide, so each stream is bounded on its own)."""

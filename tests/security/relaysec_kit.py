@@ -53,17 +53,18 @@ async def start_relay(pki: Pki, **extra: Any) -> Relay:
 async def start_agent(
     pki: Pki, relay: Relay, run_agent: Any, folder: Path, *, name: str = "real",
     agent_id: str = "plant-7", group: str | None = "plants", connections: int = 1,
-    api_key: str = TOKEN,
+    api_key: str = TOKEN, pool_size: int = 4,
 ) -> Caller:  # fmt: skip
-    """An agent tunnelled to `relay`; every row of its table `t` has `name` as its name."""
+    """An agent tunnelled to `relay`; every row of its table `t` has `name` as its name; its
+    source has `pool_size` connections."""
     await asyncio.to_thread(folder.mkdir, exist_ok=True)
     await asyncio.to_thread(make_db, folder / f"{name}.db", name)
     cert, key = await asyncio.to_thread(pki.agent, name, agent_id, group)
     assert relay.agents_address is not None
     tunnel = tunnel_section(pki, relay.agents_address[1], cert, key, connections=connections)
     caller: Caller = await run_agent(
-        {"db": {"sqlite": str(folder / f"{name}.db")}}, RESOURCES, api_key=api_key,
-        tunnel=tunnel, limits={"requests_per_second": 100_000, "burst": 100_000},
+        {"db": {"sqlite": str(folder / f"{name}.db"), "pool_size": pool_size}}, RESOURCES,
+        api_key=api_key, tunnel=tunnel, limits={"requests_per_second": 100_000, "burst": 100_000},
     )  # fmt: skip
     return caller
 

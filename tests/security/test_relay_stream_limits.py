@@ -1,6 +1,8 @@
 # Item 4 of the security review: the relay respects each tunnel connection's stream limit
-# (no 500s past it), caps each caller's requests in flight, and enforces its own body size
-# and time limits before forwarding; one caller sending slow bodies starves nobody else.
+# (no 500s past it), admits more streams than the agent's pool has connections (those wait
+# at the agent, not at the relay), caps each caller's requests in flight, and enforces its
+# own body size and time limits before forwarding; one caller sending slow bodies starves
+# nobody else.
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +14,13 @@ import aiohttp
 from polling import wait_for
 from relaysec_kit import SECOND, TOKEN, links_of, start_agent, start_relay
 from tunnelkit import Pki
+
+from bridgehead.relay.app import Relay
+
+
+def relay_streams(relay: Relay) -> int:
+    """Callers' streams open on the relay's tunnel connections now."""
+    return sum(link.in_flight for link in relay.registry.links())
 
 
 async def never_ending(stop: asyncio.Event) -> AsyncIterator[bytes]:
@@ -35,9 +44,9 @@ async def status_of(s: aiohttp.ClientSession, method: str, url: str, **kw: Any) 
 async def test_slow_bodies_of_one_caller_do_not_stop_another_callers_reads(
     pki: Pki, run_agent: Any, tmp_path: Path
 ) -> None:
-    """110 never-finishing POST bodies from one caller (more than the connection's 100
-    streams) leave another caller's 40 reads all answered 200; past its cap the first caller
-    gets 429 with Retry-After, never a 500."""
+    """110 never-finishing POST bodies from one caller (more than its cap of 20) leave
+    another caller's 40 reads all answered 200; past its cap the first caller gets 429 with
+    Retry-After, never a 500."""
     limits = {"streams_per_caller": 20, "stream_wait": "1s", "body_time": "20s"}
     relay = await start_relay(pki, limits=limits)
     stop = asyncio.Event()
@@ -72,8 +81,7 @@ async def test_slow_bodies_of_one_caller_do_not_stop_another_callers_reads(
 
 
 async def test_500_concurrent_reads_get_no_500s(pki: Pki, run_agent: Any, tmp_path: Path) -> None:
-    """500 concurrent GETs from one caller over one tunnel connection (100 streams) all get
-    answered 200: past the agent's stream limit they wait for a free stream."""
+    """500 concurrent GETs from one caller over one tunnel connection all get answered 200."""
     relay = await start_relay(pki, limits={"streams_per_caller": 500, "stream_wait": "20s"})
     s = await session_for(pki)
     try:
@@ -89,6 +97,45 @@ async def test_500_concurrent_reads_get_no_500s(pki: Pki, run_agent: Any, tmp_pa
         await s.close()
         await relay.stop()
     assert statuses == [200] * 500
+
+
+async def test_requests_waiting_for_the_pool_do_not_hold_the_relay_back(
+    pki: Pki, run_agent: Any, tmp_path: Path
+) -> None:
+    """With the agent's only pooled connection held by a bulk load whose body has not ended,
+    300 list reads over one tunnel connection (more than h2's implicit limit of 100 streams)
+    all go down the tunnel and wait at the agent, none refused 503 by the relay's 1 s
+    `stream_wait`; once the connection frees they are all answered 200 within a few seconds."""
+    relay = await start_relay(pki, limits={"streams_per_caller": 1000, "stream_wait": "1s"})
+    stop = asyncio.Event()
+    s = await session_for(pki)
+    try:
+        await start_agent(pki, relay, run_agent, tmp_path, pool_size=1)
+        await wait_for(lambda: links_of(relay) == 1)
+        base = f"{relay.callers_url}/agents/plant-7/v1/t"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        load_headers = {**headers, "Content-Type": "application/x-ndjson"}
+        load = asyncio.create_task(
+            status_of(s, "POST", base, data=never_ending(stop), headers=load_headers)
+        )
+        await wait_for(lambda: relay_streams(relay) == 1)  # the load holds the connection
+        reads = [
+            asyncio.create_task(status_of(s, "GET", f"{base}?limit=2", headers=headers))
+            for _ in range(300)
+        ]
+        await wait_for(lambda: relay_streams(relay) == 301)
+        await asyncio.sleep(1.5)  # past stream_wait: the reads still wait, none answered
+        waiting = sum(not task.done() for task in reads)
+        stop.set()
+        async with asyncio.timeout(15):
+            statuses = await asyncio.gather(*reads)
+        await load
+    finally:
+        stop.set()
+        await s.close()
+        await relay.stop()
+    assert waiting == 300
+    assert statuses == [200] * 300
 
 
 async def test_the_relay_refuses_a_body_over_its_own_limit(
