@@ -10,6 +10,8 @@ import pytest
 from backends import Backend
 from conftest import BACKENDS, Caller, module_backend
 
+from bridgehead.adapters.statements import TransactionStatements
+
 AUTO = {
     "sqlite": "INTEGER PRIMARY KEY",
     "sqlite-odbc": "INTEGER PRIMARY KEY",
@@ -28,6 +30,7 @@ def schema(b: Backend) -> list[str]:
         f"c_ts {t['ts']} NULL, c_bin {t['bin']} NULL, c_guid {t['guid']} NULL, "
         f"c_bool {t['bool']} NULL, c_time {t['time']} NULL)",
         "CREATE TABLE parents (id INTEGER NOT NULL PRIMARY KEY)",
+        "CREATE TABLE codes (code CHAR(4) NOT NULL PRIMARY KEY, n INTEGER NOT NULL)",
         "CREATE TABLE children (id INTEGER NOT NULL PRIMARY KEY, parent_id INTEGER NOT NULL, "
         "CONSTRAINT children_parent FOREIGN KEY (parent_id) REFERENCES parents (id))",
         *(MARIADB_ONLY if b.name == "mariadb" else []),
@@ -52,12 +55,13 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 async def api(backend: Backend, run_agent: Any) -> Caller:
-    tables = ["notes", "typed", "children", "parents"]
+    tables = ["notes", "typed", "children", "parents", "codes"]
     tables += ["films"] if backend.name == "mariadb" else []
     await asyncio.to_thread(backend.run, [f"DELETE FROM {t}" for t in tables])
     resources: dict[str, Any] = {
         t: {"source": "db", "table": t, "key": ["id"], "operations": WRITABLE} for t in tables
     }
+    resources["codes"]["key"] = ["code"]
     resources["readonly"] = {"source": "db", "table": "notes", "key": ["id"]}
     caller: Caller = await run_agent({"db": backend.source}, resources)
     return caller
@@ -111,6 +115,44 @@ async def test_batch_violating_a_constraint_writes_nothing(api: Caller) -> None:
     status, _, body = await api.send("POST", "/v1/notes", rows[:499])
     assert status == 201
     assert len(body["items"]) == 499
+
+
+async def test_a_batch_with_its_keys_comes_back_in_order(
+    api: Caller, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that carry their keys go to the database together and are read back together:
+    the answer is each row as stored, in the order sent; a duplicate key is a 409 and leaves
+    nothing; a key the database stores padded (CHAR) is still found and served as stored."""
+    alone = 0
+    insert = TransactionStatements.insert
+
+    async def counted(self: TransactionStatements, statement: Any) -> Any:
+        nonlocal alone
+        alone += 1
+        return await insert(self, statement)
+
+    monkeypatch.setattr(TransactionStatements, "insert", counted)
+    rows = [{"id": i, "c_dec": f"{i}.25"} for i in (9, 3, 500, 5)]
+    status, _, body = await api.send("POST", "/v1/typed", rows)
+    assert status == 201, body
+    assert [(r["id"], r["c_dec"]) for r in body["items"]] == [
+        (9, "9.25"),
+        (3, "3.25"),
+        (500, "500.25"),
+        (5, "5.25"),
+    ]
+    status, _, body = await api.send("POST", "/v1/typed", [{"id": 11}, {"id": 3}])
+    assert status == 409, body
+    assert (await api.get("/v1/typed/11"))[0] == 404
+    status, _, body = await api.send(
+        "POST", "/v1/codes", [{"code": "ab", "n": 1}, {"code": "abcd", "n": 2}]
+    )
+    assert status == 201, body
+    padded = "ab  " if backend.name == "postgresql" else "ab"
+    assert [(r["code"], r["n"]) for r in body["items"]] == [(padded, 1), ("abcd", 2)]
+    assert alone == 0  # every batch went together
+    assert (await api.send("POST", "/v1/notes", [{"body": "a"}, {"body": "b"}]))[0] == 201
+    assert alone == 2  # keys the database makes: a row at a time
 
 
 async def test_patch_needs_a_matching_etag(api: Caller) -> None:
