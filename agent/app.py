@@ -56,9 +56,8 @@ from bridgehead.common.runtime import StartupError
 if TYPE_CHECKING:
     from bridgehead.agent.tunnel.client import TunnelClient
 
-# The tunnel's and JWT's modules are imported only where the config has a tunnel: or an
-# auth.jwt: (PLC0415 below): with them come cryptography and h2, ~20 MiB an agent without
-# either never needs.
+# The tunnel's and JWT's modules (and with them cryptography, h2: ~13 MiB) are imported only
+# where the config has a tunnel: or an auth.jwt: (PLC0415 below).
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0
