@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,7 +32,6 @@ from bridgehead.agent.admin.window import RequestWindow
 from bridgehead.agent.api.auth import ApiKeys, Authenticator
 from bridgehead.agent.api.cursor import CursorCodec
 from bridgehead.agent.api.idempotency import IdempotencyStore
-from bridgehead.agent.api.jwt_auth import JwtVerifier
 from bridgehead.agent.api.pipeline import VERSION, Pipeline
 from bridgehead.agent.api.ratelimit import RateLimiter
 from bridgehead.agent.api.replay import Replayer
@@ -47,14 +46,18 @@ from bridgehead.agent.jobs.runner import Jobs
 from bridgehead.agent.listener import GuardedSite, listener_guard
 from bridgehead.agent.reload import needs_restart
 from bridgehead.agent.sources import build_adapters, open_sources
-from bridgehead.agent.tunnel.client import RENEW_CHECK, TunnelClient, utc_now
-from bridgehead.agent.tunnel.renewal import expired_certificate, read_certificate
+from bridgehead.agent.tunnel import RENEW_CHECK, utc_now
 from bridgehead.certs.keyfiles import ensure_private_dir, exposed, load_or_create_secret
-from bridgehead.certs.pki import Identity
 from bridgehead.common.config.base import HostPort
 from bridgehead.common.config.document import ConfigError
 from bridgehead.common.guard import Guard
 from bridgehead.common.runtime import StartupError
+
+if TYPE_CHECKING:
+    from bridgehead.agent.tunnel.client import TunnelClient
+
+# The tunnel's and JWT's modules (and with them cryptography, h2: ~13 MiB) are imported only
+# where the config has a tunnel: or an auth.jwt: (PLC0415 below).
 
 log = logging.getLogger("bridgehead.agent")
 SHUTDOWN_GRACE = 10.0
@@ -134,6 +137,9 @@ class Agent:
     def _agent_id(self) -> str:
         """This agent's id: its tunnel certificate's, or else the machine's name."""
         if self.config.tunnel is not None:
+            from bridgehead.agent.tunnel.renewal import read_certificate  # noqa: PLC0415
+            from bridgehead.certs.pki import Identity  # noqa: PLC0415 - see the imports
+
             try:
                 certificate = read_certificate(self.config.tunnel.cert)
                 return Identity.from_certificate(certificate).agent_id
@@ -144,6 +150,8 @@ class Agent:
     async def _refuse_unsafe_files(self) -> None:
         problem = await asyncio.to_thread(exposed, _private_keys(self.config))
         if problem is None and self.config.tunnel is not None:
+            from bridgehead.agent.tunnel.renewal import expired_certificate  # noqa: PLC0415
+
             now = self.wall_clock()
             problem = await asyncio.to_thread(expired_certificate, self.config.tunnel, now)
         if problem is not None:
@@ -187,6 +195,8 @@ class Agent:
         if self.config.listen is not None:
             await self._listen(pipeline)
         if self.config.tunnel is not None:
+            from bridgehead.agent.tunnel.client import TunnelClient  # noqa: PLC0415
+
             self.tunnel = TunnelClient(
                 self.config.tunnel, pipeline, max_body=self.config.limits.max_body_bytes,
                 wall_clock=self.wall_clock, renew_check=self.renew_check,
@@ -375,6 +385,8 @@ async def _reloadable(config: AgentConfig) -> dict[str, Any]:
     ValueError (one sentence) if the JWT settings cannot be used."""
     jwt = None
     if config.auth.jwt is not None:
+        from bridgehead.agent.api.jwt_auth import JwtVerifier  # noqa: PLC0415 - see the imports
+
         try:
             jwt = await asyncio.to_thread(JwtVerifier.from_file, config.auth.jwt)
         except ValueError as exc:

@@ -13,12 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bridgehead.agent import commands
-from bridgehead.agent.audit_cli import verify_command
-from bridgehead.agent.events_cli import events_command
-from bridgehead.agent.jobs_cli import jobs_command
-from bridgehead.agent.secret_cli import encrypt_command
-from bridgehead.agent.service_cli import service_command
-from bridgehead.agent.starter_cli import init_command
 from bridgehead.common.commands import Failure, UsageError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
@@ -121,6 +115,66 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# Each command imports its own module when it runs (PLC0415 below): `bridgehead run` then
+# never loads what only `init`, `service`, `secret`, `audit`, `events` or `jobs` use.
+
+
+def _init(args: argparse.Namespace) -> int:
+    from bridgehead.agent.starter_cli import init_command  # noqa: PLC0415 - see above
+
+    return init_command(
+        args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
+    )
+
+
+def _service(args: argparse.Namespace) -> int:
+    from bridgehead.agent.service_cli import service_command  # noqa: PLC0415 - see above
+
+    return service_command(
+        args.action,
+        args.config,
+        args.dry_run,
+        args.purge,
+        sys.stdout,
+        platform=args.platform,
+        account=args.account,
+    )
+
+
+def _secret(args: argparse.Namespace) -> int:
+    from bridgehead.agent.secret_cli import encrypt_command  # noqa: PLC0415 - see above
+
+    return encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from bridgehead.agent.audit_cli import verify_command  # noqa: PLC0415 - see above
+
+    return verify_command(args.file, sys.stdout, sys.stderr)
+
+
+def _events(args: argparse.Namespace) -> int:
+    from bridgehead.agent.events_cli import events_command  # noqa: PLC0415 - see above
+
+    return events_command(
+        commands.load(args.config),
+        args.action,
+        args.resource,
+        args.yes,
+        args.drop_outbox,
+        sys.stdout,
+        database_tracking=args.disable_database_tracking,
+    )
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from bridgehead.agent.jobs_cli import jobs_command  # noqa: PLC0415 - see above
+
+    return jobs_command(
+        commands.load(args.config), args.action, args.name, args.dry_run, sys.stdout
+    )
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": lambda args: commands.run(args.config),
     "check": lambda args: commands.check(args.config),
@@ -129,34 +183,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         if args.action == "change"
         else commands.demo(args.dir, args.port, args.relay_port)
     ),
-    "init": lambda args: init_command(
-        args.odbc, args.sqlite, args.output, (args.include, args.exclude), sys.stdout
-    ),
+    "init": _init,
     "diag": lambda args: commands.diag(args.config, args.output),
     "enroll": lambda args: commands.enroll(args.token, args.config),
-    "service": lambda args: service_command(
-        args.action,
-        args.config,
-        args.dry_run,
-        args.purge,
-        sys.stdout,
-        platform=args.platform,
-        account=args.account,
-    ),
-    "secret": lambda args: encrypt_command(args.config, sys.stdin, sys.stdout, sys.stderr),
-    "audit": lambda args: verify_command(args.file, sys.stdout, sys.stderr),
-    "events": lambda args: events_command(
-        commands.load(args.config),
-        args.action,
-        args.resource,
-        args.yes,
-        args.drop_outbox,
-        sys.stdout,
-        database_tracking=args.disable_database_tracking,
-    ),
-    "jobs": lambda args: jobs_command(
-        commands.load(args.config), args.action, args.name, args.dry_run, sys.stdout
-    ),
+    "service": _service,
+    "secret": _secret,
+    "audit": _audit,
+    "events": _events,
+    "jobs": _jobs,
 }
 
 

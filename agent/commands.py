@@ -1,7 +1,8 @@
 """What each `bridgehead` subcommand does, kept apart from argument parsing.
 
 `UsageError` (exit 2) and `Failure` (exit 1), in bridgehead.common.commands, carry the one
-sentence the CLI prints.
+sentence the CLI prints. What only `check`, `diag`, `enroll` or `demo` use is imported when
+that command runs (PLC0415 below), so `run` does not keep it in memory.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bridgehead.agent.app import Agent
-from bridgehead.agent.check import run_check
 from bridgehead.agent.config import AgentConfig, load_config
-from bridgehead.agent.diag import bundle
-from bridgehead.agent.enroll import EnrollRefused, enroll_command
 from bridgehead.common import logs
 from bridgehead.common.commands import UsageError, load_config_or_refuse, serve
 from bridgehead.common.config.document import ConfigError
@@ -33,6 +31,8 @@ def run(path: Path) -> int:
 
 
 def check(path: Path) -> int:
+    from bridgehead.agent.check import run_check  # noqa: PLC0415 - see the module comment
+
     config = load(path)
     ok = asyncio.run(run_check(config, sys.stdout))
     if not ok:
@@ -42,6 +42,8 @@ def check(path: Path) -> int:
 
 def diag(path: Path, output: Path | None) -> int:
     """Write the support bundle; its path on stdout."""
+    from bridgehead.agent.diag import bundle  # noqa: PLC0415 - see the module comment
+
     try:
         out = output or bundle.default_name(datetime.now(UTC))
         print(asyncio.run(bundle.build(path, out)).resolve())
@@ -54,6 +56,8 @@ def diag(path: Path, output: Path | None) -> int:
 
 
 def enroll(token: str, config: Path) -> int:
+    from bridgehead.agent.enroll import EnrollRefused, enroll_command  # noqa: PLC0415 - as above
+
     try:
         print(enroll_command(token, config))
     except EnrollRefused as exc:

@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from bridgehead.adapters.base import Adapter
 from bridgehead.adapters.probe import PROBE_TIMEOUT, pool_stats, probe
@@ -35,14 +34,20 @@ from bridgehead.agent.api.idempotency import IdempotencyStore
 from bridgehead.agent.audit import AuditLog
 from bridgehead.agent.config.model import AgentConfig
 from bridgehead.agent.events.log import EventLog
-from bridgehead.agent.tunnel.client import TunnelClient
-from bridgehead.certs.pki import Identity
+
+if TYPE_CHECKING:
+    from bridgehead.agent.tunnel.client import TunnelClient
 
 FRESH_FOR = 1.0
 
 
 def read_certificate(path: Path) -> CertificateState:
     """The tunnel certificate's subject, agent id and expiry (blocking: run on a thread)."""
+    # Imported here, where a tunnel is configured: cryptography costs ~15 MiB resident.
+    from cryptography import x509  # noqa: PLC0415 - see above
+
+    from bridgehead.certs.pki import Identity  # noqa: PLC0415 - see above
+
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError) as exc:

@@ -19,13 +19,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import h2.exceptions
 from cryptography import x509
 
 from bridgehead.agent.api.pipeline import Pipeline
 from bridgehead.agent.config.model import TunnelConfig
+from bridgehead.agent.tunnel import RENEW_CHECK, utc_now
 from bridgehead.agent.tunnel.connection import TunnelConnection
 from bridgehead.agent.tunnel.proxy import open_via_proxy
 from bridgehead.agent.tunnel.renewal import Renewer
@@ -41,12 +42,6 @@ CERT_CHECK = 30.0
 """Seconds between checks of the certificate files for a renewal."""
 STABLE_AFTER = 30.0
 """A connection that lived this long resets the backoff: the next failure retries at once."""
-RENEW_CHECK = 10.0
-"""Seconds between checks whether the certificate's renewal is due."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _stamp(config: TunnelConfig) -> tuple[tuple[int, int], ...]:
