@@ -105,6 +105,10 @@ class Transaction(Protocol):
     async def insert_all(self, inserts: Sequence[Insert]) -> list[int]:
         """Many rows inserted, each by its own statement; the row count of each."""
 
+    async def insert_each(self, inserts: Sequence[Insert]) -> list[Outcome]:
+        """Many rows inserted, each by its own statement; each one's outcome, with the key
+        it generated in `rows` where the DBMS tells it."""
+
     async def generated_key(self) -> Row | None:
         """The key the last insert generated; None where the DBMS cannot tell it."""
 

@@ -79,6 +79,32 @@ def run_each(
         cursor.close()
 
 
+def run_each_keyed(
+    job: Job,
+    sql: str,
+    rows: Sequence[Sequence[Any]],
+    check: Callable[[Any], None],
+    key_sql: str | None,
+) -> list[Outcome]:
+    """As `run_each`, with what each run gave back: the rows its RETURNING (or OUTPUT)
+    returned, or else the row `key_sql` reads right after it (the key it generated)."""
+    cursor = job.cursor = job.conn.cursor()
+    try:
+        outcomes = []
+        for params in rows:
+            cursor.execute(sql, params)
+            check(cursor)
+            returned = cursor.fetchall() if cursor.description is not None else None
+            counted = cursor.rowcount  # after the fetch: sqlite3 counts RETURNING rows as read
+            if returned is None and key_sql is not None:
+                returned = cursor.execute(key_sql).fetchall()
+            outcomes.append(Outcome(returned, counted))
+        return outcomes
+    finally:
+        job.cursor = None
+        cursor.close()
+
+
 def named_rows(job: Job, sql: str, params: Sequence[Any], max_rows: int) -> ResultSet:
     cursor = job.cursor = job.conn.cursor()
     try:

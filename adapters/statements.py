@@ -11,7 +11,7 @@ SQL text of its own.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
@@ -57,6 +57,11 @@ class TransactionStatements(ABC):
     @abstractmethod
     async def _execute_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]: ...
 
+    @abstractmethod
+    async def _execute_each_keyed(
+        self, sql: str, rows: Sequence[Sequence[Any]], key_sql: str | None
+    ) -> list[Outcome]: ...
+
     async def select(self, select: Select) -> list[Row]:
         """The selected rows, up to the select's limit (which it must have)."""
         rendered = self.dialect.render_select(select)
@@ -64,21 +69,35 @@ class TransactionStatements(ABC):
 
     async def insert_all(self, inserts: Sequence[Insert]) -> list[int]:
         """Many rows inserted, each by its own statement (each checked and counted), runs of
-        rows into the same columns sent together; the row count of each, in order. An
-        insert's SQL depends on its table and columns alone, and its parameters are its
-        bound values (as `render_insert` makes them), so each run is rendered once."""
+        rows into the same columns sent together; the row count of each, in order."""
         counts: list[int] = []
+        for sql, batch in self._runs(inserts):
+            counts += await self._execute_each(sql, batch)
+        return counts
+
+    async def insert_each(self, inserts: Sequence[Insert]) -> list[Outcome]:
+        """As `insert_all`, each insert's outcome with the key it generated in `rows`: what
+        its `returning` returned, or else (a driver that returns nothing, as SQLite's ODBC
+        driver) the dialect's generated-key query's row; None where the DBMS has neither."""
+        outcomes: list[Outcome] = []
+        key_sql = self.dialect.generated_key_sql
+        for sql, batch in self._runs(inserts):
+            outcomes += await self._execute_each_keyed(sql, batch, key_sql)
+        return outcomes
+
+    def _runs(self, inserts: Sequence[Insert]) -> Iterator[tuple[str, list[list[Any]]]]:
+        """Each run of inserts into the same columns: its SQL and its rows of bound values. An
+        insert's SQL depends on its table and columns alone, and its parameters are its bound
+        values (as `render_insert` makes them), so each run is rendered once."""
         bind, start = self.dialect.bind, 0
         while start < len(inserts):
             first, end = inserts[start], start + 1
-            shape = (first.table, first.columns, first.returning)
+            shape = _shape(first)
             while end < len(inserts) and _shape(inserts[end]) == shape:
                 end += 1
             sql = self.dialect.render_insert(first).sql
-            batch = [[bind(v) for v in i.values] for i in inserts[start:end]]
-            counts += await self._execute_each(sql, batch)
+            yield sql, [[bind(v) for v in i.values] for i in inserts[start:end]]
             start = end
-        return counts
 
     async def has_rows_beyond(self, select: Select, count: int) -> bool | None:
         """Whether `select` gives more than `count` rows, read as one row at most; None where

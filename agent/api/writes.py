@@ -156,20 +156,30 @@ async def insert(
 
 
 async def _insert_rows(tx: Transaction, resource: Resource, rows: list[dict[str, Any]]) -> Any:
-    """Insert `rows` and read them back as served, in order. Rows that all carry their key
-    are sent together (one hand-off to the pool, each statement still checked) and read back
-    in one statement; a row the read-back does not match by its key as sent (a CHAR key
-    padded, say) is read alone. Rows whose key the database makes go one by one, each
-    insert then its generated key then its read-back."""
+    """Insert `rows` and read them back as served, in order: sent to the pool together (each
+    statement still checked), then read back in one statement. Each row's key is the one it
+    carries, or else the one the database generated (RETURNING, or the dialect's generated-key
+    query right after each insert). A row the read-back does not match by that key (a CHAR
+    key stored padded, say) is read alone. A batch that mixes rows with and without their
+    key, or a composite key left to the database, goes a row at a time."""
     key_names = tuple(c.name for c in resource.key)
-    if len(rows) == 1 or not all(k in row for row in rows for k in key_names):
+    given = [all(k in row for k in key_names) for row in rows]
+    made = not any(given) and len(key_names) == 1
+    if len(rows) == 1 or not (all(given) or made):
         return [await _insert_one(tx, resource, row, n) for n, row in enumerate(rows, 1)]
     table = resource.table.ref
-    counts = await tx.insert_all([Insert(table, tuple(r), tuple(r.values())) for r in rows])
-    for n, counted in enumerate(counts, 1):
-        if counted not in (1, -1):
-            _check_inserted(Outcome(None, counted), n)
-    keys = [{k: row[k] for k in key_names} for row in rows]
+    if all(given):
+        inserts = [Insert(table, tuple(r), tuple(r.values())) for r in rows]
+        for n, counted in enumerate(await tx.insert_all(inserts), 1):
+            if counted != -1:  # -1: a driver that does not count; the read-back tells
+                _check_inserted(Outcome(None, counted), n)
+        keys = [{k: row[k] for k in key_names} for row in rows]
+    else:
+        inserts = [Insert(table, tuple(r), tuple(r.values()), returning=key_names) for r in rows]
+        outcomes = await tx.insert_each(inserts)
+        for n, outcome in enumerate(outcomes, 1):
+            _check_inserted(outcome, n)
+        keys = [_generated(key_names, outcome, n) for n, outcome in enumerate(outcomes, 1)]
     found = {tuple(r[k] for k in key_names): r for r in await rows_by_key(tx, resource, keys)}
     stored = []
     for n, key in enumerate(keys, 1):
@@ -180,6 +190,12 @@ async def _insert_rows(tx: Transaction, resource: Resource, rows: list[dict[str,
             raise ApiError(f"row {n} was inserted but cannot be read back through this resource")
         stored.append(item)
     return stored
+
+
+def _generated(key_names: tuple[str, ...], outcome: Outcome, n: int) -> dict[str, Any]:
+    if not outcome.rows:
+        raise BadRequest(f"row {n}: this database cannot return generated keys; send the key")
+    return dict(zip(key_names, outcome.rows[0][: len(key_names)], strict=True))
 
 
 async def _insert_one(tx: Transaction, resource: Resource, row: dict[str, Any], n: int) -> Any:
