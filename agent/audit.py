@@ -62,7 +62,8 @@ class AuditRecord:
     def __post_init__(self) -> None:
         if self.time.utcoffset() is None:
             raise ValueError("AuditRecord.time must be timezone-aware (use datetime.now(UTC))")
-        object.__setattr__(self, "time", self.time.astimezone(UTC))
+        if self.time.tzinfo is not UTC:
+            object.__setattr__(self, "time", self.time.astimezone(UTC))
 
 
 # --- the line format and the chain (pure) -------------------------------------------------------

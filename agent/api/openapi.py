@@ -84,11 +84,17 @@ def _operations(resource: Resource, reaches: Callable[[str], bool]) -> frozenset
 
 def served_operations(resource: Resource) -> frozenset[str]:
     """The operations the agent serves on the resource: its config's, but no update where
-    every column is in the key (a patch could change nothing, so PATCH is a 405 there)."""
+    every column is in the key (a patch could change nothing, so PATCH is a 405 there).
+    Worked out once per resource (each request asks)."""
+    served = resource.plans.get("served")
+    if isinstance(served, frozenset):
+        return served
     keys = {c.name for c in resource.key}
+    served = resource.operations
     if all(c.name in keys for c in resource.columns):
-        return resource.operations - {"update"}
-    return resource.operations
+        served -= {"update"}
+    resource.plans["served"] = served
+    return served
 
 
 def _routine_paths(config: AgentConfig, reaches: Callable[[str], bool]) -> Json:

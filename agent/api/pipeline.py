@@ -258,8 +258,8 @@ class Pipeline:
         method = "GET" if request.method == "HEAD" else request.method
         route = routes.get(method)
         served = served_operations(resource)
-        allowed = [m for m, r in routes.items() if r.operation in served]
         if route is None or route.operation not in served:
+            allowed = [m for m, r in routes.items() if r.operation in served]
             raise MethodNotAllowed(
                 f"{request.method} is not allowed on this {name} endpoint; allowed: "
                 f"{', '.join(allowed) or 'none'} (see operations: in the resource's config)",
