@@ -62,32 +62,16 @@ def run_statement(
 
 
 def run_each(
-    job: Job, sql: str, rows: Sequence[Sequence[Any]], check: Callable[[Any], None]
-) -> list[int]:
-    """One statement run once per parameter row on one cursor (a batch of inserts in one
-    thread hop); each run checked as `run_statement` checks it; the row counts, in order."""
-    cursor = job.cursor = job.conn.cursor()
-    try:
-        counts = []
-        for params in rows:
-            cursor.execute(sql, params)
-            check(cursor)
-            counts.append(cursor.rowcount)
-        return counts
-    finally:
-        job.cursor = None
-        cursor.close()
-
-
-def run_each_keyed(
     job: Job,
     sql: str,
     rows: Sequence[Sequence[Any]],
     check: Callable[[Any], None],
     key_sql: str | None,
 ) -> list[Outcome]:
-    """As `run_each`, with what each run gave back: the rows its RETURNING (or OUTPUT)
-    returned, or else the row `key_sql` reads right after it (the key it generated)."""
+    """One statement run once per parameter row on one cursor (a batch of inserts in one
+    thread hop), each run checked as `run_statement` checks it; each one's outcome, in order:
+    its row count, and the rows its RETURNING (or OUTPUT) gave back, or else the row
+    `key_sql` reads right after it (the key it generated)."""
     cursor = job.cursor = job.conn.cursor()
     try:
         outcomes = []

@@ -45,7 +45,6 @@ from bridgehead.adapters.jobs import (
     named_rows,
     result_sets,
     run_each,
-    run_each_keyed,
     run_statement,
 )
 from bridgehead.adapters.statements import SourceStatements, TransactionStatements
@@ -77,15 +76,11 @@ class Transaction(TransactionStatements):
     async def _fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]:
         return await self._adapter._call(self._job, fetch_rows, sql, params, max_rows)
 
-    async def _execute_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
-        check = self._adapter._check_diagnostics
-        return await self._adapter._call(self._job, run_each, sql, rows, check)
-
-    async def _execute_each_keyed(
+    async def _execute_each(
         self, sql: str, rows: Sequence[Sequence[Any]], key_sql: str | None
     ) -> list[Outcome]:
         check = self._adapter._check_diagnostics
-        return await self._adapter._call(self._job, run_each_keyed, sql, rows, check, key_sql)
+        return await self._adapter._call(self._job, run_each, sql, rows, check, key_sql)
 
 
 class PooledAdapter(SourceStatements, ABC):

@@ -55,10 +55,7 @@ class TransactionStatements(ABC):
     async def _fetch(self, sql: str, params: Sequence[Any], max_rows: int) -> list[Row]: ...
 
     @abstractmethod
-    async def _execute_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]: ...
-
-    @abstractmethod
-    async def _execute_each_keyed(
+    async def _execute_each(
         self, sql: str, rows: Sequence[Sequence[Any]], key_sql: str | None
     ) -> list[Outcome]: ...
 
@@ -72,7 +69,7 @@ class TransactionStatements(ABC):
         rows into the same columns sent together; the row count of each, in order."""
         counts: list[int] = []
         for sql, batch in self._runs(inserts):
-            counts += await self._execute_each(sql, batch)
+            counts += [outcome.rowcount for outcome in await self._execute_each(sql, batch, None)]
         return counts
 
     async def insert_each(self, inserts: Sequence[Insert]) -> list[Outcome]:
@@ -82,7 +79,7 @@ class TransactionStatements(ABC):
         outcomes: list[Outcome] = []
         key_sql = self.dialect.generated_key_sql
         for sql, batch in self._runs(inserts):
-            outcomes += await self._execute_each_keyed(sql, batch, key_sql)
+            outcomes += await self._execute_each(sql, batch, key_sql)
         return outcomes
 
     def _runs(self, inserts: Sequence[Insert]) -> Iterator[tuple[str, list[list[Any]]]]:
