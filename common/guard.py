@@ -91,6 +91,8 @@ class GuardedHandler(RequestHandler):
         self.guard = guard
         self.head_timer: asyncio.TimerHandle | None = None
         self.refused = False
+        self.answered = 0
+        """Requests on this connection whose handling has ended (aiohttp counts the heads)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.guard.refuse():
@@ -117,8 +119,17 @@ class GuardedHandler(RequestHandler):
         super().data_received(data)
         if self._request_count > heads:
             self._stop_head_timer()  # a head (or a malformed one) is in
-        elif self.head_timer is None and not self._request_in_progress and not self._messages:
-            self._await_head()  # the first bytes of the next request on this connection
+        elif self.head_timer is None and self.answered >= self._request_count:
+            # Every request whose head came is answered: these are the next one's first bytes.
+            # (Not aiohttp's "request in progress", set only once the handler's task first
+            # runs: body bytes that come before would start a head timer mid-body.)
+            self._await_head()
+
+    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._handle_request(*args, **kwargs)
+        finally:
+            self.answered += 1
 
     def _await_head(self) -> None:
         self._stop_head_timer()
